@@ -1,0 +1,57 @@
+// With JavaScript on, the name and room forms update the page in place: the
+// document is never reloaded (a marker on `window` survives).
+
+import {
+  createRoom,
+  enterDisplayName,
+  expect,
+  test,
+  uniqueName,
+  uniqueRoom,
+  waitForHydration,
+  waitUntilInRoom,
+} from "./fixtures";
+import type { Page } from "@playwright/test";
+
+async function setMarker(page: Page): Promise<void> {
+  await page.evaluate(() => ((window as unknown as { __e2eMarker?: string }).__e2eMarker = "same document"));
+}
+
+async function expectSameDocument(page: Page): Promise<void> {
+  expect(
+    await page.evaluate(() => (window as unknown as { __e2eMarker?: string }).__e2eMarker),
+    "the page was reloaded",
+  ).toBe("same document");
+}
+
+test("the name and room forms work without reloading the page", async ({ page }) => {
+  let documentLoads = 0;
+  page.on("load", () => documentLoads++);
+
+  await page.goto("/");
+  await waitForHydration(page);
+  const loadsAfterGoto = documentLoads;
+  await setMarker(page);
+
+  const name = uniqueName("Hana");
+  await enterDisplayName(page, name);
+  await expect(page.getByText(`You are ${name}`).first()).toBeVisible();
+  await expectSameDocument(page);
+
+  const room = uniqueRoom("hydrate");
+  await createRoom(page, room);
+  await waitUntilInRoom(page);
+  await expectSameDocument(page);
+  expect(documentLoads, "a new document was loaded").toBe(loadsAfterGoto);
+});
+
+test("an invalid room name is refused in place", async ({ page }) => {
+  await page.goto("/");
+  await waitForHydration(page);
+  await setMarker(page);
+  await page.getByRole("textbox", { name: "Room name" }).fill("bad name!");
+  await page.getByRole("button", { name: "Create room" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: /\w/ })).toBeVisible();
+  await expect(page).not.toHaveURL(/\/r\//);
+  await expectSameDocument(page);
+});

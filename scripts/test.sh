@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's whole check, as CI runs it: formatting, lints for both the
+# server and the browser build, unit + integration tests, the site build, and
+# the Playwright suite in Chromium (with and without JavaScript).
+# Stops at the first failure with a non-zero exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+SUMMARY=()
+CURRENT=""
+START_ALL=$SECONDS
+
+summary() {
+  local status=$?
+  echo
+  echo "---- timing ----"
+  local line
+  for line in "${SUMMARY[@]}"; do echo "$line"; done
+  if [ -n "$CURRENT" ]; then
+    printf '  %-12s FAILED (exit %d)\n' "$CURRENT" "$status"
+  fi
+  printf '  %-12s %4ds\n' "total" "$((SECONDS - START_ALL))"
+}
+trap summary EXIT
+
+run() {
+  local name="$1"; shift
+  CURRENT="$name"
+  echo
+  echo "==> [$name] $*"
+  local t0=$SECONDS
+  "$@"
+  SUMMARY+=("$(printf '  %-12s %4ds' "$name" "$((SECONDS - t0))")")
+  CURRENT=""
+}
+
+run setup        bash "$ROOT/scripts/setup.sh"
+run fmt          cargo fmt --check
+run clippy-ssr   cargo clippy --features ssr --all-targets -- -D warnings
+run clippy-wasm  cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+run cargo-test   cargo test --features ssr
+run build        cargo leptos build
+run playwright   bash -c 'cd end2end && npx playwright test'

@@ -1,0 +1,157 @@
+//! The browser's one WebSocket per tab, provided to components as the [`ChatSocket`] context.
+//!
+//! Components never open sockets: they call [`ChatSocket::open_room`] and read the reactive
+//! [`LiveRoom`] it returns. On the server the same calls only seed signals from the rendered
+//! page, so hydration sees identical state; the network code exists in the `hydrate` build
+//! alone (`driver`).
+//!
+//! What the driver guarantees: it reconnects after any drop with capped exponential backoff
+//! and full jitter; it pings and treats ~2.5 silent heartbeats as a dead link; the status
+//! shows "Connected" only after the server's `welcome`; every message typed goes into an
+//! outbox and stays there until the server acks it, so a message typed while disconnected is
+//! sent after reconnecting and (thanks to its client id) stored once; a rejoin asks for
+//! everything after the last sequence number seen, so the view has neither gaps nor repeats.
+
+use crate::api::RoomPage;
+use crate::protocol::{ChatMessage, ClientId, RoomId, UserName};
+use leptos::prelude::*;
+
+/// The connection state the status indicator shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// No live connection and none being attempted (JavaScript off, or the browser is offline).
+    Offline,
+    /// First attempt since the page loaded.
+    Connecting,
+    Connected,
+    /// The connection dropped; the next attempt is scheduled.
+    Reconnecting,
+}
+
+impl ConnState {
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnState::Offline => "Offline",
+            ConnState::Connecting => "Connecting…",
+            ConnState::Connected => "Connected",
+            ConnState::Reconnecting => "Reconnecting…",
+        }
+    }
+}
+
+/// A message typed in this tab that the server has not confirmed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub client_id: ClientId,
+    pub text: String,
+    /// Set when the server refused it for good (too long, …); shown next to the message.
+    pub failed: Option<String>,
+}
+
+/// One open room's reactive state.
+#[derive(Clone, Copy)]
+pub struct LiveRoom {
+    pub room: StoredValue<RoomId>,
+    /// Confirmed messages, in sequence order, without repeats.
+    pub messages: RwSignal<Vec<ChatMessage>>,
+    pub online: RwSignal<Vec<UserName>>,
+    pub pending: RwSignal<Vec<PendingMessage>>,
+    /// True when the server could not replay what this tab missed.
+    pub gap: RwSignal<bool>,
+}
+
+#[derive(Clone, Copy)]
+pub struct ChatSocket {
+    pub status: RwSignal<ConnState>,
+}
+
+/// Provides the tab's [`ChatSocket`]; call once, in the root component.
+pub fn provide_chat_socket() {
+    provide_context(ChatSocket {
+        status: RwSignal::new(ConnState::Offline),
+    });
+}
+
+impl ChatSocket {
+    /// Opens a room seeded from its server-rendered page and subscribes from the page's last
+    /// sequence number.
+    pub fn open_room(&self, page: &RoomPage) -> LiveRoom {
+        let live = LiveRoom {
+            room: StoredValue::new(page.room.clone()),
+            messages: RwSignal::new(page.messages.clone()),
+            online: RwSignal::new(page.online.clone()),
+            pending: RwSignal::new(Vec::new()),
+            gap: RwSignal::new(false),
+        };
+        #[cfg(feature = "hydrate")]
+        driver::open_room(self.status, live, page);
+        live
+    }
+
+    /// Closes a room this tab no longer shows.
+    pub fn close_room(&self, room: &RoomId) {
+        #[cfg(feature = "hydrate")]
+        driver::close_room(room);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = room;
+    }
+
+    /// Queues a message; it is sent now if connected, else after reconnecting.
+    pub fn send(&self, room: &RoomId, text: String) {
+        #[cfg(feature = "hydrate")]
+        driver::send(room, text);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (room, text);
+    }
+
+    /// Tries to connect at once instead of waiting for the next backoff step (after the
+    /// visitor has chosen a name, for instance).
+    pub fn reconnect_now(&self) {
+        #[cfg(feature = "hydrate")]
+        driver::reconnect_now();
+    }
+}
+
+/// Inserts messages keeping sequence order and dropping repeats; returns true if anything
+/// changed.
+pub fn merge_messages(list: &mut Vec<ChatMessage>, incoming: impl IntoIterator<Item = ChatMessage>) -> bool {
+    let mut changed = false;
+    for msg in incoming {
+        match list.binary_search_by_key(&msg.seq, |m| m.seq) {
+            Ok(_) => {}
+            Err(at) => {
+                list.insert(at, msg);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+#[cfg(feature = "hydrate")]
+mod driver;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Seq;
+
+    fn msg(seq: u64) -> ChatMessage {
+        ChatMessage {
+            room: RoomId("r".into()),
+            seq: Seq(seq),
+            author: UserName("a".into()),
+            text: seq.to_string(),
+            client_id: ClientId(seq.to_string()),
+            ts: 0,
+        }
+    }
+
+    #[test]
+    fn merge_keeps_order_and_drops_repeats() {
+        let mut list = vec![msg(1), msg(3)];
+        assert!(merge_messages(&mut list, vec![msg(4), msg(2), msg(3)]));
+        assert!(!merge_messages(&mut list, vec![msg(1)]));
+        assert_eq!(list.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    }
+}

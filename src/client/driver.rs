@@ -1,0 +1,580 @@
+//! The browser-only half of [`super::ChatSocket`]: owns the `WebSocket`, its timers and the
+//! per-room bookkeeping. WASM in the browser is single-threaded, so the state lives in a
+//! thread-local; signal writes happen after the borrow is released so no effect can observe
+//! the driver mid-update.
+
+use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
+use crate::api::RoomPage;
+use crate::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg, UserName};
+use gloo_timers::callback::{Interval, Timeout};
+use leptos::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+/// First retry waits up to this long; each failure doubles it up to [`BACKOFF_CAP_MS`].
+const BACKOFF_BASE_MS: f64 = 500.0;
+const BACKOFF_CAP_MS: f64 = 15_000.0;
+/// Used until the server's `welcome` says otherwise.
+const DEFAULT_HEARTBEAT_MS: u32 = 10_000;
+
+thread_local! {
+    static DRIVER: RefCell<Driver> = RefCell::new(Driver::default());
+}
+
+#[derive(Default)]
+struct Driver {
+    status: Option<RwSignal<ConnState>>,
+    socket: Option<Live>,
+    /// Bumped for every socket, so events from an abandoned socket are ignored.
+    generation: u64,
+    attempt: u32,
+    connected_once: bool,
+    retry: Option<Timeout>,
+    rooms: HashMap<RoomId, Slot>,
+    me: Option<UserName>,
+    listeners_installed: bool,
+}
+
+struct Live {
+    ws: WebSocket,
+    welcomed: bool,
+    last_heard: f64,
+    heartbeat_ms: u32,
+    _heartbeat: Option<Interval>,
+    _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+struct Slot {
+    live: LiveRoom,
+    last_seq: Seq,
+    epoch: Option<u64>,
+    joined: bool,
+    outbox: Vec<(ClientId, String)>,
+}
+
+/// A signal write deferred until the driver's borrow is released.
+type Deferred = Box<dyn FnOnce()>;
+
+fn with<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
+    DRIVER.with(|d| f(&mut d.borrow_mut()))
+}
+
+fn run(updates: Vec<Deferred>) {
+    for update in updates {
+        update();
+    }
+}
+
+fn set_status(d: &Driver, state: ConnState, updates: &mut Vec<Deferred>) {
+    if let Some(status) = d.status {
+        updates.push(Box::new(move || {
+            let _ = status.try_set(state);
+        }));
+    }
+}
+
+pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
+    let room = page.room.clone();
+    let updates = with(|d| {
+        d.status = Some(status);
+        // A room reopened in this tab keeps the messages still waiting in its outbox.
+        let outbox = d.rooms.remove(&room).map(|s| s.outbox).unwrap_or_default();
+        let pending: Vec<PendingMessage> = outbox
+            .iter()
+            .map(|(id, text)| PendingMessage {
+                client_id: id.clone(),
+                text: text.clone(),
+                failed: None,
+            })
+            .collect();
+        d.rooms.insert(
+            room.clone(),
+            Slot {
+                live,
+                last_seq: page.last_seq,
+                epoch: Some(page.epoch),
+                joined: false,
+                outbox,
+            },
+        );
+        let mut updates: Vec<Deferred> = Vec::new();
+        if !pending.is_empty() {
+            updates.push(Box::new(move || {
+                let _ = live.pending.try_set(pending);
+            }));
+        }
+        if d.socket.as_ref().is_some_and(|s| s.welcomed) {
+            send_join(d, &room);
+        }
+        updates
+    });
+    run(updates);
+    install_listeners();
+    ensure_connecting();
+}
+
+pub fn close_room(room: &RoomId) {
+    with(|d| {
+        let Some(slot) = d.rooms.get(room) else { return };
+        // Keep unsent messages: the room may be reopened, and they must not be lost.
+        if slot.outbox.is_empty() {
+            d.rooms.remove(room);
+            if let Some(live) = d.socket.as_ref().filter(|s| s.welcomed) {
+                send_frame(&live.ws, &ClientMsg::Leave { room: room.clone() });
+            }
+        }
+    });
+}
+
+pub fn send(room: &RoomId, text: String) {
+    let client_id = new_client_id();
+    let updates = with(|d| {
+        let mut updates: Vec<Deferred> = Vec::new();
+        let Some(slot) = d.rooms.get_mut(room) else {
+            return updates;
+        };
+        slot.outbox.push((client_id.clone(), text.clone()));
+        let live = slot.live;
+        let joined = slot.joined;
+        let pending = PendingMessage {
+            client_id: client_id.clone(),
+            text: text.clone(),
+            failed: None,
+        };
+        updates.push(Box::new(move || {
+            let _ = live.pending.try_update(|p| p.push(pending));
+        }));
+        if joined {
+            if let Some(s) = d.socket.as_ref().filter(|s| s.welcomed) {
+                send_frame(
+                    &s.ws,
+                    &ClientMsg::Send {
+                        room: room.clone(),
+                        client_id,
+                        text,
+                    },
+                );
+            }
+        }
+        updates
+    });
+    run(updates);
+}
+
+pub fn reconnect_now() {
+    with(|d| {
+        if d.socket.as_ref().is_some_and(|s| s.welcomed) {
+            return;
+        }
+        d.retry = None;
+        d.attempt = 0;
+    });
+    abandon_socket();
+    connect();
+}
+
+fn ensure_connecting() {
+    let idle = with(|d| d.socket.is_none() && d.retry.is_none());
+    if idle {
+        connect();
+    }
+}
+
+fn browser_online() -> bool {
+    web_sys::window().is_none_or(|w| w.navigator().on_line())
+}
+
+fn connect() {
+    if !browser_online() {
+        let updates = with(|d| {
+            let mut u = Vec::new();
+            set_status(d, ConnState::Offline, &mut u);
+            u
+        });
+        run(updates);
+        return;
+    }
+    let Some(url) = socket_url() else { return };
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(_) => {
+            schedule_retry();
+            return;
+        }
+    };
+    let generation = with(|d| {
+        d.generation += 1;
+        d.generation
+    });
+
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let Ok(ev) = ev.dyn_into::<MessageEvent>() else { return };
+        if let Some(text) = ev.data().as_string() {
+            on_frame(generation, &text);
+        }
+    });
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let _ = ev.dyn_into::<CloseEvent>();
+        on_dropped(generation);
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+
+    let updates = with(|d| {
+        let mut updates = Vec::new();
+        let state = if d.connected_once {
+            ConnState::Reconnecting
+        } else {
+            ConnState::Connecting
+        };
+        set_status(d, state, &mut updates);
+        d.retry = None;
+        d.socket = Some(Live {
+            ws,
+            welcomed: false,
+            last_heard: js_sys::Date::now(),
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            _heartbeat: None,
+            _handlers: vec![on_message, on_close],
+        });
+        updates
+    });
+    run(updates);
+}
+
+fn socket_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!("{scheme}://{}/ws", location.host().ok()?))
+}
+
+/// Drops the current socket without waiting for the browser's close handshake, which can
+/// take minutes on a dead link.
+fn abandon_socket() {
+    let old = with(|d| {
+        d.generation += 1;
+        d.rooms.values_mut().for_each(|s| s.joined = false);
+        d.socket.take()
+    });
+    if let Some(old) = old {
+        old.ws.set_onmessage(None);
+        old.ws.set_onclose(None);
+        let _ = old.ws.close();
+    }
+}
+
+fn on_dropped(generation: u64) {
+    let current = with(|d| d.generation == generation);
+    if !current {
+        return;
+    }
+    abandon_socket();
+    schedule_retry();
+}
+
+fn schedule_retry() {
+    let updates = with(|d| {
+        let mut updates = Vec::new();
+        let offline = !browser_online();
+        set_status(
+            d,
+            if offline {
+                ConnState::Offline
+            } else {
+                ConnState::Reconnecting
+            },
+            &mut updates,
+        );
+        if offline {
+            // The `online` event reconnects; retrying now would only fail.
+            d.retry = None;
+            return updates;
+        }
+        // Full jitter: a uniformly random wait up to the capped exponential step, so a
+        // restarted server is not hit by every tab at the same instant.
+        let ceiling = (BACKOFF_BASE_MS * 2f64.powi(d.attempt.min(16) as i32)).min(BACKOFF_CAP_MS);
+        let delay = (js_sys::Math::random() * ceiling).max(50.0) as u32;
+        d.attempt = d.attempt.saturating_add(1);
+        d.retry = Some(Timeout::new(delay, connect));
+        updates
+    });
+    run(updates);
+}
+
+fn install_listeners() {
+    let first = with(|d| !std::mem::replace(&mut d.listeners_installed, true));
+    if !first {
+        return;
+    }
+    let Some(window) = web_sys::window() else { return };
+    let on_offline = Closure::<dyn FnMut(JsValue)>::new(|_| {
+        abandon_socket();
+        let updates = with(|d| {
+            d.retry = None;
+            let mut u = Vec::new();
+            set_status(d, ConnState::Offline, &mut u);
+            u
+        });
+        run(updates);
+    });
+    let on_online = Closure::<dyn FnMut(JsValue)>::new(|_| reconnect_now());
+    let _ = window.add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref());
+    let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    // These listeners live as long as the tab.
+    on_offline.forget();
+    on_online.forget();
+}
+
+fn send_frame(ws: &WebSocket, msg: &ClientMsg) {
+    if let Ok(text) = serde_json::to_string(msg) {
+        let _ = ws.send_with_str(&text);
+    }
+}
+
+fn send_join(d: &mut Driver, room: &RoomId) {
+    let (Some(live), Some(slot)) = (d.socket.as_ref(), d.rooms.get(room)) else {
+        return;
+    };
+    send_frame(
+        &live.ws,
+        &ClientMsg::Join {
+            room: room.clone(),
+            since: Some(slot.last_seq),
+            epoch: slot.epoch,
+        },
+    );
+}
+
+fn start_heartbeat(generation: u64, every_ms: u32) -> Interval {
+    Interval::new(every_ms, move || {
+        let dead = with(|d| {
+            if d.generation != generation {
+                return false;
+            }
+            let Some(live) = d.socket.as_ref() else { return false };
+            let silent = js_sys::Date::now() - live.last_heard;
+            if silent > f64::from(live.heartbeat_ms) * 2.5 {
+                return true;
+            }
+            send_frame(&live.ws, &ClientMsg::Ping);
+            false
+        });
+        if dead {
+            on_dropped(generation);
+        }
+    })
+}
+
+fn on_frame(generation: u64, text: &str) {
+    let Ok(msg) = serde_json::from_str::<ServerMsg>(text) else {
+        web_sys::console::warn_1(&format!("hearth: ignoring an unreadable frame: {text}").into());
+        return;
+    };
+    let updates = with(|d| {
+        if d.generation != generation {
+            return Vec::new();
+        }
+        if let Some(live) = d.socket.as_mut() {
+            live.last_heard = js_sys::Date::now();
+        }
+        handle(d, generation, msg)
+    });
+    run(updates);
+}
+
+fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
+    let mut updates: Vec<Deferred> = Vec::new();
+    match msg {
+        ServerMsg::Welcome {
+            user, heartbeat_ms, ..
+        } => {
+            d.me = Some(user);
+            d.attempt = 0;
+            d.connected_once = true;
+            if let Some(live) = d.socket.as_mut() {
+                live.welcomed = true;
+                live.heartbeat_ms = heartbeat_ms.clamp(1_000, 60_000) as u32;
+                live._heartbeat = Some(start_heartbeat(generation, live.heartbeat_ms));
+            }
+            set_status(d, ConnState::Connected, &mut updates);
+            let rooms: Vec<RoomId> = d.rooms.keys().cloned().collect();
+            for room in rooms {
+                send_join(d, &room);
+            }
+        }
+        ServerMsg::Joined {
+            room,
+            online,
+            last_seq,
+            epoch,
+            recovered,
+        } => {
+            let ws = d.socket.as_ref().map(|s| s.ws.clone());
+            let Some(slot) = d.rooms.get_mut(&room) else {
+                return updates;
+            };
+            slot.joined = true;
+            let live = slot.live;
+            updates.push(Box::new(move || {
+                let _ = live.online.try_set(online);
+            }));
+            if !recovered {
+                // The gap cannot be replayed: show the newest window and say so.
+                slot.last_seq = last_seq;
+                slot.epoch = Some(epoch);
+                let room = room.clone();
+                updates.push(Box::new(move || {
+                    let _ = live.gap.try_set(true);
+                    leptos::task::spawn_local(async move {
+                        if let Ok(page) = crate::api::load_room(room.0.clone()).await {
+                            let _ = live.messages.try_set(page.messages);
+                        }
+                    });
+                }));
+            } else {
+                slot.epoch = Some(epoch);
+            }
+            // Everything still in the outbox goes out again; the server stores each once.
+            if let Some(ws) = ws {
+                for (client_id, text) in &slot.outbox {
+                    send_frame(
+                        &ws,
+                        &ClientMsg::Send {
+                            room: room.clone(),
+                            client_id: client_id.clone(),
+                            text: text.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        ServerMsg::Message(msg) => {
+            let Some(slot) = d.rooms.get_mut(&msg.room) else {
+                return updates;
+            };
+            if msg.seq > slot.last_seq {
+                slot.last_seq = msg.seq;
+            }
+            let mine = d.me.as_ref() == Some(&msg.author);
+            if mine {
+                slot.outbox.retain(|(id, _)| *id != msg.client_id);
+            }
+            let live = slot.live;
+            updates.push(Box::new(move || {
+                if mine {
+                    let _ = live
+                        .pending
+                        .try_update(|p| p.retain(|m| m.client_id != msg.client_id));
+                }
+                let _ = live.messages.try_update(|list| {
+                    merge_messages(list, [msg]);
+                });
+            }));
+        }
+        ServerMsg::Ack {
+            room, client_id, ..
+        } => {
+            if let Some(slot) = d.rooms.get_mut(&room) {
+                slot.outbox.retain(|(id, _)| *id != client_id);
+                // The pending entry stays until its `message` frame arrives (right behind
+                // the ack), unless this was a resend of a message already shown.
+                let live = slot.live;
+                updates.push(Box::new(move || {
+                    let shown = live.messages.with_untracked(|list| {
+                        list.iter().any(|m| m.client_id == client_id)
+                    });
+                    if shown {
+                        let _ = live
+                            .pending
+                            .try_update(|p| p.retain(|m| m.client_id != client_id));
+                    }
+                }));
+            }
+        }
+        ServerMsg::Presence { room, joins, leaves } => {
+            if let Some(slot) = d.rooms.get(&room) {
+                let live = slot.live;
+                updates.push(Box::new(move || {
+                    let _ = live.online.try_update(|list| {
+                        list.retain(|u| !leaves.contains(u));
+                        for user in joins {
+                            if let Err(at) = list.binary_search(&user) {
+                                list.insert(at, user);
+                            }
+                        }
+                    });
+                }));
+            }
+        }
+        ServerMsg::Resync { room } => {
+            if let Some(slot) = d.rooms.get_mut(&room) {
+                slot.joined = false;
+            }
+            send_join(d, &room);
+        }
+        ServerMsg::Error {
+            message,
+            room,
+            client_id,
+            ..
+        } => {
+            if let (Some(room), Some(client_id)) = (room, client_id) {
+                if let Some(slot) = d.rooms.get_mut(&room) {
+                    // A refusal is final for this message: keep it visible, stop resending.
+                    slot.outbox.retain(|(id, _)| *id != client_id);
+                    let live = slot.live;
+                    updates.push(Box::new(move || {
+                        let _ = live.pending.try_update(|p| {
+                            if let Some(m) = p.iter_mut().find(|m| m.client_id == client_id) {
+                                m.failed = Some(message);
+                            }
+                        });
+                    }));
+                }
+            } else {
+                web_sys::console::warn_1(&format!("hearth: server error: {message}").into());
+            }
+        }
+        ServerMsg::Ping => {
+            if let Some(live) = d.socket.as_ref() {
+                send_frame(&live.ws, &ClientMsg::Pong);
+            }
+        }
+        ServerMsg::Pong | ServerMsg::Left { .. } => {}
+    }
+    updates
+}
+
+/// A UUIDv7: 48 bits of milliseconds, then random bits, so ids sort by creation time.
+fn new_client_id() -> ClientId {
+    let ms = js_sys::Date::now() as u64;
+    let mut bytes = [0u8; 16];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .and_then(|c| c.get_random_values_with_u8_array(&mut bytes[6..]).ok())
+        .is_some();
+    if !filled {
+        for b in &mut bytes[6..] {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x70;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    ClientId(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
+}

@@ -1,0 +1,78 @@
+//! The `hearth` server binary: reads settings, builds the hub, serves HTTP and WebSockets.
+
+#[cfg(feature = "ssr")]
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    use clap::Parser;
+    use hearth::server::{
+        broker::SingleNode, config::Config, hub::Hub, router, store::MemoryStore, AppState,
+    };
+    use leptos::config::get_configuration;
+    use std::sync::Arc;
+    use tracing_subscriber::EnvFilter;
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = Config::parse();
+    let leptos_options = get_configuration(None)?.leptos_options;
+    let addr = config.addr.unwrap_or(leptos_options.site_addr);
+
+    // The epoch tells reconnecting clients whether their sequence numbers still mean
+    // anything: the in-memory history starts over with every process.
+    let epoch = hearth::server::hub::now_ms();
+    let store = Arc::new(MemoryStore::new(epoch, config.history_retain));
+    let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
+    let app = router(AppState {
+        leptos_options,
+        hub: hub.clone(),
+    });
+
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+            eprintln!(
+                "hearth: {addr} is already in use. Stop the program using it, or pick another \
+                 address with LEPTOS_SITE_ADDR=127.0.0.1:PORT (or --addr)."
+            );
+            std::process::exit(2);
+        }
+        Err(err) => anyhow::bail!("hearth: cannot listen on {addr}: {err}"),
+    };
+    tracing::info!("Hearth is listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing every connection with 1001");
+            hub.begin_shutdown();
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(not(feature = "ssr"))]
+fn main() {
+    // The browser build enters through `hearth::hydrate`; this binary needs `--features ssr`.
+}

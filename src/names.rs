@@ -1,0 +1,112 @@
+//! Validation of everything a person types that becomes an identifier: room names, display
+//! names, and message bodies. Shared by the server (which is the authority) and the browser
+//! (which checks early so a person sees the problem before a round trip).
+//!
+//! Every error is a sentence that says what to fix.
+
+use crate::protocol::{ClientId, RoomId, UserName, MAX_MESSAGE_CHARS};
+
+pub const ROOM_RULE: &str = "Room names are 1–32 letters, digits, - or _ (no spaces).";
+pub const NAME_RULE: &str = "Display names are 1–32 characters, without control characters.";
+
+/// Room every server has; it cannot be missing from the room list.
+pub const DEFAULT_ROOM: &str = "general";
+
+/// Parses a room name: 1–32 ASCII letters, digits, `-`, `_`.
+pub fn parse_room(raw: &str) -> Result<RoomId, String> {
+    let name = raw.trim();
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(RoomId(name.to_string()))
+    } else if name.is_empty() {
+        Err(format!("Enter a room name. {ROOM_RULE}"))
+    } else {
+        Err(ROOM_RULE.to_string())
+    }
+}
+
+/// Parses a display name: trimmed, inner whitespace runs collapsed to one space, 1–32
+/// characters, no control characters.
+pub fn parse_display_name(raw: &str) -> Result<UserName, String> {
+    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() {
+        return Err(format!("Enter a display name. {NAME_RULE}"));
+    }
+    if name.chars().count() > 32 || name.chars().any(char::is_control) {
+        return Err(NAME_RULE.to_string());
+    }
+    Ok(UserName(name))
+}
+
+/// Checks a message body and returns it with trailing whitespace trimmed.
+pub fn clean_message(raw: &str) -> Result<String, MessageProblem> {
+    let text = raw.trim_end();
+    if text.trim().is_empty() {
+        return Err(MessageProblem::Empty);
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(MessageProblem::TooLong);
+    }
+    Ok(text.to_string())
+}
+
+/// Why a message body was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageProblem {
+    Empty,
+    TooLong,
+}
+
+impl MessageProblem {
+    pub fn sentence(self) -> String {
+        match self {
+            MessageProblem::Empty => "Type a message before sending.".to_string(),
+            MessageProblem::TooLong => {
+                format!("Messages can be at most {MAX_MESSAGE_CHARS} characters; shorten it or split it.")
+            }
+        }
+    }
+}
+
+/// Client ids are opaque to the server but must be short printable ASCII.
+pub fn valid_client_id(id: &ClientId) -> bool {
+    (1..=64).contains(&id.0.len()) && id.0.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_follow_the_rule() {
+        assert_eq!(parse_room(" dev-ops_2 ").unwrap().0, "dev-ops_2");
+        assert!(parse_room(&"a".repeat(32)).is_ok());
+        for bad in ["", "   ", "has space", "dots.no", "ümlaut", &"a".repeat(33), "<b>"] {
+            assert!(parse_room(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn display_names_are_tidied_and_bounded() {
+        assert_eq!(parse_display_name("  Ada   Lovelace ").unwrap().0, "Ada Lovelace");
+        assert_eq!(parse_display_name("Zoë").unwrap().0, "Zoë");
+        assert!(parse_display_name(&"é".repeat(32)).is_ok());
+        assert!(parse_display_name(&"é".repeat(33)).is_err());
+        assert!(parse_display_name(" \t ").is_err());
+        assert!(parse_display_name("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn messages_count_characters_not_bytes() {
+        assert_eq!(clean_message("hi  \n").unwrap(), "hi");
+        assert_eq!(clean_message(" \n\t"), Err(MessageProblem::Empty));
+        assert!(clean_message(&"é".repeat(MAX_MESSAGE_CHARS)).is_ok());
+        assert_eq!(
+            clean_message(&"a".repeat(MAX_MESSAGE_CHARS + 1)),
+            Err(MessageProblem::TooLong)
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! The wire contract between a browser tab and the hub: every frame that crosses `/ws`.
+//!
+//! This module is shared by the server and the browser, so it depends on serde only (no
+//! Leptos, no tokio). Frames are JSON objects tagged by `"type"`; `docs/protocol.md`
+//! documents each one with an example and changes in the same commit as this file.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Bumped on any incompatible change to a frame; sent in `welcome` so a stale tab can reload.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the server reads; bigger frames are closed with 1009.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+
+/// Longest message body, counted in characters (not bytes).
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// A room's name, validated by [`crate::names::parse_room`] before it reaches the hub.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomId(pub String);
+
+/// A person's display name, validated by [`crate::names::parse_display_name`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserName(pub String);
+
+/// Per-room sequence number: the first message in a room is 1; 0 means "nothing yet".
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+/// A sender-chosen id (a UUIDv7 string) that makes resending the same message harmless.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientId(pub String);
+
+macro_rules! display_inner {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+display_inner!(RoomId, UserName, Seq, ClientId);
+
+impl RoomId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl UserName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One stored chat message as every client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub author: UserName,
+    pub text: String,
+    pub client_id: ClientId,
+    /// Server time the message was accepted, in milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// Frames a browser sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Subscribe to a room. With `since`, the server first replays every message after it.
+    Join {
+        room: RoomId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Seq>,
+        /// The epoch `since` was read under; a different epoch means the history was reset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
+    },
+    /// Unsubscribe; presence for this tab ends at once (no grace period).
+    Leave { room: RoomId },
+    /// Post a message to a joined room.
+    Send {
+        room: RoomId,
+        client_id: ClientId,
+        text: String,
+    },
+    /// Heartbeat; answered with `pong`.
+    Ping,
+    /// Answer to the server's `ping`.
+    Pong,
+}
+
+/// Frames the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// First frame on every connection.
+    Welcome {
+        version: u32,
+        user: UserName,
+        /// How often the server pings; a client that hears nothing for ~2.5× this may reconnect.
+        heartbeat_ms: u64,
+    },
+    /// The answer to `join`: the full presence state, then any replayed `message` frames.
+    Joined {
+        room: RoomId,
+        online: Vec<UserName>,
+        /// The room's latest sequence number at the moment of joining.
+        last_seq: Seq,
+        epoch: u64,
+        /// False when `since` could not be served (too old, or another epoch): the client must
+        /// reload the latest history window and mark the gap.
+        recovered: bool,
+    },
+    /// The answer to `leave`.
+    Left { room: RoomId },
+    /// Presence diff for a joined room.
+    Presence {
+        room: RoomId,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joins: Vec<UserName>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        leaves: Vec<UserName>,
+    },
+    /// A chat message, live or replayed.
+    Message(ChatMessage),
+    /// The sender's own message was stored under `seq` (also sent for a duplicate resend).
+    Ack {
+        room: RoomId,
+        client_id: ClientId,
+        seq: Seq,
+    },
+    /// This connection fell behind and frames for `room` were not queued; join again with
+    /// `since` to recover.
+    Resync { room: RoomId },
+    /// A request could not be served; the connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<ClientId>,
+    },
+    /// Heartbeat; answer with `pong`.
+    Ping,
+    /// Answer to the client's `ping`.
+    Pong,
+}
+
+/// Machine-readable error kinds carried by `error` frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON, or a known frame had missing or wrongly typed fields.
+    BadFrame,
+    /// The frame's `type` is not one this server knows.
+    UnknownType,
+    /// The room name is not 1–32 letters, digits, `-` or `_`.
+    InvalidRoom,
+    /// `send` or `leave` for a room this connection has not joined.
+    NotJoined,
+    /// A message with no visible text.
+    EmptyMessage,
+    /// A message over [`MAX_MESSAGE_CHARS`] characters.
+    MessageTooLong,
+    /// The client id is not 1–64 printable ASCII characters.
+    InvalidClientId,
+    /// The server could not complete the request (for instance the store failed); retry later.
+    Internal,
+}
+
+/// WebSocket close codes the server uses, so both sides name them the same way.
+pub mod close {
+    /// The server is going away (shutdown or restart); reconnect.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A binary frame: this protocol is text only.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text frame that was not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// Too many bad frames in a row, or a missed heartbeat.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// A frame larger than [`super::MAX_FRAME_BYTES`].
+    pub const TOO_BIG: u16 = 1009;
+}
+
+impl ClientMsg {
+    /// Decodes one text frame, telling unknown frame types apart from malformed ones.
+    pub fn decode(text: &str) -> Result<ClientMsg, (ErrorCode, String)> {
+        match serde_json::from_str::<ClientMsg>(text) {
+            Ok(msg) => Ok(msg),
+            Err(err) => {
+                let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                    (ErrorCode::BadFrame, format!("The frame is not valid JSON: {e}."))
+                })?;
+                match value.get("type").and_then(|t| t.as_str()) {
+                    Some(t) if !KNOWN_CLIENT_TYPES.contains(&t) => Err((
+                        ErrorCode::UnknownType,
+                        format!("Unknown frame type {t:?}; see docs/protocol.md."),
+                    )),
+                    Some(_) => Err((ErrorCode::BadFrame, format!("Malformed frame: {err}."))),
+                    None => Err((
+                        ErrorCode::BadFrame,
+                        "Every frame needs a string \"type\" field.".to_string(),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+const KNOWN_CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "ping", "pong"];
+
+impl ServerMsg {
+    /// Serializes a frame. Serializing these types cannot fail (no maps with non-string keys).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"ping\"}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_round_trip_with_snake_case_tags() {
+        let join = ClientMsg::Join {
+            room: RoomId("general".into()),
+            since: Some(Seq(7)),
+            epoch: Some(3),
+        };
+        let text = serde_json::to_string(&join).unwrap();
+        assert_eq!(text, r#"{"type":"join","room":"general","since":7,"epoch":3}"#);
+        assert_eq!(ClientMsg::decode(&text).unwrap(), join);
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"join","room":"general"}"#).unwrap(),
+            ClientMsg::Join {
+                room: RoomId("general".into()),
+                since: None,
+                epoch: None
+            }
+        );
+    }
+
+    #[test]
+    fn decode_tells_unknown_types_from_malformed_frames() {
+        assert_eq!(ClientMsg::decode("{nope").unwrap_err().0, ErrorCode::BadFrame);
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"shout"}"#).unwrap_err().0,
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"send","room":"general"}"#).unwrap_err().0,
+            ErrorCode::BadFrame
+        );
+        assert_eq!(ClientMsg::decode("[1,2]").unwrap_err().0, ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn message_frames_flatten_the_message() {
+        let msg = ServerMsg::Message(ChatMessage {
+            room: RoomId("general".into()),
+            seq: Seq(1),
+            author: UserName("Ada".into()),
+            text: "hi".into(),
+            client_id: ClientId("c1".into()),
+            ts: 5,
+        });
+        let text = msg.encode();
+        assert!(text.starts_with(r#"{"type":"message","room":"general","seq":1"#), "{text}");
+        assert_eq!(serde_json::from_str::<ServerMsg>(&text).unwrap(), msg);
+    }
+}

@@ -1,0 +1,23 @@
+//! The seam between this node's hub and other nodes.
+//!
+//! A room actor announces every message it stored with [`Broker::publish`]; a broker that
+//! connects nodes forwards it, and the receiving node hands it to
+//! [`crate::server::hub::Hub::deliver_remote`] so its own members see it. Sequence numbers
+//! come from the shared store, so every node shows the same order.
+//!
+//! The embedded default is a single node, where there is nobody to forward to.
+
+use crate::protocol::ChatMessage;
+
+pub trait Broker: Send + Sync + 'static {
+    /// Called once per stored message, after its sequence number is known. Must not block:
+    /// it runs on the room actor.
+    fn publish(&self, msg: &ChatMessage);
+}
+
+/// One process serves every connection: stored messages need no forwarding.
+pub struct SingleNode;
+
+impl Broker for SingleNode {
+    fn publish(&self, _msg: &ChatMessage) {}
+}

@@ -1,0 +1,420 @@
+//! One room as an actor task: it alone owns the room's members and presence and decides the
+//! order of everything that happens in the room.
+//!
+//! Because joins and sends go through the same queue, a join's replay and the live messages
+//! after it can neither overlap nor leave a gap. Sends that arrive together are stored as one
+//! batch (group commit) and then fanned out, each serialized once.
+
+use crate::names::{clean_message, valid_client_id};
+use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, ServerMsg, UserName};
+use crate::server::broker::Broker;
+use crate::server::hub::{now_ms, ConnHandle, HubConfig, HubError, Outbound};
+use crate::server::presence::{ConnId, Presence, Removal};
+use crate::server::store::{Appended, NewMessage, Replay, Store};
+use axum::extract::ws::Utf8Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where the outcome of a send goes.
+pub enum Origin {
+    /// A WebSocket connection: an `ack` or `error` frame on its queue.
+    Conn(ConnHandle),
+    /// A plain HTTP form post waiting for the sequence number.
+    Reply(oneshot::Sender<Result<Seq, HubError>>),
+}
+
+pub enum RoomCmd {
+    Join {
+        conn: ConnHandle,
+        since: Option<Seq>,
+        epoch: Option<u64>,
+    },
+    Leave {
+        conn: ConnHandle,
+        /// An explicit `leave` skips the presence grace period; a dropped connection does not.
+        explicit: bool,
+    },
+    Send {
+        author: UserName,
+        client_id: ClientId,
+        text: String,
+        origin: Origin,
+    },
+    /// A grace period ended.
+    Expire { user: UserName, generation: u64 },
+    /// Who is online, for a server-rendered page.
+    Online {
+        reply: oneshot::Sender<Vec<UserName>>,
+    },
+    /// A message another node stored.
+    Remote(ChatMessage),
+}
+
+/// The hub's handle on a room actor.
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<RoomCmd>,
+    online: Arc<AtomicUsize>,
+}
+
+impl RoomHandle {
+    pub async fn send(&self, cmd: RoomCmd) -> Result<(), HubError> {
+        self.tx.send(cmd).await.map_err(|_| HubError::Closed)
+    }
+
+    pub fn online(&self) -> usize {
+        self.online.load(Ordering::Relaxed)
+    }
+}
+
+pub fn spawn(
+    id: RoomId,
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    config: HubConfig,
+) -> RoomHandle {
+    // Bounded so a flood of sends pushes back on the sockets reading them, not on memory.
+    let (tx, rx) = mpsc::channel(1024);
+    let online = Arc::new(AtomicUsize::new(0));
+    let actor = RoomActor {
+        id,
+        store,
+        broker,
+        config,
+        members: HashMap::new(),
+        presence: Presence::default(),
+        online: online.clone(),
+        self_tx: tx.downgrade(),
+    };
+    tokio::spawn(actor.run(rx));
+    RoomHandle { tx, online }
+}
+
+struct RoomActor {
+    id: RoomId,
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    config: HubConfig,
+    members: HashMap<ConnId, ConnHandle>,
+    presence: Presence,
+    online: Arc<AtomicUsize>,
+    /// Weak, so the actor ends once the hub drops its handle (timers hold no strong sender).
+    self_tx: mpsc::WeakSender<RoomCmd>,
+}
+
+struct PendingSend {
+    author: UserName,
+    client_id: ClientId,
+    text: String,
+    origin: Origin,
+}
+
+impl RoomActor {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+        let mut held: Option<RoomCmd> = None;
+        loop {
+            let cmd = match held.take() {
+                Some(cmd) => cmd,
+                None => match rx.recv().await {
+                    Some(cmd) => cmd,
+                    None => return,
+                },
+            };
+            match cmd {
+                RoomCmd::Send {
+                    author,
+                    client_id,
+                    text,
+                    origin,
+                } => {
+                    let mut batch = vec![PendingSend {
+                        author,
+                        client_id,
+                        text,
+                        origin,
+                    }];
+                    // Group commit: take every send already waiting, up to the batch limit;
+                    // keep the first other command for after the batch so order is preserved.
+                    while batch.len() < self.config.batch_max {
+                        match rx.try_recv() {
+                            Ok(RoomCmd::Send {
+                                author,
+                                client_id,
+                                text,
+                                origin,
+                            }) => batch.push(PendingSend {
+                                author,
+                                client_id,
+                                text,
+                                origin,
+                            }),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.store_and_fan_out(batch).await;
+                }
+                RoomCmd::Join { conn, since, epoch } => self.join(conn, since, epoch).await,
+                RoomCmd::Leave { conn, explicit } => self.leave(&conn, explicit),
+                RoomCmd::Expire { user, generation } => {
+                    if self.presence.expire(&user, generation) {
+                        self.announce(vec![], vec![user]);
+                    }
+                }
+                RoomCmd::Online { reply } => {
+                    let _ = reply.send(self.presence.online());
+                }
+                RoomCmd::Remote(msg) => {
+                    let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
+                    self.broadcast(&frame);
+                }
+            }
+            self.online.store(self.presence.count(), Ordering::Relaxed);
+        }
+    }
+
+    async fn join(&mut self, conn: ConnHandle, since: Option<Seq>, epoch: Option<u64>) {
+        let store_epoch = self.store.epoch();
+        let last_seq = match self.store.last_seq(&self.id).await {
+            Ok(seq) => seq,
+            Err(err) => {
+                tracing::error!(room = %self.id, %err, "join: reading last_seq failed");
+                conn.deliver(&self.id, error_frame(ErrorCode::Internal, &self.id, None).into());
+                return;
+            }
+        };
+        let mut recovered = true;
+        let mut replay = Vec::new();
+        if let Some(since) = since {
+            if epoch.is_some_and(|e| e != store_epoch) {
+                recovered = false;
+            } else {
+                match self
+                    .store
+                    .since(&self.id, since, self.config.replay_limit)
+                    .await
+                {
+                    Ok(Replay::Complete(messages)) => replay = messages,
+                    Ok(Replay::Gap) => recovered = false,
+                    Err(err) => {
+                        tracing::error!(room = %self.id, %err, "join: replay failed");
+                        recovered = false;
+                    }
+                }
+            }
+        }
+
+        let newly_online = self.presence.add(&conn.user, conn.id);
+        let mut frames = Vec::with_capacity(1 + replay.len());
+        frames.push(Utf8Bytes::from(
+            ServerMsg::Joined {
+                room: self.id.clone(),
+                online: self.presence.online(),
+                last_seq,
+                epoch: store_epoch,
+                recovered,
+            }
+            .encode(),
+        ));
+        frames.extend(
+            replay
+                .into_iter()
+                .map(|m| Utf8Bytes::from(ServerMsg::Message(m).encode())),
+        );
+        conn.deliver(&self.id, Outbound::Batch(frames));
+        self.members.insert(conn.id, conn.clone());
+        if newly_online {
+            self.announce_except(vec![conn.user.clone()], vec![], Some(conn.id));
+        }
+    }
+
+    fn leave(&mut self, conn: &ConnHandle, explicit: bool) {
+        if self.members.remove(&conn.id).is_none() {
+            return;
+        }
+        if explicit {
+            conn.deliver(
+                &self.id,
+                Outbound::Frame(Utf8Bytes::from(
+                    ServerMsg::Left {
+                        room: self.id.clone(),
+                    }
+                    .encode(),
+                )),
+            );
+        }
+        match self.presence.remove(&conn.user, conn.id, !explicit) {
+            Removal::StillOnline => {}
+            Removal::Left => self.announce(vec![], vec![conn.user.clone()]),
+            Removal::Pending(generation) => {
+                let Some(tx) = self.self_tx.upgrade() else {
+                    return;
+                };
+                let user = conn.user.clone();
+                let grace = self.config.presence_grace;
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    let _ = tx.send(RoomCmd::Expire { user, generation }).await;
+                });
+            }
+        }
+    }
+
+    async fn store_and_fan_out(&mut self, batch: Vec<PendingSend>) {
+        // Refuse bad input before it reaches the store; the socket checks too, but a plain
+        // form post only passes through here.
+        let mut accepted = Vec::with_capacity(batch.len());
+        for send in batch {
+            let problem = if !valid_client_id(&send.client_id) {
+                Err((
+                    ErrorCode::InvalidClientId,
+                    "client_id must be 1–64 printable ASCII characters.".to_string(),
+                ))
+            } else {
+                clean_message(&send.text).map_err(|p| {
+                    let code = match p {
+                        crate::names::MessageProblem::Empty => ErrorCode::EmptyMessage,
+                        crate::names::MessageProblem::TooLong => ErrorCode::MessageTooLong,
+                    };
+                    (code, p.sentence())
+                })
+            };
+            match problem {
+                Ok(text) => accepted.push(PendingSend { text, ..send }),
+                Err((code, message)) => {
+                    self.answer_refusal(send.origin, code, message, &send.client_id)
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+
+        let ts = now_ms();
+        let new: Vec<NewMessage> = accepted
+            .iter()
+            .map(|s| NewMessage {
+                author: s.author.clone(),
+                client_id: s.client_id.clone(),
+                text: s.text.clone(),
+                ts,
+            })
+            .collect();
+        let results = match self.store.append(&self.id, new).await {
+            Ok(results) => results,
+            Err(err) => {
+                tracing::error!(room = %self.id, %err, "storing a batch failed");
+                for send in accepted {
+                    self.answer_refusal(
+                        send.origin,
+                        ErrorCode::Internal,
+                        "The message could not be saved; it will be retried.".to_string(),
+                        &send.client_id,
+                    );
+                }
+                return;
+            }
+        };
+
+        for (send, result) in accepted.into_iter().zip(results) {
+            let (seq, stored) = match result {
+                Appended::Stored(msg) => (msg.seq, Some(msg)),
+                Appended::Duplicate(seq) => (seq, None),
+            };
+            match send.origin {
+                Origin::Conn(conn) => {
+                    let ack = ServerMsg::Ack {
+                        room: self.id.clone(),
+                        client_id: send.client_id,
+                        seq,
+                    };
+                    conn.deliver(&self.id, Outbound::Frame(Utf8Bytes::from(ack.encode())));
+                }
+                Origin::Reply(reply) => {
+                    let _ = reply.send(Ok(seq));
+                }
+            }
+            if let Some(msg) = stored {
+                self.broker.publish(&msg);
+                let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
+                self.broadcast(&frame);
+            }
+        }
+    }
+
+    fn answer_refusal(&self, origin: Origin, code: ErrorCode, message: String, id: &ClientId) {
+        match origin {
+            Origin::Conn(conn) => conn.deliver(
+                &self.id,
+                error_frame(code, &self.id, Some(id.clone())).with_message(message),
+            ),
+            Origin::Reply(reply) => {
+                let _ = reply.send(Err(HubError::Refused(code, message)));
+            }
+        }
+    }
+
+    fn broadcast(&self, frame: &Utf8Bytes) {
+        for member in self.members.values() {
+            member.deliver(&self.id, Outbound::Frame(frame.clone()));
+        }
+    }
+
+    fn announce(&self, joins: Vec<UserName>, leaves: Vec<UserName>) {
+        self.announce_except(joins, leaves, None);
+    }
+
+    fn announce_except(&self, joins: Vec<UserName>, leaves: Vec<UserName>, skip: Option<ConnId>) {
+        let frame = Utf8Bytes::from(
+            ServerMsg::Presence {
+                room: self.id.clone(),
+                joins,
+                leaves,
+            }
+            .encode(),
+        );
+        for member in self.members.values().filter(|m| Some(m.id) != skip) {
+            member.deliver(&self.id, Outbound::Frame(frame.clone()));
+        }
+    }
+}
+
+fn error_frame(code: ErrorCode, room: &RoomId, client_id: Option<ClientId>) -> ErrorFrame {
+    ErrorFrame {
+        code,
+        room: room.clone(),
+        client_id,
+    }
+}
+
+/// An error frame under construction; turns into an [`Outbound`] once it has its sentence.
+struct ErrorFrame {
+    code: ErrorCode,
+    room: RoomId,
+    client_id: Option<ClientId>,
+}
+
+impl ErrorFrame {
+    fn with_message(self, message: String) -> Outbound {
+        Outbound::Frame(Utf8Bytes::from(
+            ServerMsg::Error {
+                code: self.code,
+                message,
+                room: Some(self.room),
+                client_id: self.client_id,
+            }
+            .encode(),
+        ))
+    }
+}
+
+impl From<ErrorFrame> for Outbound {
+    fn from(frame: ErrorFrame) -> Outbound {
+        frame.with_message("The server could not complete that; try again.".to_string())
+    }
+}

@@ -1,0 +1,336 @@
+//! One WebSocket connection: reads and checks client frames, writes the hub's queue.
+//!
+//! Generic over `Sink`/`Stream` so the same code runs over axum's socket in production and
+//! over in-memory channels in unit tests. The reader never waits on the writer: replies go
+//! through the connection's bounded queue like everything else.
+//!
+//! Bad input is answered, never fatal to anyone else: malformed or unknown frames get an
+//! `error` frame; binary frames close with 1003, invalid UTF-8 with 1007, frames over 16 KiB
+//! with 1009, and a connection that keeps sending bad frames or stops answering heartbeats
+//! with 1008.
+
+use crate::names::{clean_message, parse_room, valid_client_id, MessageProblem};
+use crate::protocol::{
+    close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use crate::server::hub::{Hub, LagState, Outbound};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Why reading the next frame failed, as far as the close code is concerned.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The frame exceeded the size limit.
+    TooBig,
+    /// A text frame was not valid UTF-8.
+    BadUtf8,
+    /// The transport failed; nothing more can be sent.
+    Gone,
+}
+
+/// Bad frames tolerated within [`BAD_FRAME_WINDOW`] before the connection is closed.
+const BAD_FRAME_BUDGET: u32 = 20;
+const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
+
+/// Most frames combined into one write (one flush) by the writer.
+const WRITE_BATCH: usize = 64;
+
+/// Serves one connection until either side closes it.
+pub async fn serve<S, R>(hub: Arc<Hub>, user: UserName, sink: S, mut stream: R)
+where
+    S: Sink<Message> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
+{
+    let (conn, queue) = hub.connect(user.clone());
+    let heartbeat = hub.config().heartbeat;
+    let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        queue,
+        conn.lag_state(),
+        close_rx,
+        hub.shutdown_signal(),
+        heartbeat,
+    ));
+
+    conn.deliver(
+        &RoomId(String::new()),
+        Outbound::Frame(frame(&ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            user,
+            heartbeat_ms: heartbeat.as_millis() as u64,
+        })),
+    );
+
+    let mut reader = Reader {
+        hub: hub.clone(),
+        conn: conn.clone(),
+        joined: HashSet::new(),
+        bad_frames: 0,
+        window_start: Instant::now(),
+    };
+    // Three silent heartbeat intervals mean the link is dead.
+    let idle_limit = heartbeat * 3;
+    let close = loop {
+        let next = tokio::time::timeout(idle_limit, stream.next()).await;
+        let item = match next {
+            Err(_) => break Some((close::POLICY_VIOLATION, "No frames for three heartbeats.")),
+            Ok(None) => break None,
+            Ok(Some(item)) => item,
+        };
+        let step = match item {
+            Ok(Message::Text(text)) => reader.on_text(&text).await,
+            Ok(Message::Binary(_)) => Step::Close(
+                close::UNSUPPORTED_DATA,
+                "Hearth speaks JSON text frames only.",
+            ),
+            // Protocol-level pings are answered by the WebSocket library itself.
+            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Step::Continue,
+            Ok(Message::Close(_)) => break None,
+            Err(ReadError::TooBig) => Step::Close(close::TOO_BIG, "Frames are limited to 16 KiB."),
+            Err(ReadError::BadUtf8) => {
+                Step::Close(close::INVALID_PAYLOAD, "Text frames must be UTF-8.")
+            }
+            Err(ReadError::Gone) => break None,
+        };
+        if let Step::Close(code, reason) = step {
+            break Some((code, reason));
+        }
+    };
+
+    hub.disconnect(&conn, reader.joined.drain()).await;
+    if let Some(close) = close {
+        let _ = close_tx.send(close);
+    } else {
+        drop(close_tx);
+    }
+    // The writer ends on the close signal; give it a moment to flush the close frame.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+enum Step {
+    Continue,
+    Close(u16, &'static str),
+}
+
+struct Reader {
+    hub: Arc<Hub>,
+    conn: crate::server::hub::ConnHandle,
+    joined: HashSet<RoomId>,
+    bad_frames: u32,
+    window_start: Instant,
+}
+
+impl Reader {
+    async fn on_text(&mut self, text: &str) -> Step {
+        if text.len() > MAX_FRAME_BYTES {
+            return Step::Close(close::TOO_BIG, "Frames are limited to 16 KiB.");
+        }
+        let msg = match ClientMsg::decode(text) {
+            Ok(msg) => msg,
+            Err((code, message)) => return self.refuse(code, message, None),
+        };
+        match msg {
+            ClientMsg::Ping => {
+                self.reply(ServerMsg::Pong);
+                Step::Continue
+            }
+            ClientMsg::Pong => Step::Continue,
+            ClientMsg::Join { room, since, epoch } => {
+                let room = match parse_room(&room.0) {
+                    Ok(room) => room,
+                    Err(sentence) => return self.refuse(ErrorCode::InvalidRoom, sentence, None),
+                };
+                if !self.joined.contains(&room)
+                    && self.joined.len() >= self.hub.config().rooms_per_connection
+                {
+                    let limit = self.hub.config().rooms_per_connection;
+                    return self.refuse(
+                        ErrorCode::BadFrame,
+                        format!("A connection can join at most {limit} rooms; leave one first."),
+                        Some(room),
+                    );
+                }
+                match self.hub.join(&self.conn, &room, since, epoch).await {
+                    Ok(()) => {
+                        self.joined.insert(room);
+                    }
+                    Err(err) => {
+                        tracing::error!(%room, %err, "join failed");
+                        self.reply(ServerMsg::Error {
+                            code: ErrorCode::Internal,
+                            message: "Joining the room failed; try again shortly.".into(),
+                            room: Some(room),
+                            client_id: None,
+                        });
+                    }
+                }
+                Step::Continue
+            }
+            ClientMsg::Leave { room } => {
+                if !self.joined.remove(&room) {
+                    return self.refuse(
+                        ErrorCode::NotJoined,
+                        "You are not in that room.".into(),
+                        Some(room),
+                    );
+                }
+                self.hub.leave(&self.conn, &room).await;
+                Step::Continue
+            }
+            ClientMsg::Send {
+                room,
+                client_id,
+                text,
+            } => {
+                if !self.joined.contains(&room) {
+                    return self.refuse(
+                        ErrorCode::NotJoined,
+                        "Join the room before sending to it.".into(),
+                        Some(room),
+                    );
+                }
+                if !valid_client_id(&client_id) {
+                    return self.refuse(
+                        ErrorCode::InvalidClientId,
+                        "client_id must be 1–64 printable ASCII characters.".into(),
+                        Some(room),
+                    );
+                }
+                let text = match clean_message(&text) {
+                    Ok(text) => text,
+                    Err(problem) => {
+                        let code = match problem {
+                            MessageProblem::Empty => ErrorCode::EmptyMessage,
+                            MessageProblem::TooLong => ErrorCode::MessageTooLong,
+                        };
+                        self.reply(ServerMsg::Error {
+                            code,
+                            message: problem.sentence(),
+                            room: Some(room),
+                            client_id: Some(client_id),
+                        });
+                        // A refused message is a person's mistake, not a protocol abuse.
+                        return Step::Continue;
+                    }
+                };
+                if let Err(err) = self.hub.send(&self.conn, &room, client_id, text).await {
+                    tracing::error!(%room, %err, "send failed");
+                }
+                Step::Continue
+            }
+        }
+    }
+
+    /// Answers a bad frame with an error, and closes once the budget is spent.
+    fn refuse(&mut self, code: ErrorCode, message: String, room: Option<RoomId>) -> Step {
+        self.reply(ServerMsg::Error {
+            code,
+            message,
+            room,
+            client_id: None,
+        });
+        if self.window_start.elapsed() > BAD_FRAME_WINDOW {
+            self.window_start = Instant::now();
+            self.bad_frames = 0;
+        }
+        self.bad_frames += 1;
+        if self.bad_frames > BAD_FRAME_BUDGET {
+            Step::Close(close::POLICY_VIOLATION, "Too many bad frames.")
+        } else {
+            Step::Continue
+        }
+    }
+
+    fn reply(&self, msg: ServerMsg) {
+        let room = match &msg {
+            ServerMsg::Error { room: Some(r), .. } => r.clone(),
+            _ => RoomId(String::new()),
+        };
+        self.conn.deliver(&room, Outbound::Frame(frame(&msg)));
+    }
+}
+
+fn frame(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(msg.encode())
+}
+
+/// Writes queued frames, combining whatever is ready into one flush; pings on a timer; sends
+/// `resync` after a lag; closes on request or at shutdown.
+async fn write_loop<S>(
+    mut sink: S,
+    mut queue: mpsc::Receiver<Outbound>,
+    lag: Arc<LagState>,
+    mut close_rx: oneshot::Receiver<(u16, &'static str)>,
+    mut shutdown: watch::Receiver<bool>,
+    heartbeat: Duration,
+) where
+    S: Sink<Message> + Unpin,
+{
+    let ping = frame(&ServerMsg::Ping);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let close_with = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    loop {
+        tokio::select! {
+            biased;
+            close = &mut close_rx => {
+                if let Ok((code, reason)) = close {
+                    // Flush what was already queued (the error frames that explain the close).
+                    while let Ok(item) = queue.try_recv() {
+                        if feed(&mut sink, item).await.is_err() { return; }
+                    }
+                    let _ = sink.send(close_with(code, reason)).await;
+                }
+                let _ = sink.close().await;
+                return;
+            }
+            _ = shutdown.changed() => {
+                let _ = sink.send(close_with(close::GOING_AWAY, "Server restarting; reconnect.")).await;
+                let _ = sink.close().await;
+                return;
+            }
+            item = queue.recv() => {
+                let Some(item) = item else { return };
+                if feed(&mut sink, item).await.is_err() { return; }
+                for _ in 1..WRITE_BATCH {
+                    match queue.try_recv() {
+                        Ok(item) => if feed(&mut sink, item).await.is_err() { return; },
+                        Err(_) => break,
+                    }
+                }
+                if queue.is_empty() {
+                    for room in lag.take() {
+                        if room.0.is_empty() { continue; }
+                        let resync = Message::Text(frame(&ServerMsg::Resync { room }));
+                        if sink.feed(resync).await.is_err() { return; }
+                    }
+                }
+                if sink.flush().await.is_err() { return; }
+            }
+            _ = ticker.tick() => {
+                if sink.send(Message::Text(ping.clone())).await.is_err() { return; }
+            }
+        }
+    }
+}
+
+async fn feed<S: Sink<Message> + Unpin>(sink: &mut S, item: Outbound) -> Result<(), S::Error> {
+    match item {
+        Outbound::Frame(text) => sink.feed(Message::Text(text)).await,
+        Outbound::Batch(frames) => {
+            for text in frames {
+                sink.feed(Message::Text(text)).await?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Message and room persistence behind one small trait, so the embedded default and a
+//! distributed database plug into the hub the same way.
+//!
+//! The store owns sequence numbers: `append` assigns each room's next `Seq` and deduplicates
+//! on (author, client id), so a resend after a reconnect is stored once and answered with the
+//! original sequence number. Room actors call it with batches (group commit).
+//!
+//! [`MemoryStore`] keeps a bounded window per room in process memory. Its epoch is chosen at
+//! start-up, so clients that survive a restart learn that their `since` is from another
+//! history and reload instead of trusting a gap.
+
+use crate::protocol::{ChatMessage, ClientId, RoomId, Seq, UserName};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing database failed; the hub answers `internal` and keeps serving.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A message accepted by the hub, before it has a sequence number.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub author: UserName,
+    pub client_id: ClientId,
+    pub text: String,
+    pub ts: u64,
+}
+
+/// The outcome of appending one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now; fan it out.
+    Stored(ChatMessage),
+    /// The same (author, client id) was stored earlier under this sequence number.
+    Duplicate(Seq),
+}
+
+/// What `since` could serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Every message after the asked-for sequence number, in order.
+    Complete(Vec<ChatMessage>),
+    /// The gap cannot be filled (older than retention, or another epoch).
+    Gap,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Identifies this history; changes when the history is reset.
+    fn epoch(&self) -> u64;
+    /// Creates a room if it does not exist; true when it was created now.
+    fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn room_exists<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn list_rooms(&self) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>>;
+    /// Stores a batch for one room atomically, in order, creating the room if needed.
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomId,
+        batch: Vec<NewMessage>,
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>>;
+    /// Messages after `after`, at most `limit` (more than that is a [`Replay::Gap`]).
+    fn since<'a>(
+        &'a self,
+        room: &'a RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Replay, StoreError>>;
+    /// The newest `limit` messages before `before` (or the newest overall), oldest first.
+    fn latest<'a>(
+        &'a self,
+        room: &'a RoomId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
+    fn last_seq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>>;
+}
+
+/// In-process store: a bounded window of recent messages per room.
+pub struct MemoryStore {
+    epoch: u64,
+    retain: usize,
+    rooms: Mutex<HashMap<RoomId, MemRoom>>,
+}
+
+#[derive(Default)]
+struct MemRoom {
+    last_seq: Seq,
+    messages: VecDeque<ChatMessage>,
+    by_client: HashMap<(UserName, ClientId), Seq>,
+}
+
+impl MemoryStore {
+    /// `retain` bounds the messages kept per room; older ones are forgotten.
+    pub fn new(epoch: u64, retain: usize) -> Self {
+        MemoryStore {
+            epoch,
+            retain: retain.max(1),
+            rooms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_rooms<T>(&self, f: impl FnOnce(&mut HashMap<RoomId, MemRoom>) -> T) -> T {
+        // A panic while holding this lock cannot leave a room half-updated in a way that
+        // matters more than losing the process, so recover the guard instead of cascading.
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut rooms)
+    }
+}
+
+impl Store for MemoryStore {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let created = self.with_rooms(|rooms| {
+            if rooms.contains_key(room) {
+                false
+            } else {
+                rooms.insert(room.clone(), MemRoom::default());
+                true
+            }
+        });
+        Box::pin(async move { Ok(created) })
+    }
+
+    fn room_exists<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let exists = self.with_rooms(|rooms| rooms.contains_key(room));
+        Box::pin(async move { Ok(exists) })
+    }
+
+    fn list_rooms(&self) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
+        let mut list: Vec<RoomId> = self.with_rooms(|rooms| rooms.keys().cloned().collect());
+        list.sort();
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomId,
+        batch: Vec<NewMessage>,
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>> {
+        let retain = self.retain;
+        let out = self.with_rooms(|rooms| {
+            let state = rooms.entry(room.clone()).or_default();
+            let mut out = Vec::with_capacity(batch.len());
+            for new in batch {
+                let key = (new.author.clone(), new.client_id.clone());
+                if let Some(seq) = state.by_client.get(&key) {
+                    out.push(Appended::Duplicate(*seq));
+                    continue;
+                }
+                state.last_seq = Seq(state.last_seq.0 + 1);
+                let msg = ChatMessage {
+                    room: room.clone(),
+                    seq: state.last_seq,
+                    author: new.author,
+                    text: new.text,
+                    client_id: new.client_id,
+                    ts: new.ts,
+                };
+                state.by_client.insert(key, msg.seq);
+                state.messages.push_back(msg.clone());
+                while state.messages.len() > retain {
+                    if let Some(old) = state.messages.pop_front() {
+                        state.by_client.remove(&(old.author, old.client_id));
+                    }
+                }
+                out.push(Appended::Stored(msg));
+            }
+            out
+        });
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn since<'a>(
+        &'a self,
+        room: &'a RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Replay, StoreError>> {
+        let replay = self.with_rooms(|rooms| {
+            let Some(state) = rooms.get(room) else {
+                return if after.0 == 0 {
+                    Replay::Complete(Vec::new())
+                } else {
+                    Replay::Gap
+                };
+            };
+            if after > state.last_seq {
+                return Replay::Gap;
+            }
+            let missing = (state.last_seq.0 - after.0) as usize;
+            let oldest_kept = state.messages.front().map_or(state.last_seq.0 + 1, |m| m.seq.0);
+            if missing > limit || (missing > 0 && after.0 + 1 < oldest_kept) {
+                return Replay::Gap;
+            }
+            Replay::Complete(
+                state
+                    .messages
+                    .iter()
+                    .filter(|m| m.seq > after)
+                    .cloned()
+                    .collect(),
+            )
+        });
+        Box::pin(async move { Ok(replay) })
+    }
+
+    fn latest<'a>(
+        &'a self,
+        room: &'a RoomId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        let list = self.with_rooms(|rooms| {
+            let Some(state) = rooms.get(room) else {
+                return Vec::new();
+            };
+            let older: Vec<&ChatMessage> = state
+                .messages
+                .iter()
+                .filter(|m| before.is_none_or(|b| m.seq < b))
+                .collect();
+            let skip = older.len().saturating_sub(limit);
+            older.into_iter().skip(skip).cloned().collect()
+        });
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn last_seq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
+        let seq = self.with_rooms(|rooms| rooms.get(room).map_or(Seq(0), |r| r.last_seq));
+        Box::pin(async move { Ok(seq) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_msg(author: &str, id: &str) -> NewMessage {
+        NewMessage {
+            author: UserName(author.into()),
+            client_id: ClientId(id.into()),
+            text: format!("text {id}"),
+            ts: 1,
+        }
+    }
+
+    fn block<T>(f: BoxFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn sequences_are_per_room_and_duplicates_keep_their_seq() {
+        let store = MemoryStore::new(1, 100);
+        let a = RoomId("a".into());
+        let b = RoomId("b".into());
+        let out = block(store.append(&a, vec![new_msg("ada", "1"), new_msg("ada", "2")])).unwrap();
+        assert!(matches!(&out[1], Appended::Stored(m) if m.seq == Seq(2)));
+        let out = block(store.append(&b, vec![new_msg("ada", "1")])).unwrap();
+        assert!(matches!(&out[0], Appended::Stored(m) if m.seq == Seq(1)));
+        let out = block(store.append(&a, vec![new_msg("ada", "1"), new_msg("bob", "1")])).unwrap();
+        assert_eq!(out[0], Appended::Duplicate(Seq(1)));
+        assert!(matches!(&out[1], Appended::Stored(m) if m.seq == Seq(3)));
+    }
+
+    #[test]
+    fn since_replays_in_order_or_reports_a_gap() {
+        let store = MemoryStore::new(1, 5);
+        let room = RoomId("r".into());
+        let batch = (0..8).map(|i| new_msg("ada", &i.to_string())).collect();
+        block(store.append(&room, batch)).unwrap();
+        // Messages 4..=8 are retained.
+        let Replay::Complete(tail) = block(store.since(&room, Seq(5), 100)).unwrap() else {
+            panic!("expected a replay");
+        };
+        assert_eq!(tail.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![6, 7, 8]);
+        assert_eq!(block(store.since(&room, Seq(1), 100)).unwrap(), Replay::Gap);
+        assert_eq!(block(store.since(&room, Seq(9), 100)).unwrap(), Replay::Gap);
+        assert_eq!(block(store.since(&room, Seq(5), 2)).unwrap(), Replay::Gap);
+        assert_eq!(
+            block(store.since(&room, Seq(8), 100)).unwrap(),
+            Replay::Complete(vec![])
+        );
+        let page = block(store.latest(&room, Some(Seq(7)), 2)).unwrap();
+        assert_eq!(page.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![5, 6]);
+    }
+}

@@ -1,0 +1,66 @@
+//! The Leptos components: the HTML shell, the router, and the two pages.
+//!
+//! Pages render completely on the server (JavaScript is an enhancement): forms post to server
+//! functions, and the room page carries its latest messages and who is online.
+
+mod home_page;
+mod name_form;
+mod room_page;
+
+use crate::client::provide_chat_socket;
+use home_page::HomePage;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+use room_page::RoomPage;
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_chat_socket();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/hearth.css" />
+        <Title text="Hearth" />
+        <Router>
+            <main>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=HomePage />
+                    <Route path=path!("/r/:room") view=RoomPage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1>"Page not found"</h1>
+        <p>
+            <a href="/">"Back to the rooms"</a>
+        </p>
+    }
+}
