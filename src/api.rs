@@ -111,8 +111,8 @@ pub async fn current_name() -> Result<Option<String>, AppError> {
 /// Chooses (or changes) the visitor's display name and remembers it in a cookie.
 #[server]
 pub async fn set_name(name: String) -> Result<String, AppError> {
-    let name = crate::names::parse_display_name(&name)
-        .map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    let name =
+        crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
         res.append_header(
             axum::http::header::SET_COOKIE,
@@ -139,7 +139,10 @@ pub async fn list_rooms() -> Result<Vec<RoomEntry>, AppError> {
 #[server]
 pub async fn create_room(name: String) -> Result<String, AppError> {
     let room = crate::names::parse_room(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
-    ssr::hub()?.create_room(&room).await.map_err(ssr::internal)?;
+    ssr::hub()?
+        .create_room(&room)
+        .await
+        .map_err(ssr::internal)?;
     leptos_axum::redirect(&format!("/r/{room}"));
     Ok(room.0)
 }
@@ -154,7 +157,10 @@ pub async fn load_room(room: String) -> Result<RoomPage, AppError> {
         )))
     })?;
     let hub = ssr::hub()?;
-    let snapshot = hub.snapshot(&room, PAGE_MESSAGES).await.map_err(ssr::internal)?;
+    let snapshot = hub
+        .snapshot(&room, PAGE_MESSAGES)
+        .await
+        .map_err(ssr::internal)?;
     Ok(RoomPage {
         room,
         messages: snapshot.messages,
@@ -177,8 +183,7 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
     // Each form post is a new message; the counter keeps ids unique within this process.
     static POSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = POSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let client_id =
-        crate::protocol::ClientId(format!("form-{}-{n}", crate::server::hub::now_ms()));
+    let client_id = crate::protocol::ClientId(format!("form-{}-{n}", crate::server::hub::now_ms()));
     ssr::hub()?
         .post(author, &room, client_id, text)
         .await

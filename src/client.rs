@@ -114,7 +114,10 @@ impl ChatSocket {
 
 /// Inserts messages keeping sequence order and dropping repeats; returns true if anything
 /// changed.
-pub fn merge_messages(list: &mut Vec<ChatMessage>, incoming: impl IntoIterator<Item = ChatMessage>) -> bool {
+pub fn merge_messages(
+    list: &mut Vec<ChatMessage>,
+    incoming: impl IntoIterator<Item = ChatMessage>,
+) -> bool {
     let mut changed = false;
     for msg in incoming {
         match list.binary_search_by_key(&msg.seq, |m| m.seq) {
@@ -152,6 +155,9 @@ mod tests {
         let mut list = vec![msg(1), msg(3)];
         assert!(merge_messages(&mut list, vec![msg(4), msg(2), msg(3)]));
         assert!(!merge_messages(&mut list, vec![msg(1)]));
-        assert_eq!(list.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(
+            list.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
     }
 }

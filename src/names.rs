@@ -84,14 +84,25 @@ mod tests {
     fn room_names_follow_the_rule() {
         assert_eq!(parse_room(" dev-ops_2 ").unwrap().0, "dev-ops_2");
         assert!(parse_room(&"a".repeat(32)).is_ok());
-        for bad in ["", "   ", "has space", "dots.no", "ümlaut", &"a".repeat(33), "<b>"] {
+        for bad in [
+            "",
+            "   ",
+            "has space",
+            "dots.no",
+            "ümlaut",
+            &"a".repeat(33),
+            "<b>",
+        ] {
             assert!(parse_room(bad).is_err(), "{bad:?} should be refused");
         }
     }
 
     #[test]
     fn display_names_are_tidied_and_bounded() {
-        assert_eq!(parse_display_name("  Ada   Lovelace ").unwrap().0, "Ada Lovelace");
+        assert_eq!(
+            parse_display_name("  Ada   Lovelace ").unwrap().0,
+            "Ada Lovelace"
+        );
         assert_eq!(parse_display_name("Zoë").unwrap().0, "Zoë");
         assert!(parse_display_name(&"é".repeat(32)).is_ok());
         assert!(parse_display_name(&"é".repeat(33)).is_err());

@@ -201,7 +201,10 @@ impl ClientMsg {
             Ok(msg) => Ok(msg),
             Err(err) => {
                 let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                    (ErrorCode::BadFrame, format!("The frame is not valid JSON: {e}."))
+                    (
+                        ErrorCode::BadFrame,
+                        format!("The frame is not valid JSON: {e}."),
+                    )
                 })?;
                 match value.get("type").and_then(|t| t.as_str()) {
                     Some(t) if !KNOWN_CLIENT_TYPES.contains(&t) => Err((
@@ -240,7 +243,10 @@ mod tests {
             epoch: Some(3),
         };
         let text = serde_json::to_string(&join).unwrap();
-        assert_eq!(text, r#"{"type":"join","room":"general","since":7,"epoch":3}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"join","room":"general","since":7,"epoch":3}"#
+        );
         assert_eq!(ClientMsg::decode(&text).unwrap(), join);
         assert_eq!(
             ClientMsg::decode(r#"{"type":"join","room":"general"}"#).unwrap(),
@@ -254,16 +260,24 @@ mod tests {
 
     #[test]
     fn decode_tells_unknown_types_from_malformed_frames() {
-        assert_eq!(ClientMsg::decode("{nope").unwrap_err().0, ErrorCode::BadFrame);
+        assert_eq!(
+            ClientMsg::decode("{nope").unwrap_err().0,
+            ErrorCode::BadFrame
+        );
         assert_eq!(
             ClientMsg::decode(r#"{"type":"shout"}"#).unwrap_err().0,
             ErrorCode::UnknownType
         );
         assert_eq!(
-            ClientMsg::decode(r#"{"type":"send","room":"general"}"#).unwrap_err().0,
+            ClientMsg::decode(r#"{"type":"send","room":"general"}"#)
+                .unwrap_err()
+                .0,
             ErrorCode::BadFrame
         );
-        assert_eq!(ClientMsg::decode("[1,2]").unwrap_err().0, ErrorCode::BadFrame);
+        assert_eq!(
+            ClientMsg::decode("[1,2]").unwrap_err().0,
+            ErrorCode::BadFrame
+        );
     }
 
     #[test]
@@ -277,7 +291,10 @@ mod tests {
             ts: 5,
         });
         let text = msg.encode();
-        assert!(text.starts_with(r#"{"type":"message","room":"general","seq":1"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"type":"message","room":"general","seq":1"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<ServerMsg>(&text).unwrap(), msg);
     }
 }

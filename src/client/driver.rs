@@ -118,7 +118,9 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
 
 pub fn close_room(room: &RoomId) {
     with(|d| {
-        let Some(slot) = d.rooms.get(room) else { return };
+        let Some(slot) = d.rooms.get(room) else {
+            return;
+        };
         // Keep unsent messages: the room may be reopened, and they must not be lost.
         if slot.outbox.is_empty() {
             d.rooms.remove(room);
@@ -211,7 +213,9 @@ fn connect() {
     });
 
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-        let Ok(ev) = ev.dyn_into::<MessageEvent>() else { return };
+        let Ok(ev) = ev.dyn_into::<MessageEvent>() else {
+            return;
+        };
         if let Some(text) = ev.data().as_string() {
             on_frame(generation, &text);
         }
@@ -313,7 +317,9 @@ fn install_listeners() {
     if !first {
         return;
     }
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let on_offline = Closure::<dyn FnMut(JsValue)>::new(|_| {
         abandon_socket();
         let updates = with(|d| {
@@ -358,7 +364,9 @@ fn start_heartbeat(generation: u64, every_ms: u32) -> Interval {
             if d.generation != generation {
                 return false;
             }
-            let Some(live) = d.socket.as_ref() else { return false };
+            let Some(live) = d.socket.as_ref() else {
+                return false;
+            };
             let silent = js_sys::Date::now() - live.last_heard;
             if silent > f64::from(live.heartbeat_ms) * 2.5 {
                 return true;
@@ -487,9 +495,9 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 // the ack), unless this was a resend of a message already shown.
                 let live = slot.live;
                 updates.push(Box::new(move || {
-                    let shown = live.messages.with_untracked(|list| {
-                        list.iter().any(|m| m.client_id == client_id)
-                    });
+                    let shown = live
+                        .messages
+                        .with_untracked(|list| list.iter().any(|m| m.client_id == client_id));
                     if shown {
                         let _ = live
                             .pending
@@ -498,7 +506,11 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 }));
             }
         }
-        ServerMsg::Presence { room, joins, leaves } => {
+        ServerMsg::Presence {
+            room,
+            joins,
+            leaves,
+        } => {
             if let Some(slot) = d.rooms.get(&room) {
                 let live = slot.live;
                 updates.push(Box::new(move || {

@@ -10,7 +10,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "hearth", version, about = "Hearth: a self-hosted team chat server.")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Hearth: a self-hosted team chat server."
+)]
 pub struct Config {
     /// Address to listen on; overrides LEPTOS_SITE_ADDR (default 127.0.0.1:3000).
     #[arg(long, env = "HEARTH_ADDR")]

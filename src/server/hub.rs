@@ -375,3 +375,252 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ServerMsg;
+    use crate::server::broker::SingleNode;
+    use crate::server::store::MemoryStore;
+
+    fn hub(config: HubConfig) -> Arc<Hub> {
+        Hub::new(
+            Arc::new(MemoryStore::new(7, 10_000)),
+            Arc::new(SingleNode),
+            config,
+        )
+    }
+
+    fn room(name: &str) -> RoomId {
+        RoomId(name.to_string())
+    }
+
+    fn user(name: &str) -> UserName {
+        UserName(name.to_string())
+    }
+
+    /// Everything queued for a connection right now, decoded, waiting briefly for the room
+    /// actors to catch up.
+    async fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerMsg> {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            let frames = match item {
+                Outbound::Frame(f) => vec![f],
+                Outbound::Batch(fs) => fs,
+            };
+            for f in frames {
+                out.push(serde_json::from_str(f.as_str()).expect("server frames are valid JSON"));
+            }
+        }
+        out
+    }
+
+    fn texts(frames: &[ServerMsg]) -> Vec<String> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                ServerMsg::Message(m) => Some(m.text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn fan_out_reaches_only_the_room() {
+        let hub = hub(HubConfig::default());
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        let (bob, mut bob_rx) = hub.connect(user("bob"));
+        let (cy, mut cy_rx) = hub.connect(user("cy"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        hub.join(&bob, &room("x"), None, None).await.unwrap();
+        hub.join(&cy, &room("y"), None, None).await.unwrap();
+        drain(&mut ada_rx).await;
+        drain(&mut bob_rx).await;
+        drain(&mut cy_rx).await;
+
+        hub.send(&ada, &room("x"), ClientId("c1".into()), "hello x".into())
+            .await
+            .unwrap();
+        let ada_frames = drain(&mut ada_rx).await;
+        assert!(
+            matches!(&ada_frames[0], ServerMsg::Ack { seq: Seq(1), client_id, .. } if client_id.0 == "c1"),
+            "the sender is acked first: {ada_frames:?}"
+        );
+        assert_eq!(texts(&ada_frames), vec!["hello x"]);
+        assert_eq!(texts(&drain(&mut bob_rx).await), vec!["hello x"]);
+        assert!(
+            drain(&mut cy_rx).await.is_empty(),
+            "room y must hear nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn presence_counts_people_not_tabs_and_waits_out_the_grace_period() {
+        let hub = hub(HubConfig {
+            presence_grace: Duration::from_millis(150),
+            ..HubConfig::default()
+        });
+        let (bob, mut bob_rx) = hub.connect(user("bob"));
+        hub.join(&bob, &room("x"), None, None).await.unwrap();
+        drain(&mut bob_rx).await;
+
+        let (tab1, mut tab1_rx) = hub.connect(user("ada"));
+        let (tab2, _tab2_rx) = hub.connect(user("ada"));
+        hub.join(&tab1, &room("x"), None, None).await.unwrap();
+        hub.join(&tab2, &room("x"), None, None).await.unwrap();
+        let joined = drain(&mut tab1_rx).await;
+        assert!(
+            matches!(&joined[0], ServerMsg::Joined { online, .. } if *online == vec![user("ada"), user("bob")]),
+            "a joining tab gets the full state: {joined:?}"
+        );
+        let diffs = drain(&mut bob_rx).await;
+        assert_eq!(
+            diffs,
+            vec![ServerMsg::Presence {
+                room: room("x"),
+                joins: vec![user("ada")],
+                leaves: vec![]
+            }],
+            "two tabs announce one join"
+        );
+
+        hub.disconnect(&tab1, [room("x")]).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            drain(&mut bob_rx).await.is_empty(),
+            "one tab left: ada stays online"
+        );
+        let summaries = hub.room_summaries().await.unwrap();
+        let x = summaries.iter().find(|r| r.room == room("x")).unwrap();
+        assert_eq!(x.online, 2, "ada (one tab left) and bob");
+
+        hub.disconnect(&tab2, [room("x")]).await;
+        assert!(
+            drain(&mut bob_rx).await.is_empty(),
+            "within the grace period nothing is announced"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            drain(&mut bob_rx).await,
+            vec![ServerMsg::Presence {
+                room: room("x"),
+                joins: vec![],
+                leaves: vec![user("ada")]
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_is_resynced_while_others_keep_receiving() {
+        let hub = hub(HubConfig {
+            queue_frames: 4,
+            ..HubConfig::default()
+        });
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        let (slow, mut slow_rx) = hub.connect(user("slow"));
+        let (fast, mut fast_rx) = hub.connect(user("fast"));
+        for conn in [&ada, &slow, &fast] {
+            hub.join(conn, &room("x"), None, None).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drain(&mut slow_rx).await;
+        drain(&mut fast_rx).await;
+
+        // The slow connection stops reading while 20 messages go out.
+        let mut fast_seen = Vec::new();
+        for i in 0..20 {
+            hub.send(&ada, &room("x"), ClientId(format!("m{i}")), format!("m{i}"))
+                .await
+                .unwrap();
+            drain(&mut ada_rx).await;
+            fast_seen.extend(texts(&drain(&mut fast_rx).await));
+        }
+        let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        assert_eq!(
+            fast_seen, expected,
+            "others are not held back by the slow one"
+        );
+
+        // What was queued before the queue filled, then a resync for the room.
+        let queued = drain(&mut slow_rx).await;
+        let seen = texts(&queued);
+        assert!(seen.len() <= 4, "the queue is bounded: {seen:?}");
+        assert_eq!(
+            seen,
+            expected[..seen.len()].to_vec(),
+            "no gap inside what was queued"
+        );
+        assert_eq!(
+            slow.lag_state().take(),
+            vec![room("x")],
+            "lag is recorded for the room"
+        );
+
+        // Rejoining from the last sequence number seen replays exactly the rest.
+        hub.join(&slow, &room("x"), Some(Seq(seen.len() as u64)), Some(7))
+            .await
+            .unwrap();
+        let replay = drain(&mut slow_rx).await;
+        assert!(matches!(
+            &replay[0],
+            ServerMsg::Joined {
+                recovered: true,
+                ..
+            }
+        ));
+        let mut all = seen.clone();
+        all.extend(texts(&replay));
+        assert_eq!(
+            all, expected,
+            "the slow consumer ends with every message, once"
+        );
+    }
+
+    #[tokio::test]
+    async fn resends_are_stored_once_and_acked_with_the_first_seq() {
+        let hub = hub(HubConfig::default());
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        let (bob, mut bob_rx) = hub.connect(user("bob"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        hub.join(&bob, &room("x"), None, None).await.unwrap();
+        drain(&mut ada_rx).await;
+        drain(&mut bob_rx).await;
+        for _ in 0..2 {
+            hub.send(&ada, &room("x"), ClientId("same".into()), "once".into())
+                .await
+                .unwrap();
+        }
+        let acks: Vec<_> = drain(&mut ada_rx)
+            .await
+            .into_iter()
+            .filter_map(|f| match f {
+                ServerMsg::Ack { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acks, vec![Seq(1), Seq(1)]);
+        assert_eq!(texts(&drain(&mut bob_rx).await), vec!["once"]);
+    }
+
+    #[tokio::test]
+    async fn a_stale_epoch_is_told_to_reload() {
+        let hub = hub(HubConfig::default());
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        hub.join(&ada, &room("x"), Some(Seq(3)), Some(6))
+            .await
+            .unwrap();
+        let frames = drain(&mut ada_rx).await;
+        assert!(
+            matches!(
+                &frames[0],
+                ServerMsg::Joined {
+                    recovered: false,
+                    epoch: 7,
+                    ..
+                }
+            ),
+            "{frames:?}"
+        );
+    }
+}

@@ -71,9 +71,18 @@ mod tests {
         for raw in ["Ada", "Zoë Ñ", "a;b=c", "<script>"] {
             let name = UserName(raw.to_string());
             let cookie = name_cookie(&name);
-            let pair = cookie.to_str().unwrap().split(';').next().unwrap().to_string();
+            let pair = cookie
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
             let mut headers = HeaderMap::new();
-            headers.insert(header::COOKIE, HeaderValue::from_str(&format!("x=1; {pair}")).unwrap());
+            headers.insert(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("x=1; {pair}")).unwrap(),
+            );
             assert_eq!(name_from_headers(&headers), Some(name));
         }
     }
@@ -83,7 +92,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("hearth_name=%ZZ"));
         assert_eq!(name_from_headers(&headers), None);
-        headers.insert(header::COOKIE, HeaderValue::from_static("hearth_name=%07bell"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("hearth_name=%07bell"),
+        );
         assert_eq!(name_from_headers(&headers), None);
     }
 }

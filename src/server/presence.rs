@@ -115,9 +115,16 @@ mod tests {
         let Removal::Pending(generation) = p.remove(&user("ada"), 1, true) else {
             panic!("last connection should start a grace period");
         };
-        assert_eq!(p.online(), vec![user("ada")], "still listed during the grace period");
+        assert_eq!(
+            p.online(),
+            vec![user("ada")],
+            "still listed during the grace period"
+        );
         assert!(!p.add(&user("ada"), 2), "coming back is not a new join");
-        assert!(!p.expire(&user("ada"), generation), "stale timer must not remove her");
+        assert!(
+            !p.expire(&user("ada"), generation),
+            "stale timer must not remove her"
+        );
         assert_eq!(p.count(), 1);
     }
 
@@ -131,6 +138,9 @@ mod tests {
         };
         assert!(p.expire(&user("ada"), generation));
         assert_eq!(p.online(), vec![user("bob")]);
-        assert!(!p.expire(&user("ada"), generation), "expiring twice is harmless");
+        assert!(
+            !p.expire(&user("ada"), generation),
+            "expiring twice is harmless"
+        );
     }
 }

@@ -184,7 +184,10 @@ impl RoomActor {
             Ok(seq) => seq,
             Err(err) => {
                 tracing::error!(room = %self.id, %err, "join: reading last_seq failed");
-                conn.deliver(&self.id, error_frame(ErrorCode::Internal, &self.id, None).into());
+                conn.deliver(
+                    &self.id,
+                    error_frame(ErrorCode::Internal, &self.id, None).into(),
+                );
                 return;
             }
         };

@@ -197,7 +197,10 @@ impl Store for MemoryStore {
                 return Replay::Gap;
             }
             let missing = (state.last_seq.0 - after.0) as usize;
-            let oldest_kept = state.messages.front().map_or(state.last_seq.0 + 1, |m| m.seq.0);
+            let oldest_kept = state
+                .messages
+                .front()
+                .map_or(state.last_seq.0 + 1, |m| m.seq.0);
             if missing > limit || (missing > 0 && after.0 + 1 < oldest_kept) {
                 return Replay::Gap;
             }
@@ -284,7 +287,10 @@ mod tests {
         let Replay::Complete(tail) = block(store.since(&room, Seq(5), 100)).unwrap() else {
             panic!("expected a replay");
         };
-        assert_eq!(tail.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![6, 7, 8]);
+        assert_eq!(
+            tail.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+            vec![6, 7, 8]
+        );
         assert_eq!(block(store.since(&room, Seq(1), 100)).unwrap(), Replay::Gap);
         assert_eq!(block(store.since(&room, Seq(9), 100)).unwrap(), Replay::Gap);
         assert_eq!(block(store.since(&room, Seq(5), 2)).unwrap(), Replay::Gap);

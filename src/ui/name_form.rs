@@ -6,7 +6,13 @@ use leptos::prelude::*;
 /// The "Display name" form. `current` is the name already chosen, if any.
 #[component]
 pub fn NameForm(action: ServerAction<SetName>, current: Option<String>) -> impl IntoView {
-    let error = move || action.value().get().and_then(|r| r.err()).map(|e| e.to_string());
+    let error = move || {
+        action
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
     let chosen = move || {
         action
             .value()

@@ -1,0 +1,151 @@
+//! Shared helpers for integration tests: a real Hearth server on a free port, and a protocol
+//! client built on tokio-tungstenite.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use hearth::protocol::{ClientMsg, RoomId, ServerMsg};
+use hearth::server::{
+    broker::SingleNode, hub::Hub, hub::HubConfig, router, store::MemoryStore, AppState,
+};
+use leptos::config::LeptosOptions;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hub: Arc<Hub>,
+}
+
+/// Starts the full router (pages, server functions, `/ws`) on 127.0.0.1:0.
+pub async fn start(config: HubConfig) -> TestServer {
+    let hub = Hub::new(
+        Arc::new(MemoryStore::new(42, 10_000)),
+        Arc::new(SingleNode),
+        config,
+    );
+    let app = router(AppState {
+        leptos_options: LeptosOptions::builder().output_name("hearth").build(),
+        hub: hub.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestServer { addr, hub }
+}
+
+pub fn quick_config() -> HubConfig {
+    HubConfig {
+        presence_grace: Duration::from_millis(200),
+        ..HubConfig::default()
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub name: String,
+}
+
+/// Connects as `name` (sent in the display-name cookie) and consumes the `welcome` frame.
+pub async fn connect(server: &TestServer, name: &str) -> Client {
+    let mut request = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        HeaderValue::from_str(&format!("hearth_name={}", name.replace(' ', "%20"))).unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let mut client = Client {
+        ws,
+        name: name.to_string(),
+    };
+    match client.recv().await {
+        ServerMsg::Welcome { user, .. } => assert_eq!(user.0, name),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    client
+}
+
+impl Client {
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        let text = serde_json::to_string(msg).unwrap();
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.unwrap();
+    }
+
+    /// The next protocol frame, skipping heartbeats; fails after 5 s.
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("transport error");
+            match next {
+                Message::Text(t) => {
+                    let msg: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
+                    if msg != ServerMsg::Ping {
+                        return msg;
+                    }
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Nothing but heartbeats arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let msg: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(msg, ServerMsg::Ping, "expected silence");
+                }
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes, returning the close code.
+    pub async fn expect_close(&mut self) -> CloseCode {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match next {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code,
+                Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("transport error before close: {e}"),
+            }
+        }
+    }
+
+    /// Joins a room and returns the `joined` frame.
+    pub async fn join(&mut self, room: &str) -> ServerMsg {
+        self.send(&ClientMsg::Join {
+            room: RoomId(room.into()),
+            since: None,
+            epoch: None,
+        })
+        .await;
+        let joined = self.recv().await;
+        assert!(matches!(joined, ServerMsg::Joined { .. }), "{joined:?}");
+        joined
+    }
+}
