@@ -5,7 +5,12 @@
 async fn main() -> anyhow::Result<()> {
     use clap::Parser;
     use hearth::server::{
-        broker::SingleNode, config::Config, hub::Hub, router, store::MemoryStore, AppState,
+        broker::SingleNode,
+        config::{Config, StoreKind},
+        hub::Hub,
+        router,
+        store::{sqlite::SqliteStore, MemoryStore, Store},
+        AppState,
     };
     use leptos::config::get_configuration;
     use std::sync::Arc;
@@ -21,10 +26,24 @@ async fn main() -> anyhow::Result<()> {
     let leptos_options = get_configuration(None)?.leptos_options;
     let addr = config.addr.unwrap_or(leptos_options.site_addr);
 
-    // The epoch tells reconnecting clients whether their sequence numbers still mean
-    // anything: the in-memory history starts over with every process.
-    let epoch = hearth::server::hub::now_ms();
-    let store = Arc::new(MemoryStore::new(epoch, config.history_retain));
+    let store: Arc<dyn Store> = match config.store {
+        StoreKind::Sqlite => {
+            let store = SqliteStore::open(&config.data_dir).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "hearth: cannot open the store in {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+            tracing::info!(dir = %config.data_dir.display(), "history in SQLite");
+            Arc::new(store)
+        }
+        // The epoch tells reconnecting clients whether their sequence numbers still mean
+        // anything: the in-memory history starts over with every process.
+        StoreKind::Memory => Arc::new(MemoryStore::new(
+            hearth::server::hub::now_ms(),
+            config.history_retain,
+        )),
+    };
     let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
     let app = router(AppState {
         leptos_options,
@@ -50,6 +69,8 @@ async fn main() -> anyhow::Result<()> {
             hub.begin_shutdown();
         })
         .await?;
+    // Let the connection writers put their close frames on the wire before exiting.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use home_page::HomePage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 use room_page::RoomPage;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -24,6 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <MetaTags />
             </head>
             <body>
@@ -43,8 +44,10 @@ pub fn App() -> impl IntoView {
         <Router>
             <main>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=HomePage />
-                    <Route path=path!("/r/:room") view=RoomPage />
+                    // Async: the whole page, data included, arrives as one HTML document, so
+                    // it reads and works with JavaScript off (no out-of-order streaming).
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/r/:room") view=RoomPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

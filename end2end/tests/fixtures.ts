@@ -153,6 +153,17 @@ export async function sendMessage(page: Page, text: string): Promise<void> {
 
 // ---- fixtures ---------------------------------------------------------------
 
+/**
+ * Attaches text as a file in the test's output dir: the list reporter prints
+ * the path, and the file is kept whole (inline attachments get cut short).
+ */
+export async function attachText(name: string, text: string): Promise<void> {
+  const testInfo = base.info();
+  const file = testInfo.outputPath(name);
+  fs.writeFileSync(file, text);
+  await testInfo.attach(name, { path: file, contentType: "text/plain" });
+}
+
 export interface Users {
   /**
    * A new browser context (a separate person with their own cookies) and one
@@ -178,16 +189,36 @@ export const test = base.extend<{ users: Users; serverLog: void }>({
     await use(context);
   },
 
-  users: async ({ browser, baseURL, javaScriptEnabled }, use) => {
+  users: async ({ browser, baseURL, javaScriptEnabled }, use, testInfo) => {
     const contexts: BrowserContext[] = [];
+    const consoleLines: string[] = [];
     await use({
       async open(opts = {}) {
         const context = await newContext(browser, opts.baseURL ?? baseURL, javaScriptEnabled);
-        contexts.push(context);
+        const person = contexts.push(context);
+        context.on("page", (page) => {
+          page.on("console", (msg) => consoleLines.push(`[person ${person}] ${msg.type()}: ${msg.text()}`));
+          page.on("pageerror", (err) => consoleLines.push(`[person ${person}] pageerror: ${err.message}`));
+        });
         const page = await context.newPage();
         return { context, page };
       },
     });
+    // On failure, show what each person was looking at, and what their browser said.
+    if (testInfo.status !== testInfo.expectedStatus) {
+      for (const [i, context] of contexts.entries()) {
+        for (const [j, page] of context.pages().entries()) {
+          const snapshot = await page
+            .locator("body")
+            .ariaSnapshot({ timeout: 2_000 })
+            .catch((e: Error) => `(no snapshot: ${e.message})`);
+          await attachText(`person-${i + 1}-tab-${j + 1}.txt`, `${page.url()}\n${snapshot}\n`);
+        }
+      }
+      if (consoleLines.length) {
+        await attachText("browser-console.txt", consoleLines.join("\n") + "\n");
+      }
+    }
     for (const context of contexts) await context.close().catch(() => undefined);
   },
 
@@ -198,10 +229,7 @@ export const test = base.extend<{ users: Users; serverLog: void }>({
       const logFile = process.env.HEARTH_E2E_LOG;
       if (testInfo.status !== testInfo.expectedStatus && logFile && fs.existsSync(logFile)) {
         const log = fs.readFileSync(logFile, "utf8");
-        await testInfo.attach("hearth-server.log", {
-          body: log.slice(-LOG_ATTACH_CHARS),
-          contentType: "text/plain",
-        });
+        await attachText("hearth-server.log", log.slice(-LOG_ATTACH_CHARS));
       }
     },
     { auto: true },

@@ -6,6 +6,7 @@
 // not the shared one.
 
 import {
+  attachText,
   connectionStatus,
   expect,
   messageBox,
@@ -31,10 +32,7 @@ test.describe("reconnect", () => {
 
   test.afterEach(async ({}, testInfo) => {
     if (testInfo.status !== testInfo.expectedStatus && server) {
-      await testInfo.attach("hearth-reconnect-server.log", {
-        body: server.logTail(),
-        contentType: "text/plain",
-      });
+      await attachText("hearth-reconnect-server.log", server.logTail());
     }
   });
 

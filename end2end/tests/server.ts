@@ -176,6 +176,7 @@ export class HearthServer {
       HEARTH_DATA_DIR: this.dataDir,
       HEARTH_PRESENCE_GRACE_MS: "1000",
       RUST_LOG: process.env.RUST_LOG ?? "info",
+      NO_COLOR: "1",
       ...this.extraEnv,
     };
     const child = spawn(bin, [], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });

@@ -77,6 +77,9 @@ fn set_status(d: &Driver, state: ConnState, updates: &mut Vec<Deferred>) {
 }
 
 pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
+    // Without a display name the upgrade is refused; connect once one is chosen
+    // (`reconnect_now`).
+    let may_connect = page.me.is_some() || with(|d| d.me.is_some());
     let room = page.room.clone();
     let updates = with(|d| {
         d.status = Some(status);
@@ -113,7 +116,9 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
     });
     run(updates);
     install_listeners();
-    ensure_connecting();
+    if may_connect {
+        ensure_connecting();
+    }
 }
 
 pub fn close_room(room: &RoomId) {
@@ -434,15 +439,21 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 let _ = live.online.try_set(online);
             }));
             if !recovered {
-                // The gap cannot be replayed: show the newest window and say so.
+                // The gap cannot be replayed (another epoch, or too far behind). Clear the
+                // view now, before any live frame for this room is applied, then merge the
+                // newest window in: a live message arriving meanwhile is kept, not
+                // overwritten by the older snapshot.
                 slot.last_seq = last_seq;
                 slot.epoch = Some(epoch);
                 let room = room.clone();
                 updates.push(Box::new(move || {
                     let _ = live.gap.try_set(true);
+                    let _ = live.messages.try_set(Vec::new());
                     leptos::task::spawn_local(async move {
                         if let Ok(page) = crate::api::load_room(room.0.clone()).await {
-                            let _ = live.messages.try_set(page.messages);
+                            let _ = live.messages.try_update(|list| {
+                                merge_messages(list, page.messages);
+                            });
                         }
                     });
                 }));

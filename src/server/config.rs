@@ -20,7 +20,15 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ADDR")]
     pub addr: Option<SocketAddr>,
 
-    /// Seconds a person stays listed as online after their last tab closes (in milliseconds).
+    /// Directory for the SQLite database (`hearth.db`); created on first start.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// Where history lives: `sqlite` (a file under --data-dir) or `memory` (lost on exit).
+    #[arg(long, env = "HEARTH_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+
+    /// How long a person stays listed as online after their last tab closes, in milliseconds.
     #[arg(long, env = "HEARTH_PRESENCE_GRACE_MS", default_value_t = 3000)]
     pub presence_grace_ms: u64,
 
@@ -33,7 +41,7 @@ pub struct Config {
     #[arg(long, env = "HEARTH_QUEUE_FRAMES", default_value_t = 512)]
     pub queue_frames: usize,
 
-    /// Messages kept per room by the in-memory store.
+    /// Messages kept per room by the in-memory store (the SQLite store keeps everything).
     #[arg(long, env = "HEARTH_HISTORY_RETAIN", default_value_t = 10_000)]
     pub history_retain: usize,
 }
@@ -47,4 +55,10 @@ impl Config {
             ..HubConfig::default()
         }
     }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Memory,
 }

@@ -5,9 +5,12 @@
 //! on (author, client id), so a resend after a reconnect is stored once and answered with the
 //! original sequence number. Room actors call it with batches (group commit).
 //!
+//! [`sqlite::SqliteStore`] is the embedded default: one file under the data directory.
 //! [`MemoryStore`] keeps a bounded window per room in process memory. Its epoch is chosen at
 //! start-up, so clients that survive a restart learn that their `since` is from another
 //! history and reload instead of trusting a gap.
+
+pub mod sqlite;
 
 use crate::protocol::{ChatMessage, ClientId, RoomId, Seq, UserName};
 use std::collections::{HashMap, VecDeque};

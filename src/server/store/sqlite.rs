@@ -1,0 +1,320 @@
+//! The embedded default store: one SQLite file under the data directory.
+//!
+//! Created with migrations on first start. Write-ahead logging with `synchronous=NORMAL`
+//! keeps every committed batch across a process crash (SIGKILL); each batch is one
+//! transaction, so group commit costs one fsync-free commit per batch rather than per
+//! message. Only the room's actor appends to a room, which is what makes the `last_seq`
+//! kept in the `rooms` table safe to read-modify-write inside the transaction.
+
+use super::{Appended, BoxFuture, NewMessage, Replay, Store, StoreError};
+use crate::protocol::{ChatMessage, ClientId, RoomId, Seq, UserName};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+use std::path::Path;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    epoch: u64,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Unavailable(format!("migrating the database failed: {err}"))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `hearth.db` in `dir` and brings its schema up to date.
+    pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("hearth.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+
+        // The epoch is born with the database: a new file means a new history.
+        let candidate = crate::server::hub::now_ms().to_string();
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)")
+            .bind(&candidate)
+            .execute(&pool)
+            .await?;
+        let epoch: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'epoch'")
+            .fetch_one(&pool)
+            .await?;
+        let epoch = epoch
+            .parse()
+            .map_err(|_| StoreError::Unavailable(format!("corrupt epoch {epoch:?}")))?;
+        Ok(SqliteStore { pool, epoch })
+    }
+
+    async fn append_batch(
+        &self,
+        room: &RoomId,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = crate::server::hub::now_ms() as i64;
+        sqlx::query("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)")
+            .bind(room.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut last: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?")
+            .bind(room.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for new in batch {
+            let seq = last + 1;
+            let inserted = sqlx::query(
+                "INSERT OR IGNORE INTO messages (room, seq, author, client_id, text, ts) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(room.as_str())
+            .bind(seq)
+            .bind(new.author.as_str())
+            .bind(&new.client_id.0)
+            .bind(&new.text)
+            .bind(new.ts as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                last = seq;
+                out.push(Appended::Stored(ChatMessage {
+                    room: room.clone(),
+                    seq: Seq(seq as u64),
+                    author: new.author,
+                    text: new.text,
+                    client_id: new.client_id,
+                    ts: new.ts,
+                }));
+            } else {
+                let existing: i64 = sqlx::query_scalar(
+                    "SELECT seq FROM messages WHERE room = ? AND author = ? AND client_id = ?",
+                )
+                .bind(room.as_str())
+                .bind(new.author.as_str())
+                .bind(&new.client_id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                out.push(Appended::Duplicate(Seq(existing as u64)));
+            }
+        }
+        sqlx::query("UPDATE rooms SET last_seq = ? WHERE name = ?")
+            .bind(last)
+            .bind(room.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn messages(
+        &self,
+        room: &RoomId,
+        after: Option<Seq>,
+        before: Option<Seq>,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let sql = if newest_first {
+            "SELECT seq, author, client_id, text, ts FROM messages \
+             WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        } else {
+            "SELECT seq, author, client_id, text, ts FROM messages \
+             WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
+        };
+        let rows = sqlx::query(sql)
+            .bind(room.as_str())
+            .bind(after.map_or(0, |s| s.0 as i64))
+            .bind(before.map_or(i64::MAX, |s| s.0 as i64))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut list = Vec::with_capacity(rows.len());
+        for row in rows {
+            list.push(ChatMessage {
+                room: room.clone(),
+                seq: Seq(row.try_get::<i64, _>(0)? as u64),
+                author: UserName(row.try_get(1)?),
+                client_id: ClientId(row.try_get(2)?),
+                text: row.try_get(3)?,
+                ts: row.try_get::<i64, _>(4)? as u64,
+            });
+        }
+        if newest_first {
+            list.reverse();
+        }
+        Ok(list)
+    }
+
+    async fn room_last_seq(&self, room: &RoomId) -> Result<Seq, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?")
+            .bind(room.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Seq(last.unwrap_or(0) as u64))
+    }
+}
+
+impl Store for SqliteStore {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)")
+                .bind(room.as_str())
+                .bind(crate::server::hub::now_ms() as i64)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn room_exists<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM rooms WHERE name = ?")
+                .bind(room.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(found.is_some())
+        })
+    }
+
+    fn list_rooms(&self) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
+        Box::pin(async move {
+            let names: Vec<String> = sqlx::query_scalar("SELECT name FROM rooms ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(names.into_iter().map(RoomId).collect())
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomId,
+        batch: Vec<NewMessage>,
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>> {
+        Box::pin(self.append_batch(room, batch))
+    }
+
+    fn since<'a>(
+        &'a self,
+        room: &'a RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Replay, StoreError>> {
+        Box::pin(async move {
+            let last = self.room_last_seq(room).await?;
+            if after > last {
+                return Ok(Replay::Gap);
+            }
+            if after == last {
+                return Ok(Replay::Complete(Vec::new()));
+            }
+            if (last.0 - after.0) as usize > limit {
+                return Ok(Replay::Gap);
+            }
+            let list = self.messages(room, Some(after), None, limit, false).await?;
+            // Retention may have deleted the start of the gap: then it cannot be filled.
+            if list.first().map(|m| m.seq) != Some(Seq(after.0 + 1)) {
+                return Ok(Replay::Gap);
+            }
+            Ok(Replay::Complete(list))
+        })
+    }
+
+    fn latest<'a>(
+        &'a self,
+        room: &'a RoomId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        Box::pin(self.messages(room, None, before, limit, true))
+    }
+
+    fn last_seq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
+        Box::pin(self.room_last_seq(room))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(author: &str, id: &str) -> NewMessage {
+        NewMessage {
+            author: UserName(author.into()),
+            client_id: ClientId(id.into()),
+            text: format!("text {id}"),
+            ts: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn history_survives_reopening_with_the_same_epoch() {
+        let dir = std::env::temp_dir().join(format!("hearth-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let room = RoomId("general".into());
+        let epoch = {
+            let store = SqliteStore::open(&dir).await.unwrap();
+            let out = store
+                .append(
+                    &room,
+                    vec![msg("ada", "1"), msg("ada", "2"), msg("ada", "1")],
+                )
+                .await
+                .unwrap();
+            assert!(matches!(&out[1], Appended::Stored(m) if m.seq == Seq(2)));
+            assert_eq!(
+                out[2],
+                Appended::Duplicate(Seq(1)),
+                "dedup inside one batch"
+            );
+            store.epoch()
+        };
+        let store = SqliteStore::open(&dir).await.unwrap();
+        assert_eq!(store.epoch(), epoch);
+        assert_eq!(store.last_seq(&room).await.unwrap(), Seq(2));
+        let out = store
+            .append(&room, vec![msg("ada", "2"), msg("bob", "2")])
+            .await
+            .unwrap();
+        assert_eq!(out[0], Appended::Duplicate(Seq(2)), "dedup across restarts");
+        assert!(matches!(&out[1], Appended::Stored(m) if m.seq == Seq(3)));
+        let Replay::Complete(tail) = store.since(&room, Seq(1), 100).await.unwrap() else {
+            panic!("expected a replay");
+        };
+        assert_eq!(tail.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(store.since(&room, Seq(1), 1).await.unwrap(), Replay::Gap);
+        assert_eq!(store.since(&room, Seq(9), 100).await.unwrap(), Replay::Gap);
+        let page = store.latest(&room, Some(Seq(3)), 1).await.unwrap();
+        assert_eq!(page.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(store.list_rooms().await.unwrap(), vec![room]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
