@@ -78,8 +78,19 @@ mod ssr {
         use_context::<Parts>().and_then(|p| crate::server::identity::name_from_headers(&p.headers))
     }
 
-    /// Sets the HTTP status for an error and passes it on.
+    /// Sets the HTTP status for an error and passes it on. A plain HTML form post (JavaScript
+    /// off) keeps leptos_axum's redirect back to the form instead, which carries the error.
     pub fn fail(err: AppError) -> AppError {
+        let form_post = use_context::<Parts>().is_some_and(|p| {
+            p.method == axum::http::Method::POST
+                && p.headers
+                    .get(axum::http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("text/html"))
+        });
+        if form_post {
+            return err;
+        }
         let status = match err {
             AppError::Invalid(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -95,5 +95,6 @@ test("the room page asks for a name before showing the composer", async ({ page 
   const name = uniqueName("Nora");
   await enterDisplayName(page, name);
   await expect(messageBox(page)).toBeVisible();
-  await expect(page).toHaveURL(/\/r\/general$/);
+  // leptos_axum strips its error parameters from the URL but may leave a bare "?".
+  await expect(page).toHaveURL(/\/r\/general\??$/);
 });

@@ -169,19 +169,16 @@ fn Composer(live: LiveRoom) -> impl IntoView {
         >
             <input type="hidden" name="room" value=room.0 />
             <label for="message">"Message"</label>
-            <textarea
+            // A single-line input: Enter submits natively, so it also sends with JavaScript
+            // off.
+            <input
                 id="message"
                 name="text"
-                rows="2"
+                type="text"
+                autocomplete="off"
                 prop:value=move || draft.get()
                 on:input=move |ev| draft.set(event_target_value(&ev))
-                on:keydown=move |ev| {
-                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
-                        ev.prevent_default();
-                        submit();
-                    }
-                }
-            ></textarea>
+            />
             <button type="submit">"Send"</button>
             <Show when=move || post_error().is_some()>
                 <p class="error" role="alert">
