@@ -55,6 +55,10 @@ pub struct RoomPage {
     pub last_seq: Seq,
     pub epoch: u64,
     pub me: Option<UserName>,
+    /// True when messages older than the first one shown may exist.
+    pub has_older: bool,
+    /// Set when this is an older page (`?before=`), which is shown without live updates.
+    pub before: Option<Seq>,
 }
 
 #[cfg(feature = "ssr")]
@@ -158,9 +162,10 @@ pub async fn create_room(name: String) -> Result<String, AppError> {
     Ok(room.0)
 }
 
-/// The room page's starting state: the latest messages and who is online.
+/// The room page's starting state: the latest messages (or, with `before`, the page of
+/// messages before that sequence number) and who is online.
 #[server]
-pub async fn load_room(room: String) -> Result<RoomPage, AppError> {
+pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, AppError> {
     let room = crate::names::parse_room(&room).map_err(|_| {
         ssr::fail(AppError::NotFound(format!(
             "There is no room called {room:?}. {}",
@@ -172,14 +177,36 @@ pub async fn load_room(room: String) -> Result<RoomPage, AppError> {
         .snapshot(&room, PAGE_MESSAGES)
         .await
         .map_err(ssr::internal)?;
+    let before = before.map(Seq);
+    let messages = match before {
+        None => snapshot.messages,
+        Some(before) => hub
+            .store()
+            .latest(&room, Some(before), PAGE_MESSAGES)
+            .await
+            .map_err(|e| ssr::internal(e.into()))?,
+    };
     Ok(RoomPage {
         room,
-        messages: snapshot.messages,
+        has_older: messages.first().is_some_and(|m| m.seq.0 > 1),
+        messages,
         online: snapshot.online,
         last_seq: snapshot.last_seq,
         epoch: snapshot.epoch,
         me: ssr::me(),
+        before,
     })
+}
+
+/// Up to one page of messages before `before`, oldest first (scrolling back in a room).
+#[server]
+pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>, AppError> {
+    let room = crate::names::parse_room(&room).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    ssr::hub()?
+        .store()
+        .latest(&room, Some(Seq(before)), PAGE_MESSAGES)
+        .await
+        .map_err(|e| ssr::internal(e.into()))
 }
 
 /// Posts a message from a plain HTML form (the live page sends over the WebSocket instead).

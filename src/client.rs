@@ -58,6 +58,8 @@ pub struct LiveRoom {
     pub pending: RwSignal<Vec<PendingMessage>>,
     /// True when the server could not replay what this tab missed.
     pub gap: RwSignal<bool>,
+    /// True while older messages may exist above the first one shown.
+    pub has_older: RwSignal<bool>,
 }
 
 #[derive(Clone, Copy)]
@@ -82,6 +84,7 @@ impl ChatSocket {
             online: RwSignal::new(page.online.clone()),
             pending: RwSignal::new(Vec::new()),
             gap: RwSignal::new(false),
+            has_older: RwSignal::new(page.has_older),
         };
         #[cfg(feature = "hydrate")]
         driver::open_room(self.status, live, page);
@@ -102,6 +105,26 @@ impl ChatSocket {
         driver::send(room, text);
         #[cfg(not(feature = "hydrate"))]
         let _ = (room, text);
+    }
+
+    /// Replaces the view with the newest window of history (after a gap), keeping any live
+    /// message that is newer than that window.
+    pub fn reload_history(&self, live: LiveRoom) {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let room = live.room.get_value();
+            if let Ok(page) = crate::api::load_room(room.0, None).await {
+                let newest = page.last_seq;
+                let _ = live.messages.try_update(|list| {
+                    list.retain(|m| m.seq > newest);
+                    merge_messages(list, page.messages);
+                });
+                let _ = live.has_older.try_set(page.has_older);
+                let _ = live.gap.try_set(false);
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = live;
     }
 
     /// Tries to connect at once instead of waiting for the next backoff step (after the

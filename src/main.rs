@@ -28,12 +28,14 @@ async fn main() -> anyhow::Result<()> {
 
     let store: Arc<dyn Store> = match config.store {
         StoreKind::Sqlite => {
-            let store = SqliteStore::open(&config.data_dir).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "hearth: cannot open the store in {}: {e}",
-                    config.data_dir.display()
-                )
-            })?;
+            let store = SqliteStore::open(&config.data_dir, config.retain_messages)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "hearth: cannot open the store in {}: {e}",
+                        config.data_dir.display()
+                    )
+                })?;
             tracing::info!(dir = %config.data_dir.display(), "history in SQLite");
             Arc::new(store)
         }
@@ -41,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
         // anything: the in-memory history starts over with every process.
         StoreKind::Memory => Arc::new(MemoryStore::new(
             hearth::server::hub::now_ms(),
-            config.history_retain,
+            match config.retain_messages {
+                0 => 10_000,
+                n => n as usize,
+            },
         )),
     };
     let hub = Hub::new(store, Arc::new(SingleNode), config.hub());

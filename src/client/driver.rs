@@ -55,6 +55,30 @@ struct Slot {
     outbox: Vec<(ClientId, String)>,
 }
 
+/// localStorage key prefix for a room's unsent messages; they survive a reload.
+const OUTBOX_KEY: &str = "hearth.outbox.";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn load_outbox(room: &RoomId) -> Vec<(ClientId, String)> {
+    storage()
+        .and_then(|s| s.get_item(&format!("{OUTBOX_KEY}{room}")).ok().flatten())
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+fn save_outbox(room: &RoomId, outbox: &[(ClientId, String)]) {
+    let Some(storage) = storage() else { return };
+    let key = format!("{OUTBOX_KEY}{room}");
+    if outbox.is_empty() {
+        let _ = storage.remove_item(&key);
+    } else if let Ok(json) = serde_json::to_string(outbox) {
+        let _ = storage.set_item(&key, &json);
+    }
+}
+
 /// A signal write deferred until the driver's borrow is released.
 type Deferred = Box<dyn FnOnce()>;
 
@@ -83,8 +107,14 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
     let room = page.room.clone();
     let updates = with(|d| {
         d.status = Some(status);
-        // A room reopened in this tab keeps the messages still waiting in its outbox.
-        let outbox = d.rooms.remove(&room).map(|s| s.outbox).unwrap_or_default();
+        // A room reopened keeps the messages still waiting in its outbox, from this tab or
+        // from before a reload.
+        let mut outbox = d.rooms.remove(&room).map(|s| s.outbox).unwrap_or_default();
+        for entry in load_outbox(&room) {
+            if !outbox.iter().any(|(id, _)| *id == entry.0) {
+                outbox.push(entry);
+            }
+        }
         let pending: Vec<PendingMessage> = outbox
             .iter()
             .map(|(id, text)| PendingMessage {
@@ -144,6 +174,7 @@ pub fn send(room: &RoomId, text: String) {
             return updates;
         };
         slot.outbox.push((client_id.clone(), text.clone()));
+        save_outbox(room, &slot.outbox);
         let live = slot.live;
         let joined = slot.joined;
         let pending = PendingMessage {
@@ -450,10 +481,11 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                     let _ = live.gap.try_set(true);
                     let _ = live.messages.try_set(Vec::new());
                     leptos::task::spawn_local(async move {
-                        if let Ok(page) = crate::api::load_room(room.0.clone()).await {
+                        if let Ok(page) = crate::api::load_room(room.0.clone(), None).await {
                             let _ = live.messages.try_update(|list| {
                                 merge_messages(list, page.messages);
                             });
+                            let _ = live.has_older.try_set(page.has_older);
                         }
                     });
                 }));
@@ -482,8 +514,9 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 slot.last_seq = msg.seq;
             }
             let mine = d.me.as_ref() == Some(&msg.author);
-            if mine {
+            if mine && slot.outbox.iter().any(|(id, _)| *id == msg.client_id) {
                 slot.outbox.retain(|(id, _)| *id != msg.client_id);
+                save_outbox(&msg.room, &slot.outbox);
             }
             let live = slot.live;
             updates.push(Box::new(move || {
@@ -502,6 +535,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
         } => {
             if let Some(slot) = d.rooms.get_mut(&room) {
                 slot.outbox.retain(|(id, _)| *id != client_id);
+                save_outbox(&room, &slot.outbox);
                 // The pending entry stays until its `message` frame arrives (right behind
                 // the ack), unless this was a resend of a message already shown.
                 let live = slot.live;
@@ -543,15 +577,20 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             send_join(d, &room);
         }
         ServerMsg::Error {
+            code,
             message,
             room,
             client_id,
-            ..
         } => {
-            if let (Some(room), Some(client_id)) = (room, client_id) {
+            if code == crate::protocol::ErrorCode::Internal {
+                // The server could not store it now; it stays in the outbox and is sent
+                // again after the next reconnect.
+                web_sys::console::warn_1(&format!("hearth: {message}").into());
+            } else if let (Some(room), Some(client_id)) = (room, client_id) {
                 if let Some(slot) = d.rooms.get_mut(&room) {
                     // A refusal is final for this message: keep it visible, stop resending.
                     slot.outbox.retain(|(id, _)| *id != client_id);
+                    save_outbox(&room, &slot.outbox);
                     let live = slot.live;
                     updates.push(Box::new(move || {
                         let _ = live.pending.try_update(|p| {

@@ -41,9 +41,10 @@ pub struct Config {
     #[arg(long, env = "HEARTH_QUEUE_FRAMES", default_value_t = 512)]
     pub queue_frames: usize,
 
-    /// Messages kept per room by the in-memory store (the SQLite store keeps everything).
-    #[arg(long, env = "HEARTH_HISTORY_RETAIN", default_value_t = 10_000)]
-    pub history_retain: usize,
+    /// Messages kept per room; older ones are deleted. 0 keeps everything (SQLite) or the
+    /// newest 10,000 (memory store).
+    #[arg(long, env = "HEARTH_RETAIN_MESSAGES", default_value_t = 0)]
+    pub retain_messages: u64,
 }
 
 impl Config {

@@ -3,22 +3,33 @@
 use super::name_form::NameForm;
 use crate::api::{load_room, PostMessage, RoomPage as RoomData, SetName};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
-use leptos::either::Either;
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn RoomPage() -> impl IntoView {
     let params = use_params_map();
-    let room = move || params.read().get("room").unwrap_or_default();
-    let page = Resource::new(room, load_room);
+    let query = use_query_map();
+    let key = move || {
+        let room = params.read().get("room").unwrap_or_default();
+        let before = query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<u64>().ok());
+        (room, before)
+    };
+    let page = Resource::new(key, |(room, before)| load_room(room, before));
     view! {
         <Suspense fallback=|| view! { <p>"Loading the room…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
-                    Ok(data) => Either::Left(view! { <Room data /> }),
-                    Err(e) => Either::Right(view! {
+                    Ok(data) if data.before.is_some() => {
+                        EitherOf3::A(view! { <Archive data /> })
+                    }
+                    Ok(data) => EitherOf3::B(view! { <Room data /> }),
+                    Err(e) => EitherOf3::C(view! {
                         <h1>"Room not found"</h1>
                         <p role="alert">{e.to_string()}</p>
                         <p><a href="/">"Back to the rooms"</a></p>
@@ -92,10 +103,14 @@ fn ConnectionStatus(status: RwSignal<ConnState>) -> impl IntoView {
 
 #[component]
 fn GapNotice(live: LiveRoom) -> impl IntoView {
+    let socket = expect_context::<ChatSocket>();
     view! {
         <Show when=move || live.gap.get()>
             <p class="gap" role="alert">
-                "Some messages may be missing — the latest history was reloaded."
+                "Some messages may be missing — "
+                <button type="button" on:click=move |_| socket.reload_history(live)>
+                    "Reload history"
+                </button>
             </p>
         </Show>
     }
@@ -103,27 +118,172 @@ fn GapNotice(live: LiveRoom) -> impl IntoView {
 
 #[component]
 fn MessageList(live: LiveRoom) -> impl IntoView {
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    let loading = RwSignal::new(false);
+    let room = live.room.get_value();
+    let first_seq = move || live.messages.with(|m| m.first().map_or(0, |m| m.seq.0));
+
+    // Loads the page before the first message shown and keeps the entry that was at the top
+    // where it was, by growing scrollTop by exactly the height added above it.
+    let load_older = move || {
+        if loading.get_untracked() || !live.has_older.get_untracked() {
+            return;
+        }
+        loading.set(true);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let before = live
+                .messages
+                .with_untracked(|m| m.first().map_or(0, |m| m.seq.0));
+            let height_before = scroller.get_untracked().map_or(0, |el| el.scroll_height());
+            match crate::api::load_history(live.room.get_value().0, before).await {
+                Ok(older) => {
+                    let complete = older.len() < crate::api::PAGE_MESSAGES
+                        || older.first().is_some_and(|m| m.seq.0 <= 1);
+                    live.messages.update(|list| {
+                        crate::client::merge_messages(list, older);
+                    });
+                    live.has_older.set(!complete);
+                    request_animation_frame(move || {
+                        if let Some(el) = scroller.get_untracked() {
+                            let grown = el.scroll_height() - height_before;
+                            el.set_scroll_top(el.scroll_top() + grown);
+                        }
+                        loading.set(false);
+                    });
+                }
+                Err(_) => loading.set(false),
+            }
+        });
+    };
+
+    // New messages keep the view at the bottom if the reader was already there.
+    #[cfg(feature = "hydrate")]
+    {
+        let last_seq = move || live.messages.with(|m| m.last().map_or(0, |m| m.seq.0));
+        let pending_count = move || live.pending.with(Vec::len);
+        Effect::new(move |prev: Option<(u64, usize)>| {
+            let now = (last_seq(), pending_count());
+            let Some(el) = scroller.get() else { return now };
+            let near_bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 200;
+            if prev.is_none() || (prev != Some(now) && near_bottom) {
+                request_animation_frame(move || {
+                    if let Some(el) = scroller.get_untracked() {
+                        el.set_scroll_top(el.scroll_height());
+                    }
+                });
+            }
+            now
+        });
+    }
+
     view! {
-        <ol class="messages" role="log" aria-label="Messages" aria-live="polite">
-            <For each=move || live.messages.get() key=|m| m.seq let:msg>
-                <li class="message">
-                    <span class="author">{msg.author.0}</span>
-                    <span class="text">{msg.text}</span>
-                </li>
-            </For>
-            <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
-                <li class="message pending">
-                    <span class="author">"You"</span>
-                    <span class="text">{pending.text}</span>
-                    <span class="state">
-                        {match pending.failed {
-                            Some(why) => format!("Not sent: {why}"),
-                            None => "Sending…".to_string(),
-                        }}
-                    </span>
-                </li>
-            </For>
-        </ol>
+        <div
+            class="log-scroll"
+            node_ref=scroller
+            on:scroll=move |_| {
+                if let Some(el) = scroller.get_untracked() {
+                    if el.scroll_top() < 40 {
+                        load_older();
+                    }
+                }
+            }
+        >
+            <div class="history-top">
+                {move || {
+                    if live.has_older.get() {
+                        // A GET form: with JavaScript off it opens the older page.
+                        Either::Left(view! {
+                            <form
+                                method="get"
+                                action=format!("/r/{}", room.0)
+                                on:submit=move |ev| {
+                                    ev.prevent_default();
+                                    load_older();
+                                }
+                            >
+                                <input type="hidden" name="before" value=first_seq />
+                                <button type="submit" disabled=move || loading.get()>
+                                    "Load older messages"
+                                </button>
+                            </form>
+                        })
+                    } else {
+                        Either::Right(view! {
+                            <p class="history-start">
+                                {format!("This is the beginning of #{}.", room.0)}
+                            </p>
+                        })
+                    }
+                }}
+            </div>
+            <ol class="messages" role="log" aria-label="Messages" aria-live="polite">
+                <For each=move || live.messages.get() key=|m| m.seq let:msg>
+                    <li class="message">
+                        <span class="author">{msg.author.0}</span>
+                        <span class="text">{msg.text}</span>
+                    </li>
+                </For>
+                <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
+                    <li class="message pending">
+                        <span class="author">"You"</span>
+                        <span class="text">{pending.text}</span>
+                        <span class="state">
+                            {match pending.failed {
+                                Some(why) => format!("Not sent: {why}"),
+                                None => "Sending…".to_string(),
+                            }}
+                        </span>
+                    </li>
+                </For>
+            </ol>
+        </div>
+    }
+}
+
+/// An older page of a room (`?before=`), server-rendered and static: the way back through
+/// history with JavaScript off.
+#[component]
+fn Archive(data: RoomData) -> impl IntoView {
+    let room = data.room.0.clone();
+    let older = data.messages.first().map(|m| m.seq.0);
+    view! {
+        <div class="room archive">
+            <header class="room-header">
+                <p class="back">
+                    <a href="/">"← Rooms"</a>
+                </p>
+                <h1>"# " {room.clone()}</h1>
+            </header>
+            <p>
+                <a href=format!("/r/{room}")>"Back to the latest messages"</a>
+            </p>
+            {match (data.has_older, older) {
+                (true, Some(seq)) => Either::Left(view! {
+                    <form method="get" action=format!("/r/{room}")>
+                        <input type="hidden" name="before" value=seq />
+                        <button type="submit">"Load older messages"</button>
+                    </form>
+                }),
+                _ => Either::Right(view! {
+                    <p class="history-start">{format!("This is the beginning of #{room}.")}</p>
+                }),
+            }}
+            <ol class="messages" role="log" aria-label="Messages">
+                {data
+                    .messages
+                    .into_iter()
+                    .map(|msg| {
+                        view! {
+                            <li class="message">
+                                <span class="author">{msg.author.0}</span>
+                                <span class="text">{msg.text}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ol>
+        </div>
     }
 }
 

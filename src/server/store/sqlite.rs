@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct SqliteStore {
     pool: SqlitePool,
     epoch: u64,
+    /// Messages kept per room; 0 keeps everything.
+    retain: u64,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -34,7 +36,9 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) `hearth.db` in `dir` and brings its schema up to date.
-    pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+    /// `retain` bounds the messages kept per room (0 keeps everything); sequence numbers
+    /// never go back when old messages are deleted.
+    pub async fn open(dir: &Path, retain: u64) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data directory {}: {e}",
@@ -65,7 +69,11 @@ impl SqliteStore {
         let epoch = epoch
             .parse()
             .map_err(|_| StoreError::Unavailable(format!("corrupt epoch {epoch:?}")))?;
-        Ok(SqliteStore { pool, epoch })
+        Ok(SqliteStore {
+            pool,
+            epoch,
+            retain,
+        })
     }
 
     async fn append_batch(
@@ -127,6 +135,13 @@ impl SqliteStore {
             .bind(room.as_str())
             .execute(&mut *tx)
             .await?;
+        if self.retain > 0 && last as u64 > self.retain {
+            sqlx::query("DELETE FROM messages WHERE room = ? AND seq <= ?")
+                .bind(room.as_str())
+                .bind(last - self.retain as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -281,7 +296,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let room = RoomId("general".into());
         let epoch = {
-            let store = SqliteStore::open(&dir).await.unwrap();
+            let store = SqliteStore::open(&dir, 0).await.unwrap();
             let out = store
                 .append(
                     &room,
@@ -297,7 +312,7 @@ mod tests {
             );
             store.epoch()
         };
-        let store = SqliteStore::open(&dir).await.unwrap();
+        let store = SqliteStore::open(&dir, 0).await.unwrap();
         assert_eq!(store.epoch(), epoch);
         assert_eq!(store.last_seq(&room).await.unwrap(), Seq(2));
         let out = store
@@ -315,6 +330,28 @@ mod tests {
         let page = store.latest(&room, Some(Seq(3)), 1).await.unwrap();
         assert_eq!(page.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![2]);
         assert_eq!(store.list_rooms().await.unwrap(), vec![room]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn retention_forgets_old_messages_but_never_reuses_seqs() {
+        let dir = std::env::temp_dir().join(format!("hearth-retain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir, 3).await.unwrap();
+        let room = RoomId("r".into());
+        let batch = (0..5).map(|i| msg("ada", &i.to_string())).collect();
+        store.append(&room, batch).await.unwrap();
+        let kept = store.latest(&room, None, 10).await.unwrap();
+        assert_eq!(
+            kept.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(store.since(&room, Seq(1), 100).await.unwrap(), Replay::Gap);
+        assert!(
+            matches!(store.since(&room, Seq(2), 100).await.unwrap(), Replay::Complete(l) if l.len() == 3)
+        );
+        let out = store.append(&room, vec![msg("ada", "new")]).await.unwrap();
+        assert!(matches!(&out[0], Appended::Stored(m) if m.seq == Seq(6)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
