@@ -5,6 +5,7 @@
 //! Every error is a sentence that says what to fix.
 
 use crate::protocol::{ClientId, RoomId, UserName, MAX_MESSAGE_CHARS};
+use unicode_normalization::UnicodeNormalization;
 
 pub const ROOM_RULE: &str = "Room names are 1–32 letters, digits, - or _ (no spaces).";
 pub const NAME_RULE: &str = "Display names are 1–32 characters, without control characters.";
@@ -28,10 +29,11 @@ pub fn parse_room(raw: &str) -> Result<RoomId, String> {
     }
 }
 
-/// Parses a display name: trimmed, inner whitespace runs collapsed to one space, 1–32
-/// characters, no control characters.
+/// Parses a display name: Unicode NFC (so "é" typed two ways is one name), trimmed, inner
+/// whitespace runs collapsed to one space, 1–32 characters, no control characters.
 pub fn parse_display_name(raw: &str) -> Result<UserName, String> {
-    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name: String = raw.nfc().collect();
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
     if name.is_empty() {
         return Err(format!("Enter a display name. {NAME_RULE}"));
     }
@@ -41,9 +43,15 @@ pub fn parse_display_name(raw: &str) -> Result<UserName, String> {
     Ok(UserName(name))
 }
 
-/// Checks a message body and returns it with trailing whitespace trimmed.
+/// Checks a message body and returns it in Unicode NFC, without control characters other
+/// than newline and tab, and with trailing whitespace trimmed. Length is counted in
+/// characters after that.
 pub fn clean_message(raw: &str) -> Result<String, MessageProblem> {
-    let text = raw.trim_end();
+    let text: String = raw
+        .nfc()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect();
+    let text = text.trim_end();
     if text.trim().is_empty() {
         return Err(MessageProblem::Empty);
     }
@@ -108,6 +116,17 @@ mod tests {
         assert!(parse_display_name(&"é".repeat(33)).is_err());
         assert!(parse_display_name(" \t ").is_err());
         assert!(parse_display_name("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn text_is_normalised_and_stripped_of_control_characters() {
+        // "e" + combining acute becomes the single character "é".
+        assert_eq!(parse_display_name("Rene\u{301}").unwrap().0, "René");
+        assert_eq!(
+            clean_message("a\u{0}b\u{1b}[31mc\nd").unwrap(),
+            "ab[31mc\nd"
+        );
+        assert_eq!(clean_message("\u{7}\u{8}"), Err(MessageProblem::Empty));
     }
 
     #[test]
