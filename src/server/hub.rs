@@ -35,6 +35,8 @@ pub struct HubConfig {
     pub queue_frames: usize,
     /// How long a person stays listed after their last connection closes.
     pub presence_grace: Duration,
+    /// Presence diffs are sent at most this often per room (zero: at once).
+    pub presence_batch: Duration,
     /// How often the server pings each connection; three silent intervals close it.
     pub heartbeat: Duration,
     /// Most messages a rejoin may replay; a bigger gap is answered with `recovered: false`.
@@ -50,6 +52,7 @@ impl Default for HubConfig {
         HubConfig {
             queue_frames: 512,
             presence_grace: Duration::from_secs(3),
+            presence_batch: Duration::from_millis(50),
             heartbeat: Duration::from_secs(10),
             replay_limit: 2000,
             batch_max: 256,
@@ -383,6 +386,14 @@ mod tests {
     use crate::server::broker::SingleNode;
     use crate::server::store::MemoryStore;
 
+    /// Presence diffs at once, so tests can check exact frame order.
+    fn unbatched() -> HubConfig {
+        HubConfig {
+            presence_batch: Duration::ZERO,
+            ..HubConfig::default()
+        }
+    }
+
     fn hub(config: HubConfig) -> Arc<Hub> {
         Hub::new(
             Arc::new(MemoryStore::new(7, 10_000)),
@@ -428,7 +439,7 @@ mod tests {
 
     #[tokio::test]
     async fn fan_out_reaches_only_the_room() {
-        let hub = hub(HubConfig::default());
+        let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
         let (bob, mut bob_rx) = hub.connect(user("bob"));
         let (cy, mut cy_rx) = hub.connect(user("cy"));
@@ -459,7 +470,7 @@ mod tests {
     async fn presence_counts_people_not_tabs_and_waits_out_the_grace_period() {
         let hub = hub(HubConfig {
             presence_grace: Duration::from_millis(150),
-            ..HubConfig::default()
+            ..unbatched()
         });
         let (bob, mut bob_rx) = hub.connect(user("bob"));
         hub.join(&bob, &room("x"), None, None).await.unwrap();
@@ -515,7 +526,7 @@ mod tests {
     async fn a_slow_consumer_is_resynced_while_others_keep_receiving() {
         let hub = hub(HubConfig {
             queue_frames: 4,
-            ..HubConfig::default()
+            ..unbatched()
         });
         let (ada, mut ada_rx) = hub.connect(user("ada"));
         let (slow, mut slow_rx) = hub.connect(user("slow"));
@@ -579,7 +590,7 @@ mod tests {
 
     #[tokio::test]
     async fn resends_are_stored_once_and_acked_with_the_first_seq() {
-        let hub = hub(HubConfig::default());
+        let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
         let (bob, mut bob_rx) = hub.connect(user("bob"));
         hub.join(&ada, &room("x"), None, None).await.unwrap();
@@ -604,8 +615,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn batched_presence_is_exact_for_old_members_and_mid_batch_joiners() {
+        let hub = hub(HubConfig {
+            presence_batch: Duration::from_millis(150),
+            ..HubConfig::default()
+        });
+        let (bob, mut bob_rx) = hub.connect(user("bob"));
+        hub.join(&bob, &room("x"), None, None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        drain(&mut bob_rx).await;
+
+        // Within one batch: ada joins, cy joins (her snapshot lists ada), ada leaves.
+        let (ada, _ada_rx) = hub.connect(user("ada"));
+        let (cy, mut cy_rx) = hub.connect(user("cy"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        hub.join(&cy, &room("x"), None, None).await.unwrap();
+        hub.leave(&ada, &room("x")).await;
+        let cy_frames = drain(&mut cy_rx).await;
+        assert!(
+            matches!(&cy_frames[0], ServerMsg::Joined { online, .. }
+                if *online == vec![user("ada"), user("bob"), user("cy")]),
+            "{cy_frames:?}"
+        );
+        assert!(
+            drain(&mut bob_rx).await.is_empty(),
+            "nothing before the batch ends"
+        );
+
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            drain(&mut bob_rx).await,
+            vec![ServerMsg::Presence {
+                room: room("x"),
+                joins: vec![user("cy")],
+                leaves: vec![]
+            }],
+            "bob never saw ada, so her visit nets out; one frame for the whole batch"
+        );
+        assert_eq!(
+            drain(&mut cy_rx).await,
+            vec![ServerMsg::Presence {
+                room: room("x"),
+                joins: vec![],
+                leaves: vec![user("ada")]
+            }],
+            "cy's snapshot listed ada, so cy is told she left"
+        );
+    }
+
+    #[tokio::test]
     async fn a_stale_epoch_is_told_to_reload() {
-        let hub = hub(HubConfig::default());
+        let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
         hub.join(&ada, &room("x"), Some(Seq(3)), Some(6))
             .await

@@ -83,6 +83,10 @@ impl Presence {
         self.users.keys().cloned().collect()
     }
 
+    pub fn contains(&self, user: &UserName) -> bool {
+        self.users.contains_key(user)
+    }
+
     pub fn count(&self) -> usize {
         self.users.len()
     }

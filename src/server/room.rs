@@ -4,6 +4,12 @@
 //! Because joins and sends go through the same queue, a join's replay and the live messages
 //! after it can neither overlap nor leave a gap. Sends that arrive together are stored as one
 //! batch (group commit) and then fanned out, each serialized once.
+//!
+//! Presence changes are batched too: instead of one diff per join to every member (O(n²)
+//! frames when n people arrive at once), the room logs changes and flushes one diff per
+//! `presence_batch`. A tab that joined mid-batch got a snapshot at its join; since every
+//! logged event toggles one user's membership, its own diff is "the users with an odd number
+//! of events after my snapshot", so every tab's view ends up exact.
 
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, ServerMsg, UserName};
@@ -44,6 +50,8 @@ pub enum RoomCmd {
     },
     /// A grace period ended.
     Expire { user: UserName, generation: u64 },
+    /// Time to send the batched presence diff.
+    FlushPresence,
     /// Who is online, for a server-rendered page.
     Online {
         reply: oneshot::Sender<Vec<UserName>>,
@@ -85,6 +93,9 @@ pub fn spawn(
         config,
         members: HashMap::new(),
         presence: Presence::default(),
+        presence_log: Vec::new(),
+        fresh: Vec::new(),
+        flush_scheduled: false,
         online: online.clone(),
         self_tx: tx.downgrade(),
     };
@@ -99,6 +110,11 @@ struct RoomActor {
     config: HubConfig,
     members: HashMap<ConnId, ConnHandle>,
     presence: Presence,
+    /// Users whose membership flipped since the last flush, in order.
+    presence_log: Vec<UserName>,
+    /// Connections that joined since the last flush, with the log length at their snapshot.
+    fresh: Vec<(ConnId, usize)>,
+    flush_scheduled: bool,
     online: Arc<AtomicUsize>,
     /// Weak, so the actor ends once the hub drops its handle (timers hold no strong sender).
     self_tx: mpsc::WeakSender<RoomCmd>,
@@ -163,8 +179,12 @@ impl RoomActor {
                 RoomCmd::Leave { conn, explicit } => self.leave(&conn, explicit),
                 RoomCmd::Expire { user, generation } => {
                     if self.presence.expire(&user, generation) {
-                        self.announce(vec![], vec![user]);
+                        self.log_presence(user);
                     }
+                }
+                RoomCmd::FlushPresence => {
+                    self.flush_scheduled = false;
+                    self.flush_presence();
                 }
                 RoomCmd::Online { reply } => {
                     let _ = reply.send(self.presence.online());
@@ -230,10 +250,14 @@ impl RoomActor {
                 .map(|m| Utf8Bytes::from(ServerMsg::Message(m).encode())),
         );
         conn.deliver(&self.id, Outbound::Batch(frames));
+        // A rejoin (after `resync`) replaces its own snapshot; it must not keep an old one.
+        self.fresh.retain(|(id, _)| *id != conn.id);
         self.members.insert(conn.id, conn.clone());
         if newly_online {
-            self.announce_except(vec![conn.user.clone()], vec![], Some(conn.id));
+            self.log_presence(conn.user.clone());
         }
+        // Its snapshot already includes every change logged so far.
+        self.fresh.push((conn.id, self.presence_log.len()));
     }
 
     fn leave(&mut self, conn: &ConnHandle, explicit: bool) {
@@ -253,7 +277,7 @@ impl RoomActor {
         }
         match self.presence.remove(&conn.user, conn.id, !explicit) {
             Removal::StillOnline => {}
-            Removal::Left => self.announce(vec![], vec![conn.user.clone()]),
+            Removal::Left => self.log_presence(conn.user.clone()),
             Removal::Pending(generation) => {
                 let Some(tx) = self.self_tx.upgrade() else {
                     return;
@@ -368,22 +392,87 @@ impl RoomActor {
         }
     }
 
-    fn announce(&self, joins: Vec<UserName>, leaves: Vec<UserName>) {
-        self.announce_except(joins, leaves, None);
+    /// Records that `user`'s membership flipped and makes sure a flush is coming.
+    fn log_presence(&mut self, user: UserName) {
+        self.presence_log.push(user);
+        if self.config.presence_batch.is_zero() {
+            self.flush_presence();
+            return;
+        }
+        if !self.flush_scheduled {
+            let Some(tx) = self.self_tx.upgrade() else {
+                return;
+            };
+            self.flush_scheduled = true;
+            let wait = self.config.presence_batch;
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(RoomCmd::FlushPresence).await;
+            });
+        }
     }
 
-    fn announce_except(&self, joins: Vec<UserName>, leaves: Vec<UserName>, skip: Option<ConnId>) {
-        let frame = Utf8Bytes::from(
+    /// The net change of the users logged from `from` on: an odd number of flips means the
+    /// user's state differs from the snapshot taken at `from`.
+    fn net_diff(&self, from: usize) -> (Vec<UserName>, Vec<UserName>) {
+        let mut flips: HashMap<&UserName, usize> = HashMap::new();
+        for user in &self.presence_log[from.min(self.presence_log.len())..] {
+            *flips.entry(user).or_default() += 1;
+        }
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+        for (user, count) in flips {
+            if count % 2 == 1 {
+                if self.presence.contains(user) {
+                    joins.push(user.clone());
+                } else {
+                    leaves.push(user.clone());
+                }
+            }
+        }
+        joins.sort();
+        leaves.sort();
+        (joins, leaves)
+    }
+
+    fn flush_presence(&mut self) {
+        if self.presence_log.is_empty() {
+            self.fresh.clear();
+            return;
+        }
+        let fresh = std::mem::take(&mut self.fresh);
+        let (joins, leaves) = self.net_diff(0);
+        if !joins.is_empty() || !leaves.is_empty() {
+            let frame = self.presence_frame(joins, leaves);
+            for member in self.members.values() {
+                if !fresh.iter().any(|(id, _)| *id == member.id) {
+                    member.deliver(&self.id, Outbound::Frame(frame.clone()));
+                }
+            }
+        }
+        for (id, from) in fresh {
+            let Some(member) = self.members.get(&id) else {
+                continue;
+            };
+            let (joins, leaves) = self.net_diff(from);
+            if !joins.is_empty() || !leaves.is_empty() {
+                member.deliver(
+                    &self.id,
+                    Outbound::Frame(self.presence_frame(joins, leaves)),
+                );
+            }
+        }
+        self.presence_log.clear();
+    }
+
+    fn presence_frame(&self, joins: Vec<UserName>, leaves: Vec<UserName>) -> Utf8Bytes {
+        Utf8Bytes::from(
             ServerMsg::Presence {
                 room: self.id.clone(),
                 joins,
                 leaves,
             }
             .encode(),
-        );
-        for member in self.members.values().filter(|m| Some(m.id) != skip) {
-            member.deliver(&self.id, Outbound::Frame(frame.clone()));
-        }
+        )
     }
 }
 
