@@ -67,15 +67,21 @@ async fn main() -> anyhow::Result<()> {
         Err(err) => anyhow::bail!("hearth: cannot listen on {addr}: {err}"),
     };
     tracing::info!("Hearth is listening on http://{addr}");
+    let draining = hub.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: closing every connection with 1001");
-            hub.begin_shutdown();
+            draining.begin_shutdown();
         })
         .await?;
-    // Let the connection writers put their close frames on the wire before exiting.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Everything accepted before the signal is stored before exiting; the whole shutdown
+    // stays well under 5 s.
+    if !hub.drain(std::time::Duration::from_secs(3)).await {
+        tracing::error!("shutdown: some rooms did not finish storing within 3 s");
+    }
+    // Let the connection writers put their close frames on the wire.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(())
 }
 

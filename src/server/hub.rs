@@ -216,6 +216,24 @@ impl Hub {
         self.shutdown.send_replace(true);
     }
 
+    /// Waits until every room has handled what it had accepted (stored and fanned out), or
+    /// until `deadline`; true when all rooms finished.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        let handles: Vec<RoomHandle> = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms.values().cloned().collect()
+        };
+        let all = async {
+            for handle in handles {
+                let (done, finished) = oneshot::channel();
+                if handle.send(RoomCmd::Drain { done }).await.is_ok() {
+                    let _ = finished.await;
+                }
+            }
+        };
+        tokio::time::timeout(deadline, all).await.is_ok()
+    }
+
     fn room(&self, id: &RoomId) -> RoomHandle {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         rooms

@@ -52,6 +52,8 @@ pub enum RoomCmd {
     Expire { user: UserName, generation: u64 },
     /// Time to send the batched presence diff.
     FlushPresence,
+    /// Answered once every command queued before it has been handled (shutdown).
+    Drain { done: oneshot::Sender<()> },
     /// Who is online, for a server-rendered page.
     Online {
         reply: oneshot::Sender<Vec<UserName>>,
@@ -181,6 +183,9 @@ impl RoomActor {
                     if self.presence.expire(&user, generation) {
                         self.log_presence(user);
                     }
+                }
+                RoomCmd::Drain { done } => {
+                    let _ = done.send(());
                 }
                 RoomCmd::FlushPresence => {
                     self.flush_scheduled = false;
