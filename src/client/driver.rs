@@ -135,8 +135,29 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
         );
         let mut updates: Vec<Deferred> = Vec::new();
         if !pending.is_empty() {
+            // The server rendered no pending entries; adding them while the page hydrates
+            // would make the DOM disagree with it. Show them on the next frame instead.
             updates.push(Box::new(move || {
-                let _ = live.pending.try_set(pending);
+                let room = live.room.get_value();
+                request_animation_frame(move || {
+                    // Only what is still unsent by then.
+                    let waiting: Vec<PendingMessage> = with(|d| {
+                        let Some(slot) = d.rooms.get(&room) else {
+                            return Vec::new();
+                        };
+                        pending
+                            .into_iter()
+                            .filter(|p| slot.outbox.iter().any(|(id, _)| *id == p.client_id))
+                            .collect()
+                    });
+                    let _ = live.pending.try_update(|list| {
+                        for p in waiting {
+                            if !list.iter().any(|q| q.client_id == p.client_id) {
+                                list.push(p);
+                            }
+                        }
+                    });
+                });
             }));
         }
         if d.socket.as_ref().is_some_and(|s| s.welcomed) {
