@@ -151,6 +151,185 @@ export async function sendMessage(page: Page, text: string): Promise<void> {
   await sendButton(page).click();
 }
 
+// ---- history and recovery ---------------------------------------------------
+
+/** The "Load older messages" control: a button with JS, a link or GET-form button without. */
+export const loadOlderControl = (page: Page): Locator =>
+  page
+    .getByRole("button", { name: "Load older messages" })
+    .or(page.getByRole("link", { name: "Load older messages" }));
+
+/** "This is the beginning of #<room>.", shown once all of a room's history is loaded. */
+export const historyStart = (page: Page, room: string): Locator =>
+  page.getByText(`This is the beginning of #${room}.`);
+
+/**
+ * The texts of the Messages log's entries that match `pattern` (its first match in each
+ * entry), in the order shown. Not auto-waiting: use it inside `expect.poll` or `toPass`.
+ */
+export async function entryTexts(page: Page, pattern: RegExp): Promise<string[]> {
+  const texts = await messageLog(page).getByRole("listitem").allInnerTexts();
+  return texts.flatMap((t) => {
+    const m = t.match(pattern);
+    return m ? [m[0]] : [];
+  });
+}
+
+/**
+ * The texts of the Messages log's entries that are wholly inside the viewport (clipped by
+ * every scrolling ancestor, the way `toBeInViewport` sees them), in document order.
+ */
+export async function entriesInView(page: Page): Promise<string[]> {
+  return messageLog(page).evaluate(async (log) => {
+    const items = Array.from(log.querySelectorAll("li")) as HTMLElement[];
+    if (items.length === 0) return [];
+    const ratios = new Map<Element, number>();
+    await new Promise<void>((resolve) => {
+      const observer = new IntersectionObserver((entries) => {
+        for (const e of entries) ratios.set(e.target, e.intersectionRatio);
+        if (ratios.size >= items.length) {
+          observer.disconnect();
+          resolve();
+        }
+      });
+      items.forEach((item) => observer.observe(item));
+    });
+    return items.filter((item) => (ratios.get(item) ?? 0) >= 0.99).map((item) => item.innerText);
+  });
+}
+
+/**
+ * Scrolls the Messages log to its very top, as a reader dragging it up would: the nearest
+ * scrolling ancestor of the log (or the page, if the log does not scroll on its own).
+ */
+export async function scrollLogToTop(page: Page): Promise<void> {
+  await messageLog(page).evaluate((log) => {
+    for (let el: HTMLElement | null = log as HTMLElement; el; el = el.parentElement) {
+      const style = getComputedStyle(el);
+      if (/(auto|scroll)/.test(style.overflowY) && el.scrollHeight > el.clientHeight) {
+        el.scrollTo({ top: 0, behavior: "instant" });
+        return;
+      }
+    }
+    window.scrollTo({ top: 0, behavior: "instant" });
+  });
+}
+
+/** Sets a value on `window` that a reload would lose. */
+export async function setWindowMarker(page: Page, value: string): Promise<void> {
+  await page.evaluate((v) => ((window as unknown as { __e2eMarker?: string }).__e2eMarker = v), value);
+}
+
+export async function windowMarker(page: Page): Promise<string | undefined> {
+  return page.evaluate(() => (window as unknown as { __e2eMarker?: string }).__e2eMarker);
+}
+
+/** Every localStorage value of the page's origin, keyed by name. */
+export async function localStorageEntries(page: Page): Promise<Record<string, string>> {
+  return page.evaluate(() => {
+    const out: Record<string, string> = {};
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      if (key !== null) out[key] = localStorage.getItem(key) ?? "";
+    }
+    return out;
+  });
+}
+
+/**
+ * Posts `texts` to `room`, in order, over a raw WebSocket opened from `page` (which must be
+ * on the app's origin with a display name chosen, so the handshake carries the name cookie):
+ * waits for `welcome`, joins, sends every text with a fresh client id and waits for one `ack`
+ * each. Returns the sequence numbers, in the order of `texts`.
+ *
+ * Much faster than typing 100+ messages, and it goes through the same hub as the UI.
+ */
+export async function postRaw(
+  page: Page,
+  room: string,
+  texts: string[],
+  timeoutMs = 30_000,
+): Promise<number[]> {
+  return page.evaluate(
+    ({ room, texts, timeoutMs }) =>
+      new Promise<number[]>((resolve, reject) => {
+        const scheme = location.protocol === "https:" ? "wss" : "ws";
+        const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+        const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+        const ids = texts.map((_, i) => `e2e-${run}-${i}`);
+        const seqs = new Map<string, number>();
+        let done = false;
+        const finish = (err?: Error) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          ws.close();
+          if (err) reject(err);
+          else resolve(ids.map((id) => seqs.get(id) as number));
+        };
+        const timer = setTimeout(
+          () => finish(new Error(`only ${seqs.size} of ${texts.length} acks within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        ws.onmessage = (ev) => {
+          const frame = JSON.parse(String(ev.data));
+          switch (frame.type) {
+            case "welcome":
+              ws.send(JSON.stringify({ type: "join", room }));
+              break;
+            case "joined":
+              if (frame.room !== room) break;
+              texts.forEach((text, i) =>
+                ws.send(JSON.stringify({ type: "send", room, client_id: ids[i], text })),
+              );
+              break;
+            case "ack":
+              if (frame.room !== room) break;
+              seqs.set(frame.client_id, frame.seq);
+              if (seqs.size === texts.length) finish();
+              break;
+            case "error":
+              finish(new Error(`the server answered with an error: ${String(ev.data)}`));
+              break;
+            case "ping":
+              ws.send(JSON.stringify({ type: "pong" }));
+              break;
+          }
+        };
+        ws.onclose = (ev) =>
+          finish(new Error(`socket closed (${ev.code} ${ev.reason}) after ${seqs.size} acks`));
+      }),
+    { room, texts, timeoutMs },
+  );
+}
+
+/**
+ * Fills `room` with `texts` (in order) from a separate person with JavaScript on, whatever
+ * the project: sets a display name on `/`, then posts over a raw WebSocket (`postRaw`).
+ * Closes that person's context afterwards. Returns the sequence numbers.
+ */
+export async function seedRoom(users: Users, room: string, texts: string[]): Promise<number[]> {
+  const seeder = await users.open({ javaScriptEnabled: true });
+  try {
+    await seeder.page.goto("/");
+    await waitForHydrationAlways(seeder.page);
+    await enterDisplayName(seeder.page, uniqueName("Seeder"));
+    await expect(seeder.page.getByText(/You are Seeder-/).first()).toBeVisible();
+    return await postRaw(seeder.page, room, texts);
+  } finally {
+    await seeder.context.close();
+  }
+}
+
+/** Like `waitForHydration`, for a context known to run JavaScript whatever the project. */
+async function waitForHydrationAlways(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => (window as unknown as { __hearthWasmReady?: boolean }).__hearthWasmReady === true,
+    undefined,
+    { timeout: 20_000 },
+  );
+}
+
 // ---- fixtures ---------------------------------------------------------------
 
 /**
@@ -169,7 +348,11 @@ export interface Users {
    * A new browser context (a separate person with their own cookies) and one
    * page in it. `baseURL` defaults to the shared server's.
    */
-  open(opts?: { baseURL?: string }): Promise<{ context: BrowserContext; page: Page }>;
+  open(opts?: {
+    baseURL?: string;
+    /** Overrides the project's setting (a `nojs` spec can still seed history with JS). */
+    javaScriptEnabled?: boolean;
+  }): Promise<{ context: BrowserContext; page: Page }>;
 }
 
 async function newContext(
@@ -194,7 +377,11 @@ export const test = base.extend<{ users: Users; serverLog: void }>({
     const consoleLines: string[] = [];
     await use({
       async open(opts = {}) {
-        const context = await newContext(browser, opts.baseURL ?? baseURL, javaScriptEnabled);
+        const context = await newContext(
+          browser,
+          opts.baseURL ?? baseURL,
+          opts.javaScriptEnabled ?? javaScriptEnabled,
+        );
         const person = contexts.push(context);
         context.on("page", (page) => {
           page.on("console", (msg) => consoleLines.push(`[person ${person}] ${msg.type()}: ${msg.text()}`));
