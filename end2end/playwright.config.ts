@@ -47,6 +47,7 @@ export default defineConfig({
   projects: [
     {
       name: "js",
+      grepInvert: /@nojs-only/,
       use: { browserName: "chromium", javaScriptEnabled: true },
     },
     {
