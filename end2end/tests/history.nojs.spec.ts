@@ -11,7 +11,6 @@ import {
   entryTexts,
   expect,
   historyStart,
-  jsEnabled,
   loadOlderControl,
   openRoom,
   seedRoom,
