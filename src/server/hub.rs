@@ -360,15 +360,19 @@ impl Hub {
     }
 
     /// The latest `limit` messages plus who is online, for a server-rendered room page.
+    /// Rooms with an actor answer from memory; others are read from the store.
     pub async fn snapshot(&self, room: &RoomId, limit: usize) -> Result<RoomSnapshot, HubError> {
-        let online = match self.existing_room(room) {
-            Some(handle) => {
-                let (reply, answer) = oneshot::channel();
-                handle.send(RoomCmd::Online { reply }).await?;
-                answer.await.map_err(|_| HubError::Closed)?
-            }
-            None => Vec::new(),
-        };
+        if let Some(handle) = self.existing_room(room) {
+            let (reply, answer) = oneshot::channel();
+            handle.send(RoomCmd::Snapshot { limit, reply }).await?;
+            let view = answer.await.map_err(|_| HubError::Closed)??;
+            return Ok(RoomSnapshot {
+                messages: view.messages,
+                online: view.online,
+                last_seq: view.last_seq,
+                epoch: self.store.epoch(),
+            });
+        }
         // Read the sequence number first: the page then carries a `last_seq` no newer than
         // its messages, so subscribing from it can repeat nothing and miss nothing.
         let last_seq = self.store.last_seq(room).await?;
@@ -376,7 +380,7 @@ impl Hub {
         messages.retain(|m| m.seq <= last_seq);
         Ok(RoomSnapshot {
             messages,
-            online,
+            online: Vec::new(),
             last_seq,
             epoch: self.store.epoch(),
         })

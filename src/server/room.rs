@@ -54,12 +54,58 @@ pub enum RoomCmd {
     FlushPresence,
     /// Answered once every command queued before it has been handled (shutdown).
     Drain { done: oneshot::Sender<()> },
-    /// Who is online, for a server-rendered page.
-    Online {
-        reply: oneshot::Sender<Vec<UserName>>,
-    },
     /// A message another node stored.
     Remote(ChatMessage),
+    /// The newest `limit` messages, who is online, and the latest sequence number, for a
+    /// server-rendered page (served from memory once the room is warm).
+    Snapshot {
+        limit: usize,
+        reply: oneshot::Sender<Result<RoomView, HubError>>,
+    },
+}
+
+/// What a page render needs from a room.
+pub struct RoomView {
+    pub messages: Vec<ChatMessage>,
+    pub online: Vec<UserName>,
+    pub last_seq: Seq,
+}
+
+/// Messages each room keeps in memory: enough for a page render and for most reconnects.
+const RECENT: usize = 256;
+
+/// The tail of a room's history, mirrored from the store after every commit.
+struct Recent {
+    last_seq: Seq,
+    messages: std::collections::VecDeque<ChatMessage>,
+}
+
+impl Recent {
+    /// Messages after `after` if the window still holds all of them.
+    fn since(&self, after: Seq) -> Option<Vec<ChatMessage>> {
+        if after > self.last_seq {
+            return None;
+        }
+        if after == self.last_seq {
+            return Some(Vec::new());
+        }
+        let first = self.messages.front()?.seq;
+        (after.0 + 1 >= first.0).then(|| {
+            self.messages
+                .iter()
+                .filter(|m| m.seq > after)
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn push(&mut self, msg: ChatMessage) {
+        self.last_seq = msg.seq;
+        self.messages.push_back(msg);
+        while self.messages.len() > RECENT {
+            self.messages.pop_front();
+        }
+    }
 }
 
 /// The hub's handle on a room actor.
@@ -97,6 +143,7 @@ pub fn spawn(
         presence: Presence::default(),
         presence_log: Vec::new(),
         fresh: Vec::new(),
+        recent: None,
         flush_scheduled: false,
         online: online.clone(),
         self_tx: tx.downgrade(),
@@ -117,6 +164,8 @@ struct RoomActor {
     /// Connections that joined since the last flush, with the log length at their snapshot.
     fresh: Vec<(ConnId, usize)>,
     flush_scheduled: bool,
+    /// Loaded from the store on first use, then kept in step with every commit.
+    recent: Option<Recent>,
     online: Arc<AtomicUsize>,
     /// Weak, so the actor ends once the hub drops its handle (timers hold no strong sender).
     self_tx: mpsc::WeakSender<RoomCmd>,
@@ -191,8 +240,22 @@ impl RoomActor {
                     self.flush_scheduled = false;
                     self.flush_presence();
                 }
-                RoomCmd::Online { reply } => {
-                    let _ = reply.send(self.presence.online());
+                RoomCmd::Snapshot { limit, reply } => {
+                    let view = match self.recent().await {
+                        Ok(recent) => {
+                            let skip = recent.messages.len().saturating_sub(limit);
+                            Ok(RoomView {
+                                messages: recent.messages.iter().skip(skip).cloned().collect(),
+                                online: Vec::new(),
+                                last_seq: recent.last_seq,
+                            })
+                        }
+                        Err(err) => Err(err),
+                    };
+                    let _ = reply.send(view.map(|mut v| {
+                        v.online = self.presence.online();
+                        v
+                    }));
                 }
                 RoomCmd::Remote(msg) => {
                     let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
@@ -205,10 +268,10 @@ impl RoomActor {
 
     async fn join(&mut self, conn: ConnHandle, since: Option<Seq>, epoch: Option<u64>) {
         let store_epoch = self.store.epoch();
-        let last_seq = match self.store.last_seq(&self.id).await {
-            Ok(seq) => seq,
+        let (last_seq, cached) = match self.recent().await {
+            Ok(recent) => (recent.last_seq, since.and_then(|s| recent.since(s))),
             Err(err) => {
-                tracing::error!(room = %self.id, %err, "join: reading last_seq failed");
+                tracing::error!(room = %self.id, %err, "join: loading the room failed");
                 conn.deliver(
                     &self.id,
                     error_frame(ErrorCode::Internal, &self.id, None).into(),
@@ -221,6 +284,8 @@ impl RoomActor {
         if let Some(since) = since {
             if epoch.is_some_and(|e| e != store_epoch) {
                 recovered = false;
+            } else if let Some(messages) = cached {
+                replay = messages;
             } else {
                 match self
                     .store
@@ -263,6 +328,22 @@ impl RoomActor {
         }
         // Its snapshot already includes every change logged so far.
         self.fresh.push((conn.id, self.presence_log.len()));
+    }
+
+    /// The in-memory tail of the room, loading it from the store the first time.
+    async fn recent(&mut self) -> Result<&Recent, HubError> {
+        if self.recent.is_none() {
+            let last_seq = self.store.last_seq(&self.id).await?;
+            let messages = self.store.latest(&self.id, None, RECENT).await?;
+            self.recent = Some(Recent {
+                last_seq,
+                messages: messages.into(),
+            });
+        }
+        Ok(self.recent.get_or_insert_with(|| Recent {
+            last_seq: Seq(0),
+            messages: Default::default(),
+        }))
     }
 
     fn leave(&mut self, conn: &ConnHandle, explicit: bool) {
@@ -372,6 +453,9 @@ impl RoomActor {
                 }
             }
             if let Some(msg) = stored {
+                if let Some(recent) = self.recent.as_mut() {
+                    recent.push(msg.clone());
+                }
                 self.broker.publish(&msg);
                 let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
                 self.broadcast(&frame);
