@@ -68,7 +68,8 @@ async fn ws_upgrade(
     };
     let hub = state.hub.clone();
     // Small buffers: tungstenite's 128 KiB defaults would dominate per-connection memory.
-    ws.read_buffer_size(4 * 1024)
+    // Chat frames are small; a bigger frame grows the read buffer for as long as it needs.
+    ws.read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
