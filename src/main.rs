@@ -74,6 +74,12 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!("Hearth is listening on http://{addr}");
     let draining = hub.clone();
+    // Chat frames are small and latency-bound: never hold one back waiting for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -32,6 +32,8 @@ use tokio_tungstenite::WebSocketStream;
 /// Receive buffer of a `--slow` connection's socket, so backpressure builds after a few
 /// frames instead of after megabytes of kernel buffering.
 const SLOW_RCVBUF: u32 = 4096;
+/// Read buffer of each connection (bytes).
+const READ_BUFFER: usize = 8 * 1024;
 /// Limit for connecting and completing the protocol handshake of one connection.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Limit for writing one frame.
@@ -155,6 +157,11 @@ struct Shared {
     slow_ok: AtomicUsize,
     slow_done: AtomicUsize,
     sent_by_sender: Vec<AtomicU64>,
+    /// Messages each sender sends in total (`--rate` × `--duration`, split evenly).
+    quota: Vec<u64>,
+    /// Senders that are connected, and senders that have stopped sending.
+    senders_active: AtomicUsize,
+    senders_done: AtomicUsize,
     resyncs: AtomicU64,
     unrecovered: AtomicU64,
     server_errors: AtomicU64,
@@ -289,6 +296,15 @@ impl Seen {
             self.base += 64;
         }
         Insert::New
+    }
+
+    /// How many counters from 0 on were all seen.
+    fn gapless(&self) -> u64 {
+        self.base
+            + self
+                .words
+                .front()
+                .map_or(0, |w| u64::from(w.trailing_ones()))
     }
 
     fn count(&self) -> u64 {
@@ -458,7 +474,12 @@ struct Receiver {
     room_name: String,
     /// Indexed by the sender's position within the room (`sender / rooms`).
     seen: Vec<Seen>,
-    last_seq: u64,
+    /// Hearth: the room's `last_seq` when this connection joined (or gave up on a gap).
+    seq_base: u64,
+    /// Hearth: sequence numbers seen after `seq_base` (offset by `seq_base + 1`). A rejoin
+    /// asks for everything after the highest *gapless* one, so a second `resync` that comes
+    /// before the first replay cannot skip the gap.
+    seqs: Seen,
     epoch: u64,
     heartbeat: Duration,
     unique: u64,
@@ -496,7 +517,11 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
             .map_err(|e| format!("cookie: {e}"))?;
         request.headers_mut().insert(header::COOKIE, cookie);
     }
-    let config = WebSocketConfig::default();
+    // tungstenite zeroes `read_buffer_size` bytes before every read; its 128 KiB default made
+    // memset most of the generator's CPU time (and 128 KiB per connection).
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0);
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
         .await
         .map_err(|e| format!("upgrade: {e}"))?;
@@ -536,7 +561,8 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
         room,
         room_name: sh.room_name(room),
         seen: (0..room_senders).map(|_| Seen::default()).collect(),
-        last_seq: 0,
+        seq_base: 0,
+        seqs: Seen::default(),
         epoch: 0,
         heartbeat: Duration::from_secs(10),
         unique: 0,
@@ -577,7 +603,7 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
                     match frame_type(&t) {
                         Some("joined") => {
                             let c = control(&t).ok_or("unreadable joined frame")?;
-                            rx.last_seq = c.last_seq.unwrap_or(0);
+                            rx.seq_base = c.last_seq.unwrap_or(0);
                             rx.epoch = c.epoch.unwrap_or(0);
                             return Ok(());
                         }
@@ -673,7 +699,9 @@ impl Receiver {
             Protocol::Hearth => match frame_type(text) {
                 Some("message") => {
                     if let Some((seq, body)) = hearth_message(text) {
-                        self.last_seq = self.last_seq.max(seq);
+                        if seq > self.seq_base {
+                            let _ = self.seqs.insert(seq - self.seq_base - 1);
+                        }
                         self.deliver(sh, body, now_us);
                     }
                     Reply::None
@@ -682,10 +710,8 @@ impl Receiver {
                 Some("ping") => Reply::Send("{\"type\":\"pong\"}".into()),
                 Some("resync") => {
                     sh.resyncs.fetch_add(1, Ordering::Relaxed);
-                    Reply::Send(hearth_join(
-                        &self.room_name,
-                        Some((self.last_seq, self.epoch)),
-                    ))
+                    let since = self.seq_base + self.seqs.gapless();
+                    Reply::Send(hearth_join(&self.room_name, Some((since, self.epoch))))
                 }
                 Some("joined") => {
                     if let Some(c) = control(text) {
@@ -694,7 +720,8 @@ impl Receiver {
                             self.unrecoverable = true;
                             // A real client reloads the newest window here; continue from
                             // the room's head so later replays are not refused as well.
-                            self.last_seq = self.last_seq.max(c.last_seq.unwrap_or(0));
+                            self.seq_base = c.last_seq.unwrap_or(0).max(self.seq_base);
+                            self.seqs = Seen::default();
                         }
                         if let Some(epoch) = c.epoch {
                             self.epoch = epoch;
@@ -769,6 +796,11 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
     let mut reading = !slow;
     let mut ticker: Option<Interval> = None;
     let mut send_end = Instant::now();
+    let quota = sender.map_or(0, |s| sh.quota[s]);
+    let mut sending = sender.is_some();
+    if sending {
+        sh.senders_active.fetch_add(1, Ordering::Relaxed);
+    }
     let mut counter: u64 = 0;
     let client_room = rx.room_name.clone();
     // Slow Hearth connections still send a frame now and then so the server does not close
@@ -794,7 +826,7 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                 let phase = *phase_rx.borrow_and_update();
                 match phase {
                     Phase::Send { start, end } => {
-                        if let Some(s) = sender {
+                        if let (Some(s), true) = (sender, quota > 0) {
                             let offset = sh.sender_period.mul_f64(s as f64 / sh.senders as f64);
                             let mut t = tokio::time::interval_at(
                                 tokio::time::Instant::from_std(start + offset),
@@ -802,10 +834,13 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                             );
                             t.set_missed_tick_behavior(MissedTickBehavior::Burst);
                             ticker = Some(t);
-                            send_end = end;
+                            // A sender behind schedule stops a little after the end anyway.
+                            send_end = end + Duration::from_secs(1);
+                        } else if sending {
+                            sending = false;
+                            sh.senders_done.fetch_add(1, Ordering::Release);
                         }
                     }
-                    Phase::Drain => ticker = None,
                     Phase::Slow if slow => {
                         reading = true;
                         keepalive = None;
@@ -815,6 +850,55 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                     }
                     Phase::Done => break false,
                     _ => {}
+                }
+            }
+            _ = tick_opt(&mut ticker) => {
+                let Some(s) = sender else { continue };
+                if counter >= quota || Instant::now() >= send_end {
+                    ticker = None;
+                    sending = false;
+                    sh.senders_done.fetch_add(1, Ordering::Release);
+                    continue;
+                }
+                let sent_us = sh.now_us();
+                let payload = make_payload(&sh.tag, s, counter, sent_us, sh.size);
+                let frame = match sh.protocol {
+                    Protocol::Raw => payload,
+                    Protocol::Socketio => format!("42[\"chat\",\"{payload}\"]"),
+                    Protocol::Hearth => {
+                        let client_id = format!("{}-{s}-{counter}", sh.tag);
+                        hearth_send(&client_room, &client_id, &payload)
+                    }
+                };
+                match write(&mut sink, frame).await {
+                    Ok(()) => {
+                        counter += 1;
+                        sh.sent_by_sender[s].fetch_add(1, Ordering::Relaxed);
+                        if counter >= quota {
+                            ticker = None;
+                            sending = false;
+                            sh.senders_done.fetch_add(1, Ordering::Release);
+                        }
+                    }
+                    Err(e) => {
+                        if sh.send_failures.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("hearth-loadgen: sender {s} stopped: {e}");
+                        }
+                        ticker = None;
+                        sending = false;
+                        sh.senders_done.fetch_add(1, Ordering::Release);
+                    }
+                }
+            }
+            _ = tick_opt(&mut keepalive) => {
+                if write(&mut sink, "{\"type\":\"ping\"}".into()).await.is_err() {
+                    break true;
+                }
+            }
+            _ = tick_opt(&mut check) => {
+                if !signalled && (rx.unrecoverable || rx.complete(&sh)) {
+                    signalled = true;
+                    sh.slow_done.fetch_add(1, Ordering::Release);
                 }
             }
             msg = stream.next(), if reading => {
@@ -833,50 +917,13 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                     Reply::Close => break true,
                 }
             }
-            _ = tick_opt(&mut ticker) => {
-                let Some(s) = sender else { continue };
-                if Instant::now() >= send_end {
-                    ticker = None;
-                    continue;
-                }
-                let sent_us = sh.now_us();
-                let payload = make_payload(&sh.tag, s, counter, sent_us, sh.size);
-                let frame = match sh.protocol {
-                    Protocol::Raw => payload,
-                    Protocol::Socketio => format!("42[\"chat\",\"{payload}\"]"),
-                    Protocol::Hearth => {
-                        let client_id = format!("{}-{s}-{counter}", sh.tag);
-                        hearth_send(&client_room, &client_id, &payload)
-                    }
-                };
-                match write(&mut sink, frame).await {
-                    Ok(()) => {
-                        counter += 1;
-                        sh.sent_by_sender[s].fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        if sh.send_failures.fetch_add(1, Ordering::Relaxed) < 5 {
-                            eprintln!("hearth-loadgen: sender {s} stopped: {e}");
-                        }
-                        ticker = None;
-                    }
-                }
-            }
-            _ = tick_opt(&mut keepalive) => {
-                if write(&mut sink, "{\"type\":\"ping\"}".into()).await.is_err() {
-                    break true;
-                }
-            }
-            _ = tick_opt(&mut check) => {
-                if !signalled && (rx.unrecoverable || rx.complete(&sh)) {
-                    signalled = true;
-                    sh.slow_done.fetch_add(1, Ordering::Release);
-                }
-            }
         }
     };
     if closed_early {
         sh.early_closes.fetch_add(1, Ordering::Relaxed);
+    }
+    if sending {
+        sh.senders_done.fetch_add(1, Ordering::Release);
     }
     if slow {
         outcome.slow_complete = !closed_early && !rx.unrecoverable && rx.complete(&sh);
@@ -1055,6 +1102,14 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    let total = if args.idle {
+        0
+    } else {
+        (args.rate * args.duration).round() as u64
+    };
+    let quota = (0..senders as u64)
+        .map(|s| total / senders as u64 + u64::from(s < total % senders as u64))
+        .collect();
     let tag = to_base36((nanos ^ ((std::process::id() as u64) << 40)) % 36u64.pow(4));
     let sh = Arc::new(Shared {
         protocol: args.protocol,
@@ -1075,6 +1130,9 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
         slow_ok: AtomicUsize::new(0),
         slow_done: AtomicUsize::new(0),
         sent_by_sender: (0..senders).map(|_| AtomicU64::new(0)).collect(),
+        quota,
+        senders_active: AtomicUsize::new(0),
+        senders_done: AtomicUsize::new(0),
         resyncs: AtomicU64::new(0),
         unrecovered: AtomicU64::new(0),
         server_errors: AtomicU64::new(0),
@@ -1126,10 +1184,16 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
             end,
         });
         tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+        // Senders behind schedule get up to a second more to send their last messages.
+        let late = end + Duration::from_secs(1);
+        while sh.senders_done.load(Ordering::Acquire) < sh.senders_active.load(Ordering::Relaxed)
+            && Instant::now() < late
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         sh.phase.send_replace(Phase::Drain);
-        // Senders finish the write in hand; then wait for deliveries, at most `--drain`.
+        // Wait for deliveries, at most `--drain`.
         let drain_end = Instant::now() + Duration::from_secs_f64(args.drain);
-        tokio::time::sleep(Duration::from_millis(10)).await;
         while Instant::now() < drain_end && unique_so_far() < sh.expected() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -1203,7 +1267,7 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
     } else {
         args.rate * args.duration
     };
-    if (sent as f64) < 0.95 * target {
+    if sh.senders_active.load(Ordering::Relaxed) > 0 && (sent as f64) < 0.95 * target {
         eprintln!(
             "hearth-loadgen: sent {sent} of {target:.0} scheduled messages; the generator or \
              the server's backpressure could not keep up"
@@ -1352,6 +1416,10 @@ fn main() {
         print!("{}", report.table());
     }
     runtime.shutdown_timeout(Duration::from_millis(500));
+    if report.connections_ok == 0 {
+        eprintln!("hearth-loadgen: no connection succeeded");
+        std::process::exit(1);
+    }
 }
 
 #[cfg(test)]
@@ -1386,6 +1454,20 @@ mod tests {
         assert_eq!(s.count(), 200);
         assert_eq!(s.words.len(), 1);
         assert!(matches!(s.insert(1 << 40), Insert::Bogus));
+    }
+
+    #[test]
+    fn gapless_stops_at_the_first_hole() {
+        let mut s = Seen::default();
+        assert_eq!(s.gapless(), 0);
+        for c in (0..70).chain(72..80) {
+            let _ = s.insert(c);
+        }
+        assert_eq!(s.gapless(), 70);
+        assert_eq!(s.count(), 78);
+        let _ = s.insert(70);
+        let _ = s.insert(71);
+        assert_eq!(s.gapless(), 80);
     }
 
     #[test]

@@ -49,7 +49,11 @@ struct Live {
 
 struct Slot {
     live: LiveRoom,
+    /// Highest sequence number up to which this tab has every message (no gap below it):
+    /// a rejoin asks for everything after it.
     last_seq: Seq,
+    /// Sequence numbers received above a gap, waiting for the gap to fill.
+    ahead: std::collections::BTreeSet<Seq>,
     epoch: Option<u64>,
     joined: bool,
     outbox: Vec<(ClientId, String)>,
@@ -128,6 +132,7 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
             Slot {
                 live,
                 last_seq: page.last_seq,
+                ahead: Default::default(),
                 epoch: Some(page.epoch),
                 joined: false,
                 outbox,
@@ -496,6 +501,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 // newest window in: a live message arriving meanwhile is kept, not
                 // overwritten by the older snapshot.
                 slot.last_seq = last_seq;
+                slot.ahead.clear();
                 slot.epoch = Some(epoch);
                 let room = room.clone();
                 updates.push(Box::new(move || {
@@ -531,8 +537,13 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             let Some(slot) = d.rooms.get_mut(&msg.room) else {
                 return updates;
             };
-            if msg.seq > slot.last_seq {
+            if msg.seq == Seq(slot.last_seq.0 + 1) {
                 slot.last_seq = msg.seq;
+                while slot.ahead.remove(&Seq(slot.last_seq.0 + 1)) {
+                    slot.last_seq = Seq(slot.last_seq.0 + 1);
+                }
+            } else if msg.seq > slot.last_seq {
+                slot.ahead.insert(msg.seq);
             }
             let mine = d.me.as_ref() == Some(&msg.author);
             if mine && slot.outbox.iter().any(|(id, _)| *id == msg.client_id) {

@@ -54,7 +54,7 @@ impl Default for HubConfig {
             presence_grace: Duration::from_secs(3),
             presence_batch: Duration::from_millis(50),
             heartbeat: Duration::from_secs(10),
-            replay_limit: 2000,
+            replay_limit: 10_000,
             batch_max: 256,
             rooms_per_connection: 64,
         }
@@ -79,53 +79,83 @@ pub struct ConnHandle {
     lag: Arc<LagState>,
 }
 
-/// Tracks frames a connection missed because its queue was full.
+/// Tracks rooms whose frames a connection missed because its queue was full.
+///
+/// A lagged room stays *muted* for the connection (nothing more is queued for it) until the
+/// connection joins it again: the join's replay then covers everything from the client's
+/// last sequence number, so replay and live frames never overlap and nothing repeats.
 #[derive(Default)]
 pub struct LagState {
-    /// Fast path: false means "not lagging", checked without the lock.
-    lagging: AtomicBool,
-    /// Rooms that lost frames; authoritative under the lock.
-    rooms: Mutex<Vec<RoomId>>,
+    /// Fast path: false means no room is muted, checked without the lock.
+    any: AtomicBool,
+    inner: Mutex<LagRooms>,
+}
+
+#[derive(Default)]
+struct LagRooms {
+    /// Rooms whose frames are being dropped until the connection rejoins.
+    muted: Vec<RoomId>,
+    /// Muted rooms the client has not been told about yet.
+    unannounced: Vec<RoomId>,
 }
 
 impl LagState {
-    /// Takes the rooms to resync, if any, and clears the lagging mark.
-    pub fn take(&self) -> Vec<RoomId> {
-        if !self.lagging.load(Ordering::Acquire) {
-            return Vec::new();
-        }
-        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        self.lagging.store(false, Ordering::Release);
-        std::mem::take(&mut *rooms)
+    fn lock(&self) -> std::sync::MutexGuard<'_, LagRooms> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn mark(&self, room: &RoomId) {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        self.lagging.store(true, Ordering::Release);
-        if !rooms.contains(room) {
-            rooms.push(room.clone());
+    /// Rooms to send `resync` for now; they stay muted until rejoined.
+    pub fn take_resyncs(&self) -> Vec<RoomId> {
+        if !self.any.load(Ordering::Acquire) {
+            return Vec::new();
         }
+        std::mem::take(&mut self.lock().unannounced)
+    }
+
+    /// Rooms currently muted, for tests and diagnostics.
+    pub fn muted(&self) -> Vec<RoomId> {
+        self.lock().muted.clone()
+    }
+
+    /// The connection is joining `room` again: queue its frames from now on.
+    pub fn unmute(&self, room: &RoomId) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut rooms = self.lock();
+        rooms.muted.retain(|r| r != room);
+        rooms.unannounced.retain(|r| r != room);
+        self.any.store(!rooms.muted.is_empty(), Ordering::Release);
+    }
+
+    fn mute(&self, room: &RoomId) {
+        let mut rooms = self.lock();
+        if !rooms.muted.contains(room) {
+            rooms.muted.push(room.clone());
+            rooms.unannounced.push(room.clone());
+        }
+        self.any.store(true, Ordering::Release);
+    }
+
+    fn is_muted(&self, room: &RoomId) -> bool {
+        self.any.load(Ordering::Acquire) && self.lock().muted.contains(room)
     }
 }
 
 impl ConnHandle {
-    /// Queues a frame for this connection without ever waiting. A full queue marks the
-    /// connection lagging for `room`; from then on its frames for any room are not queued
-    /// until the writer has drained and sent `resync`, so the client never sees a gap it
-    /// cannot detect.
+    /// Queues a frame for this connection without ever waiting. A full queue mutes `room`
+    /// for this connection (see [`LagState`]); the writer sends `resync` once it has drained
+    /// what was queued, and the client's rejoin replays the gap.
     pub fn deliver(&self, room: &RoomId, item: Outbound) {
-        if self.lag.lagging.load(Ordering::Acquire) {
-            let mut rooms = self.lag.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            if self.lag.lagging.load(Ordering::Acquire) {
-                if !rooms.contains(room) {
-                    rooms.push(room.clone());
-                }
-                return;
-            }
+        if self.lag.is_muted(room) {
+            return;
         }
         match self.tx.try_send(item) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.lag.mark(room),
+            // Frames that belong to no room (pongs, connection errors) are not worth a
+            // resync; they are simply not sent.
+            Err(mpsc::error::TrySendError::Full(_)) if room.0.is_empty() => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.lag.mute(room),
             // The connection is closing; its rooms hear about it from `disconnect`.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
@@ -585,10 +615,22 @@ mod tests {
             "no gap inside what was queued"
         );
         assert_eq!(
-            slow.lag_state().take(),
+            slow.lag_state().muted(),
             vec![room("x")],
-            "lag is recorded for the room"
+            "the room is muted"
         );
+        assert_eq!(
+            slow.lag_state().take_resyncs(),
+            vec![room("x")],
+            "resync is due"
+        );
+        assert!(slow.lag_state().take_resyncs().is_empty(), "announced once");
+        // Until the client rejoins, nothing more is queued for the room: the replay will
+        // cover it, so nothing arrives twice.
+        hub.send(&ada, &room("x"), ClientId("late".into()), "late".into())
+            .await
+            .unwrap();
+        assert!(drain(&mut slow_rx).await.is_empty());
 
         // Rejoining from the last sequence number seen replays exactly the rest.
         hub.join(&slow, &room("x"), Some(Seq(seen.len() as u64)), Some(7))
@@ -604,9 +646,15 @@ mod tests {
         ));
         let mut all = seen.clone();
         all.extend(texts(&replay));
+        let mut expected = expected;
+        expected.push("late".into());
         assert_eq!(
             all, expected,
             "the slow consumer ends with every message, once"
+        );
+        assert!(
+            slow.lag_state().muted().is_empty(),
+            "rejoining unmutes the room"
         );
     }
 

@@ -319,6 +319,9 @@ impl RoomActor {
                 .into_iter()
                 .map(|m| Utf8Bytes::from(ServerMsg::Message(m).encode())),
         );
+        // A rejoin after `resync` ends the mute: the replay above starts where the client's
+        // view stops, and live frames follow it.
+        conn.lag_state().unmute(&self.id);
         conn.deliver(&self.id, Outbound::Batch(frames));
         // A rejoin (after `resync`) replaces its own snapshot; it must not keep an old one.
         self.fresh.retain(|(id, _)| *id != conn.id);

@@ -308,8 +308,7 @@ async fn write_loop<S>(
                     }
                 }
                 if queue.is_empty() {
-                    for room in lag.take() {
-                        if room.0.is_empty() { continue; }
+                    for room in lag.take_resyncs() {
                         let resync = Message::Text(frame(&ServerMsg::Resync { room }));
                         if sink.feed(resync).await.is_err() { return; }
                     }
