@@ -1,11 +1,5 @@
 //! The `hearth` server binary: reads settings, builds the hub, serves HTTP and WebSockets.
 
-// Thousands of small, long-lived per-connection allocations: mimalloc keeps them compact
-// where glibc's per-thread arenas leave them fragmented (see docs/benchmarks.md).
-#[cfg(feature = "ssr")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -734,6 +734,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_big_room_state_arrives_in_small_frames_and_adds_up() {
+        let hub = hub(unbatched());
+        let mut keep = Vec::new();
+        for i in 0..250 {
+            let (conn, rx) = hub.connect(user(&format!("u{i:03}")));
+            hub.join(&conn, &room("big"), None, None).await.unwrap();
+            keep.push((conn, rx));
+        }
+        let (me, mut rx) = hub.connect(user("zed"));
+        hub.join(&me, &room("big"), None, None).await.unwrap();
+        let frames = drain(&mut rx).await;
+        let mut everyone = Vec::new();
+        for frame in &frames {
+            match frame {
+                ServerMsg::Joined { online, .. } => {
+                    assert!(online.len() <= 100);
+                    everyone.extend(online.clone());
+                }
+                ServerMsg::Presence { joins, leaves, .. } => {
+                    assert!(joins.len() <= 100 && leaves.is_empty());
+                    everyone.extend(joins.clone());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            matches!(frames[0], ServerMsg::Joined { .. }),
+            "state starts with joined"
+        );
+        everyone.sort();
+        everyone.dedup();
+        assert_eq!(
+            everyone.len(),
+            251,
+            "every member once, the newcomer included"
+        );
+    }
+
+    #[tokio::test]
     async fn a_stale_epoch_is_told_to_reload() {
         let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));

@@ -71,6 +71,9 @@ pub struct RoomView {
     pub last_seq: Seq,
 }
 
+/// Most names in one presence frame (the rest of a big room's state follows in more frames).
+const PRESENCE_CHUNK: usize = 100;
+
 /// Messages each room keeps in memory: enough for a page render and for most reconnects.
 const RECENT: usize = 256;
 
@@ -303,17 +306,29 @@ impl RoomActor {
         }
 
         let newly_online = self.presence.add(&conn.user, conn.id);
-        let mut frames = Vec::with_capacity(1 + replay.len());
+        // The presence state goes out in chunks: the WebSocket writer keeps a buffer as big
+        // as the largest frame it ever sent, so one 100 KB list would cost every member of a
+        // big room 100 KB for as long as it stays connected.
+        let mut online = self.presence.online();
+        let rest = if online.len() > PRESENCE_CHUNK {
+            online.split_off(PRESENCE_CHUNK)
+        } else {
+            Vec::new()
+        };
+        let mut frames = Vec::with_capacity(2 + replay.len() + rest.len() / PRESENCE_CHUNK);
         frames.push(Utf8Bytes::from(
             ServerMsg::Joined {
                 room: self.id.clone(),
-                online: self.presence.online(),
+                online,
                 last_seq,
                 epoch: store_epoch,
                 recovered,
             }
             .encode(),
         ));
+        for chunk in rest.chunks(PRESENCE_CHUNK) {
+            frames.push(self.presence_frame(chunk.to_vec(), Vec::new()));
+        }
         frames.extend(
             replay
                 .into_iter()
@@ -532,12 +547,14 @@ impl RoomActor {
             return;
         }
         let fresh = std::mem::take(&mut self.fresh);
+        let fresh_ids: std::collections::HashSet<ConnId> =
+            fresh.iter().map(|(id, _)| *id).collect();
         let (joins, leaves) = self.net_diff(0);
-        if !joins.is_empty() || !leaves.is_empty() {
-            let frame = self.presence_frame(joins, leaves);
+        let shared = self.presence_frames(joins, leaves);
+        if !shared.is_empty() {
             for member in self.members.values() {
-                if !fresh.iter().any(|(id, _)| *id == member.id) {
-                    member.deliver(&self.id, Outbound::Frame(frame.clone()));
+                if !fresh_ids.contains(&member.id) {
+                    member.deliver(&self.id, outbound(&shared));
                 }
             }
         }
@@ -546,14 +563,23 @@ impl RoomActor {
                 continue;
             };
             let (joins, leaves) = self.net_diff(from);
-            if !joins.is_empty() || !leaves.is_empty() {
-                member.deliver(
-                    &self.id,
-                    Outbound::Frame(self.presence_frame(joins, leaves)),
-                );
+            let own = self.presence_frames(joins, leaves);
+            if !own.is_empty() {
+                member.deliver(&self.id, outbound(&own));
             }
         }
         self.presence_log.clear();
+    }
+
+    /// A diff as frames of at most [`PRESENCE_CHUNK`] names each.
+    fn presence_frames(&self, joins: Vec<UserName>, leaves: Vec<UserName>) -> Vec<Utf8Bytes> {
+        let joins = joins
+            .chunks(PRESENCE_CHUNK)
+            .map(|c| self.presence_frame(c.to_vec(), vec![]));
+        let leaves = leaves
+            .chunks(PRESENCE_CHUNK)
+            .map(|c| self.presence_frame(vec![], c.to_vec()));
+        joins.chain(leaves).collect()
     }
 
     fn presence_frame(&self, joins: Vec<UserName>, leaves: Vec<UserName>) -> Utf8Bytes {
@@ -565,6 +591,14 @@ impl RoomActor {
             }
             .encode(),
         )
+    }
+}
+
+/// One queue item for a list of frames (the common single frame without a Vec).
+fn outbound(frames: &[Utf8Bytes]) -> Outbound {
+    match frames {
+        [one] => Outbound::Frame(one.clone()),
+        many => Outbound::Batch(many.to_vec()),
     }
 }
 
