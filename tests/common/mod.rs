@@ -36,6 +36,10 @@ pub async fn start(config: HubConfig) -> TestServer {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // As the binary does: small frames must not wait on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     TestServer { addr, hub }
 }
@@ -151,7 +155,8 @@ impl Client {
 }
 
 /// Starts the full router like [`start`], over the given store (for instance a
-/// `SqliteStore` in a temporary directory).
+/// `SqliteStore` in a temporary directory), with TCP_NODELAY on every connection as the
+/// `hearth` binary sets it.
 pub async fn start_with(
     store: Arc<dyn hearth::server::store::Store>,
     config: HubConfig,
@@ -163,13 +168,17 @@ pub async fn start_with(
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     TestServer { addr, hub }
 }
 
 /// Connects as `name` to any Hearth at `addr` (for instance a child process) and consumes
-/// the `welcome` frame. With `recv_buffer`, the client's kernel receive buffer is pinned to
-/// that many bytes, so a client that stops reading backs up onto the server quickly.
+/// the `welcome` frame. The socket sends without Nagle's delay, as browsers' sockets do.
+/// With `recv_buffer`, the client's kernel receive buffer is pinned to that many bytes, so a
+/// client that stops reading backs up onto the server quickly.
 pub async fn connect_to(addr: SocketAddr, name: &str, recv_buffer: Option<u32>) -> Client {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
     request.headers_mut().insert(
@@ -181,6 +190,7 @@ pub async fn connect_to(addr: SocketAddr, name: &str, recv_buffer: Option<u32>) 
         socket.set_recv_buffer_size(bytes).unwrap();
     }
     let stream = socket.connect(addr).await.expect("connect");
+    stream.set_nodelay(true).unwrap();
     let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
         .await
         .expect("upgrade");
