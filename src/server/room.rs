@@ -81,6 +81,8 @@ const RECENT: usize = 256;
 struct Recent {
     last_seq: Seq,
     messages: std::collections::VecDeque<ChatMessage>,
+    /// Never more than the store retains.
+    capacity: usize,
 }
 
 impl Recent {
@@ -105,7 +107,7 @@ impl Recent {
     fn push(&mut self, msg: ChatMessage) {
         self.last_seq = msg.seq;
         self.messages.push_back(msg);
-        while self.messages.len() > RECENT {
+        while self.messages.len() > self.capacity {
             self.messages.pop_front();
         }
     }
@@ -351,16 +353,22 @@ impl RoomActor {
     /// The in-memory tail of the room, loading it from the store the first time.
     async fn recent(&mut self) -> Result<&Recent, HubError> {
         if self.recent.is_none() {
+            let capacity = self
+                .store
+                .retained_per_room()
+                .map_or(RECENT, |r| r.min(RECENT));
             let last_seq = self.store.last_seq(&self.id).await?;
-            let messages = self.store.latest(&self.id, None, RECENT).await?;
+            let messages = self.store.latest(&self.id, None, capacity).await?;
             self.recent = Some(Recent {
                 last_seq,
                 messages: messages.into(),
+                capacity,
             });
         }
         Ok(self.recent.get_or_insert_with(|| Recent {
             last_seq: Seq(0),
             messages: Default::default(),
+            capacity: RECENT,
         }))
     }
 

@@ -57,6 +57,11 @@ pub enum Replay {
 pub trait Store: Send + Sync + 'static {
     /// Identifies this history; changes when the history is reset.
     fn epoch(&self) -> u64;
+    /// Most messages kept per room, if retention deletes older ones. Caches in front of the
+    /// store must not keep more, or they would replay what the store has deleted.
+    fn retained_per_room(&self) -> Option<usize> {
+        None
+    }
     /// Creates a room if it does not exist; true when it was created now.
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn room_exists<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>>;
@@ -119,6 +124,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    fn retained_per_room(&self) -> Option<usize> {
+        Some(self.retain)
     }
 
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {

@@ -199,6 +199,10 @@ impl Store for SqliteStore {
         self.epoch
     }
 
+    fn retained_per_room(&self) -> Option<usize> {
+        (self.retain > 0).then_some(self.retain as usize)
+    }
+
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let done = sqlx::query("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)")
