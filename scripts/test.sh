@@ -44,6 +44,7 @@ run setup        bash "$ROOT/scripts/setup.sh"
 run fmt          cargo fmt --check
 run clippy-ssr   cargo clippy --features ssr --all-targets -- -D warnings
 run clippy-wasm  cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+run clippy-load  cargo clippy --features loadgen --bin hearth-loadgen -- -D warnings
 run cargo-test   cargo test --features ssr
 run build        cargo leptos build
 run playwright   bash -c 'cd end2end && npx playwright test'
