@@ -337,8 +337,10 @@ async fn a_slow_consumer_is_resynced_and_ends_with_every_message_once() {
     let mut slow = connect_to(server.addr, "Slow", Some(SLOW_RCVBUF as u32)).await;
     let epoch = joined(slow.join("flood").await).epoch;
 
-    // The slow client stops reading now. The others flood the room, one message per sender
-    // at a time, so a client that does read never has more than a few frames queued.
+    // The slow client stops reading now, for at least 10 s. The others flood the room, one
+    // message per sender at a time, so a client that does read never has more than a few
+    // frames queued.
+    let stalled_at = tokio::time::Instant::now();
     let per_sender = flood_per_sender();
     let total = per_sender * FLOOD_SENDERS.len();
     let fast_reader = tokio::spawn(async move {
@@ -374,6 +376,7 @@ async fn a_slow_consumer_is_resynced_and_ends_with_every_message_once() {
         "the fast client got every message in order"
     );
 
+    tokio::time::sleep_until(stalled_at + Duration::from_secs(10)).await;
     // The slow client reads again: what was queued, with no gap, then `resync`.
     let mut slow_seen: Vec<(u64, String)> = Vec::new();
     loop {
