@@ -23,25 +23,10 @@ pub struct TestServer {
     pub hub: Arc<Hub>,
 }
 
-/// Starts the full router (pages, server functions, `/ws`) on 127.0.0.1:0.
+/// Starts the full router (pages, server functions, `/ws`) on 127.0.0.1:0, with the
+/// in-memory store.
 pub async fn start(config: HubConfig) -> TestServer {
-    let hub = Hub::new(
-        Arc::new(MemoryStore::new(42, 10_000)),
-        Arc::new(SingleNode),
-        config,
-    );
-    let app = router(AppState {
-        leptos_options: LeptosOptions::builder().output_name("hearth").build(),
-        hub: hub.clone(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // As the binary does: small frames must not wait on Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    TestServer { addr, hub }
+    start_with(Arc::new(MemoryStore::new(42, 10_000)), config).await
 }
 
 pub fn quick_config() -> HubConfig {
