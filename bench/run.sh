@@ -125,6 +125,12 @@ if want http; then
 fi
 
 # --- build ----------------------------------------------------------------------------------
+# "raw gzip brotli" byte counts of the site's WASM, or nothing if it is missing.
+wasm_sizes() {
+  [ -f "$WASM" ] || return 0
+  echo "$(stat -c %s "$WASM") $(gzip -9 -c "$WASM" | wc -c) $(brotli -q 11 -c "$WASM" | wc -c)"
+}
+WASM_SIZES=""
 HEARTH_BIN="$ROOT/target/release/hearth"
 LOADGEN="${BENCH_LOADGEN:-$ROOT/target/release/hearth-loadgen}"
 WASM="$ROOT/target/site/pkg/hearth.wasm"
@@ -140,6 +146,9 @@ else
       || die "cargo-leptos is missing: run scripts/setup.sh once (it installs it and the WASM tools)."
     say "cargo leptos build --release   (site + WASM)"
     cargo leptos build --release
+    # Sized at once: any later `cargo leptos build` (a debug one for the tests, say) rewrites
+    # target/site in place.
+    WASM_SIZES="$(wasm_sizes)"
   fi
   say "cargo build --release --features ssr --bin hearth"
   cargo build --release --features ssr --bin hearth
@@ -570,10 +579,12 @@ print(d.get("error") or "; ".join("%s %.0f msgs/s" % (r["case"], r["msgs_per_sec
 fi
 
 if want wasm; then
-  if [ -f "$WASM" ]; then
-    RAW_B="$(stat -c %s "$WASM")"
-    GZ_B="$(gzip -9 -c "$WASM" | wc -c)"
-    BR_B="$(brotli -q 11 -c "$WASM" | wc -c)"
+  if [ -z "$WASM_SIZES" ]; then
+    [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && warn "BENCH_SKIP_BUILD=1: sizing whatever target/site holds now (a debug \`cargo leptos build\` would have replaced the release WASM)"
+    WASM_SIZES="$(wasm_sizes)"
+  fi
+  if [ -n "$WASM_SIZES" ]; then
+    read -r RAW_B GZ_B BR_B <<<"$WASM_SIZES"
     record wasm hearth 1 "{\"raw\":$RAW_B,\"gzip\":$GZ_B,\"brotli\":$BR_B}"
     say "wasm: $RAW_B bytes raw, $GZ_B gzip -9, $BR_B brotli -q 11"
   else
@@ -738,6 +749,18 @@ for r in runs("wasm", "hearth"):
         for i, k in enumerate(["raw", "gzip", "brotli"]):
             desc = {"raw": "raw bytes", "gzip": "gzip -9 bytes", "brotli": "brotli -q 11 bytes"}[k]
             p(f"| {'release WASM (hearth.wasm)' if i == 0 else ''} | {desc} ↓ | {r[k]:,} ({r[k] / 1024:.0f} KiB) | — | — | — | — |")
+
+notes = []
+if runs("slow", "hearth") and not any((r.get("resyncs") or 0) > 0 for r in good("slow", "hearth")):
+    notes.append("Slow consumer: Hearth sent no `resync` in any run, so the stalled connection's backlog "
+                 "fit in the kernel's socket buffers plus Hearth's per-connection queue; the queue-full "
+                 "path was not exercised at this rate and duration.")
+if any("generator" in str(r.get("stop", "")) for s in SERVERS for r in runs("sweep", s)):
+    notes.append("Sweep: a ceiling marked by generator CPU ≥ 95 % is a lower bound set by the generator's one core.")
+if notes:
+    p("")
+    for n in notes:
+        p(f"- {n}")
 
 # targets
 p("")
