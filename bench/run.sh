@@ -38,7 +38,7 @@ DRAIN=3        # seconds the generator waits for in-flight deliveries
 if [ "$QUICK" = 1 ]; then
   STEADY_CONN=200;  STEADY_RATE=100; STEADY_DUR=3
   LARGE_CONN=1000;  LARGE_RATE=20;   LARGE_DUR=3
-  SWEEP_CONN=200;   SWEEP_DUR=2;     SWEEP_RATES="100 300 1000 3000 10000"
+  SWEEP_CONN=200;   SWEEP_DUR=2;     SWEEP_RATES="100 300 600 1000 2000 3000 5000 10000"
   IDLE_CONN=2000;   IDLE_DUR=3
   JOIN_CONN=1000;   JOIN_RAMP=1000;  JOIN_RATE=20;  JOIN_DUR=2
   SLOW_DUR=3
@@ -48,7 +48,7 @@ else
   STEADY_CONN=1000; STEADY_RATE=100; STEADY_DUR=15
   LARGE_CONN=5000;  LARGE_RATE=20;   LARGE_DUR=10
   SWEEP_CONN=1000;  SWEEP_DUR=5
-  SWEEP_RATES="50 100 200 300 500 700 1000 1500 2000 3000 5000 7000 10000 15000 20000"
+  SWEEP_RATES="50 100 200 300 400 500 600 700 850 1000 1250 1500 2000 3000 5000 10000"
   IDLE_CONN=10000;  IDLE_DUR=10
   JOIN_CONN=5000;   JOIN_RAMP=1000;  JOIN_RATE=20;  JOIN_DUR=5
   SLOW_DUR=15
@@ -293,13 +293,17 @@ if "error" in d:
 def g(k, f="{}"):
     v = d.get(k)
     return "-" if v is None else f.format(v)
-print("conns=%s/%s dps=%s p50=%sms p99=%sms lost=%s dup=%s gen_cpu=%s%% rss=%s->%s KiB%s" % (
+print("conns=%s/%s dps=%s p50=%sms p99=%sms lost=%s dup=%s cpu gen/server=%s/%s%% rss=%s->%s KiB%s" % (
     g("connections_ok"), g("connections_failed"), g("deliveries_per_sec", "{:.0f}"),
     g("p50_ms", "{:.2f}"), g("p99_ms", "{:.2f}"), g("lost"), g("duplicates"),
-    g("loadgen_cpu_pct", "{:.0f}"), g("server_rss_kib_before"), g("server_rss_kib_after"),
+    g("loadgen_cpu_pct", "{:.0f}"), g("server_cpu_pct", "{:.0f}"), g("server_rss_kib_before"), g("server_rss_kib_after"),
     " slow_complete=%s resyncs=%s" % (d.get("slow_complete"), d.get("resyncs")) if sys.argv[2] == "slow" else ""))
 ' "$1" "${2:-}"
 }
+
+# user+system CPU ticks of a process so far (all its threads), or "-" if it is gone.
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo -; }
 
 # run_loadgen SECONDS_BOUND ARGS...: runs the generator on CPU 1 against the current server;
 # leaves its JSON line (or a JSON error object) in LG_OUT.
@@ -311,9 +315,12 @@ run_loadgen() {
   local log="$RAW/loadgen.$LG_SEQ.$SERVER_KIND.log"
   local out rc=0
   echo "hearth-loadgen --url '$SERVER_URL' --protocol $SERVER_PROTO --server-pid $SERVER_PID $* --json" >"$log"
+  local ticks0 ticks1 t0 t1
+  ticks0="$(cpu_ticks "$SERVER_PID")"; t0="$(date +%s.%N)"
   bounded "$bound" taskset -c 1 "$LOADGEN" \
     --url "$SERVER_URL" --protocol "$SERVER_PROTO" --server-pid "$SERVER_PID" --json "$@" \
     >"$RAW/loadgen.out" 2>>"$log" || rc=$?
+  ticks1="$(cpu_ticks "$SERVER_PID")"; t1="$(date +%s.%N)"
   out="$(cat "$RAW/loadgen.out")"
   printf -- '--- stdout (exit %s) ---\n%s\n' "$rc" "$out" >>"$log"
   out="$(printf '%s\n' "$out" | grep -m1 '^{' || true)"
@@ -324,9 +331,19 @@ run_loadgen() {
       out="{\"error\":\"loadgen exited with $rc and printed no JSON (log: ${log#"$ROOT"/})\"}"
     fi
   fi
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    out="$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["server_died"]=True; print(json.dumps(d))' "$out")"
-  fi
+  # The server's CPU over the whole generator run (connecting, sending, draining): 100 = one core.
+  out="$(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+t0, t1, hz = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+try:
+    d["server_cpu_pct"] = round(100.0 * (int(sys.argv[3]) - int(sys.argv[2])) / hz / max(t1 - t0, 1e-3), 1)
+except ValueError:
+    pass
+if sys.argv[7] != "alive":
+    d["server_died"] = True
+print(json.dumps(d))' "$out" "$ticks0" "$ticks1" "$t0" "$t1" "$CLK_TCK" \
+    "$(kill -0 "$SERVER_PID" 2>/dev/null && echo alive || echo dead)")"
   LG_OUT="$out"
 }
 
@@ -390,7 +407,7 @@ print(("pass" if ok else "fail") + ("-gen" if gen else "") + " " + ", ".join(why
 # fresh server (one noisy run does not end the sweep). Records the highest passing deliveries/s.
 sweep_server() {
   local server="$1" rep="$2"
-  local rate out verdict best=0 best_rate=0 stop="all steps passed" done=0
+  local rate out verdict best=0 best_rate=0 best_out="{}" stop="all steps passed" done=0
   for rate in $SWEEP_RATES; do
     sweep_step "$server" "$rep" "$rate" 1
     case "$verdict" in
@@ -400,8 +417,9 @@ sweep_server() {
     esac
     case "$verdict" in
       pass-gen*) best="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["deliveries_per_sec"])' "$out")"; best_rate=$rate
-                 stop="generator CPU >= 95% (a lower bound)"; done=1 ;;
-      pass*) best="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["deliveries_per_sec"])' "$out")"; best_rate=$rate ;;
+                 best_out="$out"; stop="generator CPU >= 95% (a lower bound)"; done=1 ;;
+      pass*) best="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["deliveries_per_sec"])' "$out")"; best_rate=$rate
+             best_out="$out" ;;
       fail-gen*) stop="generator CPU >= 95% (${verdict#fail-gen }) at $rate msg/s"; done=1 ;;
       *) stop="${verdict#fail } at $rate msg/s"; done=1 ;;
     esac
@@ -409,8 +427,11 @@ sweep_server() {
   done
   record sweep "$server" "$rep" "$(python3 -c '
 import json, sys
+b = json.loads(sys.argv[5])
 print(json.dumps({"ceiling_dps": float(sys.argv[1]), "ceiling_rate": int(sys.argv[2]),
-                  "connections": int(sys.argv[3]), "stop": sys.argv[4]}))' "$best" "$best_rate" "$SWEEP_CONN" "$stop")"
+                  "connections": int(sys.argv[3]), "stop": sys.argv[4],
+                  "ceiling_p99_ms": b.get("p99_ms"), "ceiling_loadgen_cpu_pct": b.get("loadgen_cpu_pct"),
+                  "ceiling_server_cpu_pct": b.get("server_cpu_pct")}))' "$best" "$best_rate" "$SWEEP_CONN" "$stop" "$best_out")"
   printf '    %-8s %-8s #%d  ceiling %.0f deliveries/s at %s msg/s (stopped: %s)\n' sweep "$server" "$rep" "$best" "$best_rate" "$stop"
 }
 
@@ -662,7 +683,7 @@ def line(label, metric, values, kind, ratios=True):
     p(f"| {label} | {metric} | {fmt(h, kind)} | {fmt(w, kind)} | {fmt(s, kind)} | "
       f"{ratio(h, w) if ratios else '—'} | {ratio(h, s) if ratios else '—'} |")
 
-NO_RATIO = {"loadgen_cpu_pct", "server_rss_kib_before", "lost", "connections_failed", "resyncs", "duplicates"}
+NO_RATIO = {"loadgen_cpu_pct", "server_cpu_pct", "server_rss_kib_before", "lost", "connections_failed", "resyncs", "duplicates"}
 
 def block(scn, label, metrics):
     if not any(runs(scn, s) for s in SERVERS):
@@ -679,6 +700,7 @@ msg_metrics = [
     ("max_ms", "max ms ↓", "ms"),
     ("lost", "lost ↓", "int"),
     ("loadgen_cpu_pct", "generator CPU %", "pct"),
+    ("server_cpu_pct", "server CPU % (whole run)", "pct"),
     ("server_rss_kib_after", "server RSS after, KiB ↓", "int"),
 ]
 block("steady", f"steady: {M('STEADY')}", msg_metrics)
@@ -693,6 +715,10 @@ if any(runs("sweep", s) for s in SERVERS):
         rs = [r.get("stop", r.get("error", "?")) for r in runs("sweep", s)]
         reasons.append("; ".join(sorted(set(rs))) if rs else "—")
     p(f"| | stopped because | {reasons[0]} | {reasons[1]} | {reasons[2]} | | |")
+    for key, metric, kind in (("ceiling_p99_ms", "p99 ms at the ceiling step", "ms"),
+                              ("ceiling_loadgen_cpu_pct", "generator CPU % at the ceiling step", "pct"),
+                              ("ceiling_server_cpu_pct", "server CPU % at the ceiling step (whole run)", "pct")):
+        line("", metric, [med("sweep", s, key) for s in SERVERS], kind, ratios=False)
 
 block("idle", f"idle: {M('IDLE')}", [
     ("rss_per_conn_kib", "RSS per connection, KiB ↓", "kib"),
@@ -757,6 +783,11 @@ if runs("slow", "hearth") and not any((r.get("resyncs") or 0) > 0 for r in good(
                  "path was not exercised at this rate and duration.")
 if any("generator" in str(r.get("stop", "")) for s in SERVERS for r in runs("sweep", s)):
     notes.append("Sweep: a ceiling marked by generator CPU ≥ 95 % is a lower bound set by the generator's one core.")
+for s in SERVERS:
+    g = med("sweep", s, "ceiling_loadgen_cpu_pct")
+    if g is not None and g >= 85:
+        notes.append(f"Sweep: at {NAMES[s]}'s ceiling step the generator used {g:.0f} % of its core (whole run), so that "
+                     "ceiling is probably set by the generator as much as by the server: read it as a lower bound.")
 if notes:
     p("")
     for n in notes:
@@ -777,7 +808,8 @@ def target(name, measured, ok):
     p(f"| {name} | {measured} | {verdict(ok)} |")
 
 ch, cw, cs = (med("sweep", s, "ceiling_dps") for s in SERVERS)
-gen_bound = any("generator" in str(r.get("stop", "")) for r in runs("sweep", "hearth"))
+gen_bound = any("generator" in str(r.get("stop", "")) for r in runs("sweep", "hearth")) \
+    or (med("sweep", "hearth", "ceiling_loadgen_cpu_pct") or 0) >= 85
 if ch is not None and cw:
     target("ceiling ≥ 4× Node ws", f"{ch / cw:.2f}×" + (" (Hearth generator-bound: a lower bound)" if gen_bound else ""),
            ch / cw >= 4 or (None if gen_bound else False))
