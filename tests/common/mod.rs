@@ -43,25 +43,7 @@ pub struct Client {
 
 /// Connects as `name` (sent in the display-name cookie) and consumes the `welcome` frame.
 pub async fn connect(server: &TestServer, name: &str) -> Client {
-    let mut request = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "cookie",
-        HeaderValue::from_str(&format!("hearth_name={}", name.replace(' ', "%20"))).unwrap(),
-    );
-    let (ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("upgrade");
-    let mut client = Client {
-        ws,
-        name: name.to_string(),
-    };
-    match client.recv().await {
-        ServerMsg::Welcome { user, .. } => assert_eq!(user.0, name),
-        other => panic!("expected welcome, got {other:?}"),
-    }
-    client
+    connect_to(server.addr, name, None).await
 }
 
 impl Client {
