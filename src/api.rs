@@ -19,6 +19,12 @@ pub enum AppError {
     /// Input that breaks a rule (HTTP 400); the text says how to fix it.
     #[error("{0}")]
     Invalid(String),
+    /// Not logged in, or wrong credentials (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too many attempts; the text says how long to wait (HTTP 429).
+    #[error("{0}")]
+    TooMany(String),
     /// The thing asked for does not exist (HTTP 404).
     #[error("{0}")]
     NotFound(String),
@@ -38,10 +44,32 @@ impl FromServerFnError for AppError {
     }
 }
 
+/// Who is looking at the page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The name they chat under, if they are logged in or chose a guest name.
+    pub name: Option<String>,
+    /// True for a registered account (which can create private rooms and direct messages).
+    pub registered: bool,
+    /// Whether this server lets people chat without an account.
+    pub guests_allowed: bool,
+}
+
+/// Who may enter a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Visibility {
+    Public,
+    Private,
+    Direct,
+}
+
 /// A room as listed on the home page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomEntry {
     pub name: String,
+    /// What to show: `name` for rooms, the other person's name for a direct conversation.
+    pub title: String,
+    pub visibility: Visibility,
     pub online: usize,
 }
 
@@ -49,12 +77,20 @@ pub struct RoomEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomPage {
     pub room: RoomId,
+    /// The page heading: `# name`, or the other person's name in a direct conversation.
+    pub title: String,
+    pub visibility: Visibility,
+    /// Members of a private room or direct conversation (empty for public rooms).
+    pub members: Vec<UserName>,
     pub messages: Vec<ChatMessage>,
     pub online: Vec<UserName>,
     /// The newest sequence number included: the live connection subscribes from here.
     pub last_seq: Seq,
     pub epoch: u64,
     pub me: Option<UserName>,
+    /// True when the viewer has an account (guests see a sign-up prompt instead).
+    pub registered: bool,
+    pub guests_allowed: bool,
     /// True when messages older than the first one shown may exist.
     pub has_older: bool,
     /// Set when this is an older page (`?before=`), which is shown without live updates.
@@ -63,23 +99,160 @@ pub struct RoomPage {
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use super::AppError;
-    use crate::protocol::UserName;
+    use super::{AppError, Visibility};
+    use crate::protocol::{RoomId, UserName};
+    use crate::server::accounts::{AccountError, Accounts, Identity, NewSession, RoomKind};
     use crate::server::hub::{Hub, HubError};
-    use axum::http::{request::Parts, StatusCode};
+    use crate::server::identity;
+    use crate::server::limits::Limits;
+    use axum::http::{header, request::Parts, StatusCode};
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
     use std::sync::Arc;
 
-    pub fn hub() -> Result<Arc<Hub>, AppError> {
-        use_context::<Arc<Hub>>().ok_or_else(|| {
-            tracing::error!("hub missing from the server function context");
+    fn context<T: Clone + Send + Sync + 'static>(what: &str) -> Result<T, AppError> {
+        use_context::<T>().ok_or_else(|| {
+            tracing::error!("{what} missing from the server function context");
             AppError::Unavailable
         })
     }
 
-    pub fn me() -> Option<UserName> {
-        use_context::<Parts>().and_then(|p| crate::server::identity::name_from_headers(&p.headers))
+    pub fn hub() -> Result<Arc<Hub>, AppError> {
+        context("hub")
+    }
+
+    pub fn accounts() -> Result<Arc<Accounts>, AppError> {
+        context("accounts")
+    }
+
+    pub fn limits() -> Result<Arc<Limits>, AppError> {
+        context("limits")
+    }
+
+    fn parts() -> Result<Parts, AppError> {
+        context("request")
+    }
+
+    /// The session behind this request, if any.
+    pub async fn me() -> Result<Option<Identity>, AppError> {
+        let parts = parts()?;
+        let Some(token) = identity::session_token(&parts.headers) else {
+            return Ok(None);
+        };
+        accounts()?
+            .session(token)
+            .await
+            .map_err(|e| internal(HubError::from(e)))
+    }
+
+    /// The logged-in account, or an error asking to log in.
+    pub async fn registered(what: &str) -> Result<Identity, AppError> {
+        match me().await? {
+            Some(who) if !who.is_guest() => Ok(who),
+            _ => Err(fail(AppError::Invalid(format!(
+                "Log in or register to {what}."
+            )))),
+        }
+    }
+
+    /// Puts a new session in the cookie, ending the one it replaces.
+    pub async fn start_session(session: NewSession) -> Result<(), AppError> {
+        let parts = parts()?;
+        if let Some(old) = identity::session_token(&parts.headers) {
+            accounts()?
+                .logout(old)
+                .await
+                .map_err(|e| internal(HubError::from(e)))?;
+        }
+        let config = &limits()?.config;
+        let cookie = identity::session_cookie(
+            &session.token,
+            config.session_ttl.as_secs(),
+            identity::wants_secure_cookie(config, &parts.headers),
+        );
+        if let Some(res) = use_context::<ResponseOptions>() {
+            res.append_header(header::SET_COOKIE, cookie);
+        }
+        Ok(())
+    }
+
+    /// Ends this request's session and clears the cookie.
+    pub async fn end_session() -> Result<(), AppError> {
+        let parts = parts()?;
+        if let Some(token) = identity::session_token(&parts.headers) {
+            accounts()?
+                .logout(token)
+                .await
+                .map_err(|e| internal(HubError::from(e)))?;
+        }
+        let config = &limits()?.config;
+        let cookie =
+            identity::session_cookie("", 0, identity::wants_secure_cookie(config, &parts.headers));
+        if let Some(res) = use_context::<ResponseOptions>() {
+            res.append_header(header::SET_COOKIE, cookie);
+        }
+        Ok(())
+    }
+
+    /// Counts a login or registration attempt against the throttle.
+    pub fn throttle_login(name: &str) -> Result<(), AppError> {
+        let limits = limits()?;
+        let ip = identity::client_ip(&limits.config, &parts()?);
+        limits.login_attempt(ip, name).map_err(|wait| {
+            if let Some(res) = use_context::<ResponseOptions>() {
+                res.insert_header(header::RETRY_AFTER, wait.as_secs().max(1).into());
+            }
+            fail(AppError::TooMany(format!(
+                "Too many attempts; wait {} minutes and try again.",
+                wait.as_secs().div_ceil(60).max(1)
+            )))
+        })
+    }
+
+    /// The room, if `who` may enter it; otherwise the same "not found" a missing room gets,
+    /// so private rooms do not reveal that they exist.
+    pub fn enter(raw: &str, who: Option<&Identity>) -> Result<RoomId, AppError> {
+        let denied = || {
+            fail(AppError::NotFound(format!(
+                "There is no room called {raw:?} that you can open. Private rooms and direct \
+                 messages open for their members only; ask a member to invite you."
+            )))
+        };
+        let room = crate::names::parse_room(raw).map_err(|_| denied())?;
+        if accounts()?.may_enter(&room, who) {
+            Ok(room)
+        } else {
+            Err(denied())
+        }
+    }
+
+    /// How a room appears to `who`: its visibility, title and members.
+    pub fn describe(
+        accounts: &Accounts,
+        room: &RoomId,
+        who: Option<&Identity>,
+    ) -> (Visibility, String, Vec<UserName>) {
+        let (kind, members) = accounts.room_access(room);
+        match kind {
+            RoomKind::Public => (Visibility::Public, room.0.clone(), members),
+            RoomKind::Private => (Visibility::Private, room.0.clone(), members),
+            RoomKind::Direct => {
+                let others: Vec<&str> = members
+                    .iter()
+                    .filter(|m| Some(*m) != who.map(|w| &w.name))
+                    .map(|m| m.as_str())
+                    .collect();
+                (Visibility::Direct, others.join(", "), members)
+            }
+        }
+    }
+
+    pub fn account_error(err: AccountError) -> AppError {
+        match err {
+            AccountError::Store(e) => internal(HubError::from(e)),
+            AccountError::BadCredentials => fail(AppError::Unauthorized(err.to_string())),
+            other => fail(AppError::Invalid(other.to_string())),
+        }
     }
 
     /// Sets the HTTP status for an error and passes it on. A plain HTML form post (JavaScript
@@ -97,7 +270,9 @@ mod ssr {
         }
         let status = match err {
             AppError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if let Some(res) = use_context::<ResponseOptions>() {
@@ -117,43 +292,169 @@ mod ssr {
     }
 }
 
-/// The visitor's display name, if they chose one.
+/// Who is looking, and whether guests are allowed.
 #[server]
-pub async fn current_name() -> Result<Option<String>, AppError> {
-    Ok(ssr::me().map(|n| n.0))
+pub async fn whoami() -> Result<Me, AppError> {
+    let who = ssr::me().await?;
+    Ok(Me {
+        registered: who.as_ref().is_some_and(|w| !w.is_guest()),
+        name: who.map(|w| w.name.0),
+        guests_allowed: ssr::limits()?.config.allow_guests,
+    })
 }
 
-/// Chooses (or changes) the visitor's display name and remembers it in a cookie.
+/// Chooses (or changes) a guest display name, remembered in the session cookie.
 #[server]
 pub async fn set_name(name: String) -> Result<String, AppError> {
+    if !ssr::limits()?.config.allow_guests {
+        return Err(ssr::fail(AppError::Invalid(
+            "This server does not allow guests; register or log in to chat.".to_string(),
+        )));
+    }
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
-    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-        res.append_header(
-            axum::http::header::SET_COOKIE,
-            crate::server::identity::name_cookie(&name),
-        );
+    if let Some(who) = ssr::me().await? {
+        if !who.is_guest() {
+            return Err(ssr::fail(AppError::Invalid(format!(
+                "You are logged in as {}; log out first to chat as a guest.",
+                who.name
+            ))));
+        }
     }
+    let session = ssr::accounts()?
+        .guest(&name)
+        .await
+        .map_err(ssr::account_error)?;
+    ssr::start_session(session).await?;
     Ok(name.0)
 }
 
-/// Every room with how many people are online in it.
+/// Creates an account and logs in.
+#[server]
+pub async fn register(name: String, password: String) -> Result<String, AppError> {
+    let name =
+        crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    ssr::throttle_login(name.as_str())?;
+    let session = ssr::accounts()?
+        .register(&name, &password)
+        .await
+        .map_err(ssr::account_error)?;
+    ssr::start_session(session).await?;
+    leptos_axum::redirect("/");
+    Ok(name.0)
+}
+
+/// Logs in to an existing account.
+#[server]
+pub async fn login(name: String, password: String) -> Result<String, AppError> {
+    let name = crate::names::parse_display_name(&name).map_err(|_| {
+        ssr::fail(AppError::Unauthorized(
+            "That user name and password do not match; check both and try again.".to_string(),
+        ))
+    })?;
+    ssr::throttle_login(name.as_str())?;
+    let session = ssr::accounts()?
+        .login(&name, &password)
+        .await
+        .map_err(ssr::account_error)?;
+    let name = session.identity.name.0.clone();
+    ssr::start_session(session).await?;
+    leptos_axum::redirect("/");
+    Ok(name)
+}
+
+/// Logs out: the cookie stops working and open chat connections of this session close.
+#[server]
+pub async fn logout() -> Result<(), AppError> {
+    ssr::end_session().await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Every room this visitor may see, with how many people are online in it.
 #[server]
 pub async fn list_rooms() -> Result<Vec<RoomEntry>, AppError> {
+    let who = ssr::me().await?;
+    let accounts = ssr::accounts()?;
     let rooms = ssr::hub()?.room_summaries().await.map_err(ssr::internal)?;
     Ok(rooms
         .into_iter()
-        .map(|r| RoomEntry {
-            name: r.room.0,
-            online: r.online,
+        .filter(|r| accounts.may_enter(&r.room, who.as_ref()))
+        .map(|r| {
+            let (visibility, title, _) = ssr::describe(&accounts, &r.room, who.as_ref());
+            RoomEntry {
+                name: r.room.0,
+                title,
+                visibility,
+                online: r.online,
+            }
         })
         .collect())
 }
 
-/// Creates a room (or finds the existing one of that name) and goes to it.
+/// Creates a room (or finds the public one of that name) and goes to it. A private room
+/// needs an account; its creator is its first member.
 #[server]
-pub async fn create_room(name: String) -> Result<String, AppError> {
+pub async fn create_room(name: String, private: Option<String>) -> Result<String, AppError> {
     let room = crate::names::parse_room(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    let hub = ssr::hub()?;
+    let accounts = ssr::accounts()?;
+    let who = ssr::me().await?;
+    if private.is_some() {
+        let owner = ssr::registered("create a private room").await?;
+        if hub
+            .store()
+            .room_exists(&room)
+            .await
+            .map_err(|e| ssr::internal(e.into()))?
+        {
+            return Err(ssr::fail(AppError::Invalid(
+                "That room name is taken; choose another.".to_string(),
+            )));
+        }
+        accounts
+            .create_private(&room, &owner)
+            .await
+            .map_err(ssr::account_error)?;
+    } else if crate::server::accounts::is_reserved(&room) {
+        return Err(ssr::fail(AppError::Invalid(format!(
+            "Room names starting with {} are kept for direct messages; choose another.",
+            crate::server::accounts::DIRECT_PREFIX
+        ))));
+    } else if !accounts.may_enter(&room, who.as_ref()) {
+        return Err(ssr::fail(AppError::Invalid(
+            "That room name is taken; choose another.".to_string(),
+        )));
+    }
+    hub.create_room(&room).await.map_err(ssr::internal)?;
+    leptos_axum::redirect(&format!("/r/{room}"));
+    Ok(room.0)
+}
+
+/// Adds an account to a private room; only members can invite.
+#[server]
+pub async fn invite(room: String, name: String) -> Result<String, AppError> {
+    let who = ssr::registered("invite people").await?;
+    let room = ssr::enter(&room, Some(&who))?;
+    let name =
+        crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    let invited = ssr::accounts()?
+        .invite(&room, &who, &name)
+        .await
+        .map_err(ssr::account_error)?;
+    Ok(invited.0)
+}
+
+/// Opens (creating on first use) the direct conversation with another account.
+#[server]
+pub async fn open_direct(name: String) -> Result<String, AppError> {
+    let who = ssr::registered("send direct messages").await?;
+    let name =
+        crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    let room = ssr::accounts()?
+        .direct(&who, &name)
+        .await
+        .map_err(ssr::account_error)?;
     ssr::hub()?
         .create_room(&room)
         .await
@@ -166,13 +467,10 @@ pub async fn create_room(name: String) -> Result<String, AppError> {
 /// messages before that sequence number) and who is online.
 #[server]
 pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, AppError> {
-    let room = crate::names::parse_room(&room).map_err(|_| {
-        ssr::fail(AppError::NotFound(format!(
-            "There is no room called {room:?}. {}",
-            crate::names::ROOM_RULE
-        )))
-    })?;
+    let who = ssr::me().await?;
+    let room = ssr::enter(&room, who.as_ref())?;
     let hub = ssr::hub()?;
+    let accounts = ssr::accounts()?;
     let snapshot = hub
         .snapshot(&room, PAGE_MESSAGES)
         .await
@@ -186,14 +484,20 @@ pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, Ap
             .await
             .map_err(|e| ssr::internal(e.into()))?,
     };
+    let (visibility, title, members) = ssr::describe(&accounts, &room, who.as_ref());
     Ok(RoomPage {
         room,
+        title,
+        visibility,
+        members,
         has_older: messages.first().is_some_and(|m| m.seq.0 > 1),
         messages,
         online: snapshot.online,
         last_seq: snapshot.last_seq,
         epoch: snapshot.epoch,
-        me: ssr::me(),
+        registered: who.as_ref().is_some_and(|w| !w.is_guest()),
+        me: who.map(|w| w.name),
+        guests_allowed: ssr::limits()?.config.allow_guests,
         before,
     })
 }
@@ -201,7 +505,8 @@ pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, Ap
 /// Up to one page of messages before `before`, oldest first (scrolling back in a room).
 #[server]
 pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>, AppError> {
-    let room = crate::names::parse_room(&room).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    let who = ssr::me().await?;
+    let room = ssr::enter(&room, who.as_ref())?;
     ssr::hub()?
         .store()
         .latest(&room, Some(Seq(before)), PAGE_MESSAGES)
@@ -212,18 +517,18 @@ pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>,
 /// Posts a message from a plain HTML form (the live page sends over the WebSocket instead).
 #[server]
 pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
-    let author = ssr::me().ok_or_else(|| {
-        ssr::fail(AppError::Invalid(
-            "Choose a display name before posting.".to_string(),
-        ))
-    })?;
-    let room = crate::names::parse_room(&room).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
+    let Some(author) = ssr::me().await? else {
+        return Err(ssr::fail(AppError::Unauthorized(
+            "Log in or choose a display name before posting.".to_string(),
+        )));
+    };
+    let room = ssr::enter(&room, Some(&author))?;
     // Each form post is a new message; the counter keeps ids unique within this process.
     static POSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = POSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let client_id = crate::protocol::ClientId(format!("form-{}-{n}", crate::server::hub::now_ms()));
     ssr::hub()?
-        .post(author, &room, client_id, text)
+        .post(author.name, &room, client_id, text)
         .await
         .map_err(ssr::internal)?;
     Ok(())

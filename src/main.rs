@@ -5,9 +5,11 @@
 async fn main() -> anyhow::Result<()> {
     use clap::Parser;
     use hearth::server::{
+        accounts::Accounts,
         broker::SingleNode,
         config::{Config, StoreKind},
         hub::Hub,
+        limits::Limits,
         router,
         store::{sqlite::SqliteStore, MemoryStore, Store},
         AppState,
@@ -26,7 +28,8 @@ async fn main() -> anyhow::Result<()> {
     let leptos_options = get_configuration(None)?.leptos_options;
     let addr = config.addr.unwrap_or(leptos_options.site_addr);
 
-    let store: Arc<dyn Store> = match config.store {
+    let security = config.security();
+    let (store, accounts): (Arc<dyn Store>, Accounts) = match config.store {
         StoreKind::Sqlite => {
             let store = SqliteStore::open(&config.data_dir, config.retain_messages)
                 .await
@@ -36,23 +39,29 @@ async fn main() -> anyhow::Result<()> {
                         config.data_dir.display()
                     )
                 })?;
-            tracing::info!(dir = %config.data_dir.display(), "history in SQLite");
-            Arc::new(store)
+            tracing::info!(dir = %config.data_dir.display(), "history and accounts in SQLite");
+            let accounts = Accounts::open(store.pool().clone(), security.session_ttl).await?;
+            (Arc::new(store), accounts)
         }
         // The epoch tells reconnecting clients whether their sequence numbers still mean
         // anything: the in-memory history starts over with every process.
-        StoreKind::Memory => Arc::new(MemoryStore::new(
-            hearth::server::hub::now_ms(),
-            match config.retain_messages {
-                0 => 10_000,
-                n => n as usize,
-            },
-        )),
+        StoreKind::Memory => (
+            Arc::new(MemoryStore::new(
+                hearth::server::hub::now_ms(),
+                match config.retain_messages {
+                    0 => 10_000,
+                    n => n as usize,
+                },
+            )),
+            Accounts::in_memory(security.session_ttl).await?,
+        ),
     };
     let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
     let app = router(AppState {
         leptos_options,
         hub: hub.clone(),
+        accounts: Arc::new(accounts),
+        limits: Arc::new(Limits::new(security)),
     });
 
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -74,13 +83,16 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!(%err, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: closing every connection with 1001");
-            draining.begin_shutdown();
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing every connection with 1001");
+        draining.begin_shutdown();
+    })
+    .await?;
     // Everything accepted before the signal is stored before exiting; the whole shutdown
     // stays well under 5 s.
     if !hub.drain(std::time::Duration::from_secs(3)).await {

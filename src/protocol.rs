@@ -151,6 +151,9 @@ pub enum ServerMsg {
         room: Option<RoomId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<ClientId>,
+        /// With `rate_limited`: how long to wait before sending again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Heartbeat; answer with `pong`.
     Ping,
@@ -178,6 +181,11 @@ pub enum ErrorCode {
     InvalidClientId,
     /// The server could not complete the request (for instance the store failed); retry later.
     Internal,
+    /// Over the message rate limit; resend after `retry_after_ms`. A sustained flood is
+    /// closed with 1008.
+    RateLimited,
+    /// The room is private (or a direct conversation) and this user is not a member.
+    Forbidden,
 }
 
 /// WebSocket close codes the server uses, so both sides name them the same way.

@@ -1,10 +1,12 @@
 //! Everything that only runs on the server: the hub, its rooms and connections, the store,
 //! identity, configuration, and the HTTP router that ties them to the Leptos app.
 
+pub mod accounts;
 pub mod broker;
 pub mod config;
 pub mod hub;
 pub mod identity;
+pub mod limits;
 pub mod presence;
 pub mod room;
 pub mod socket;
@@ -12,8 +14,9 @@ pub mod store;
 
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::ui::{shell, App};
+use accounts::Accounts;
 use axum::extract::{ws::WebSocketUpgrade, FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -21,6 +24,7 @@ use futures_util::StreamExt;
 use hub::Hub;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use limits::Limits;
 use socket::ReadError;
 use std::sync::Arc;
 
@@ -28,6 +32,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Arc<Hub>,
+    pub accounts: Arc<Accounts>,
+    pub limits: Arc<Limits>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -37,34 +43,75 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 /// The whole HTTP surface: `/ws`, the server functions, the pages, and static files.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the per-IP limits
+/// need the peer address.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let hub = state.hub.clone();
+    let context = state.clone();
     let options = state.leptos_options.clone();
     Router::new()
         .route("/ws", get(ws_upgrade))
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(hub.clone()),
+            move || {
+                provide_context(context.hub.clone());
+                provide_context(context.accounts.clone());
+                provide_context(context.limits.clone());
+            },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
 }
 
-/// Upgrades to the chat protocol for a visitor who has chosen a display name.
-async fn ws_upgrade(
-    ws: WebSocketUpgrade,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(user) = identity::name_from_headers(&headers) else {
+/// Upgrades to the chat protocol for a visitor with a live session (an account or a guest
+/// name). In order: a foreign `Origin` gets 403 (cross-site WebSocket hijacking), too many
+/// upgrades from one address 429, no session 401, too many open connections for one person
+/// 429.
+async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: Parts) -> Response {
+    let config = &state.limits.config;
+    if !identity::origin_allowed(config, &parts.headers) {
         return (
-            StatusCode::UNAUTHORIZED,
-            "Choose a display name on the home page before connecting.",
+            StatusCode::FORBIDDEN,
+            "This page's origin may not open Hearth connections (see HEARTH_ALLOWED_ORIGINS).",
         )
             .into_response();
+    }
+    if let Err(wait) = state.limits.upgrade(identity::client_ip(config, &parts)) {
+        return too_many(wait, "Too many connection attempts from your address.");
+    }
+    let who = match identity::session_token(&parts.headers) {
+        Some(token) => state.accounts.session(token).await,
+        None => Ok(None),
+    };
+    let who = match who {
+        Ok(Some(who)) => who,
+        Ok(None) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "Log in, or choose a display name on the home page, before connecting.",
+            )
+                .into_response()
+        }
+        Err(err) => {
+            tracing::error!(%err, "session lookup failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response();
+        }
+    };
+    let Some(slot) = state.limits.connection(&who.name) else {
+        return too_many(
+            std::time::Duration::from_secs(5),
+            "You have too many open connections; close a tab or device.",
+        );
+    };
+    let ctx = socket::Session {
+        logged_out: state.accounts.watch_session(who.session_id),
+        identity: who,
+        accounts: state.accounts.clone(),
+        rate: state.limits.message_bucket(),
+        _slot: slot,
     };
     let hub = state.hub.clone();
     // Small buffers: tungstenite's 128 KiB defaults would dominate per-connection memory.
@@ -77,8 +124,19 @@ async fn ws_upgrade(
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             let stream = stream.map(|item| item.map_err(classify));
-            socket::serve(hub, user, sink, stream).await;
+            socket::serve(hub, ctx, sink, stream).await;
         })
+}
+
+/// 429 with a `Retry-After` in whole seconds.
+fn too_many(wait: std::time::Duration, sentence: &str) -> Response {
+    let secs = wait.as_secs().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        format!("{sentence} Try again in {secs} s."),
+    )
+        .into_response()
 }
 
 /// Maps a transport error to the close code it deserves.

@@ -1,13 +1,16 @@
-//! The Leptos components: the HTML shell, the router, and the two pages.
+//! The Leptos components: the HTML shell, the router, and the pages (home, room, log in,
+//! register).
 //!
 //! Pages render completely on the server (JavaScript is an enhancement): forms post to server
 //! functions, and the room page carries its latest messages and who is online.
 
+mod account;
 mod home_page;
 mod name_form;
 mod room_page;
 
 use crate::client::provide_chat_socket;
+use account::{LoginPage, RegisterPage};
 use home_page::HomePage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -48,6 +51,8 @@ pub fn App() -> impl IntoView {
                     // it reads and works with JavaScript off (no out-of-order streaming).
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/r/:room") view=RoomPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -54,6 +54,8 @@ impl Hearth {
             .env("HEARTH_DATA_DIR", data_dir)
             .env("HEARTH_STORE", "sqlite")
             .env("HEARTH_RETAIN_MESSAGES", "0")
+            // Pipelining writers are far over the default per-connection rate limit.
+            .env("HEARTH_MESSAGE_RATE", "0")
             .env("LEPTOS_OUTPUT_NAME", "hearth")
             .env("RUST_LOG", "warn")
             .current_dir(log.parent().unwrap())

@@ -613,8 +613,16 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             message,
             room,
             client_id,
+            retry_after_ms,
         } => {
-            if code == crate::protocol::ErrorCode::Internal {
+            if code == crate::protocol::ErrorCode::RateLimited {
+                // Not a refusal of the message: it stays pending and goes again once the
+                // server's bucket has room.
+                if let (Some(room), Some(client_id)) = (room, client_id) {
+                    let wait = retry_after_ms.unwrap_or(1000).clamp(50, 60_000) as u32;
+                    Timeout::new(wait, move || resend(generation, &room, &client_id)).forget();
+                }
+            } else if code == crate::protocol::ErrorCode::Internal {
                 // The server could not store it now; it stays in the outbox and is sent
                 // again after the next reconnect.
                 web_sys::console::warn_1(&format!("hearth: {message}").into());
@@ -644,6 +652,32 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
         ServerMsg::Pong | ServerMsg::Left { .. } => {}
     }
     updates
+}
+
+/// Sends an outbox entry again (after `rate_limited`), if it is still unsent and the socket
+/// that refused it is still the current one; otherwise the rejoin resends it anyway.
+fn resend(generation: u64, room: &RoomId, client_id: &ClientId) {
+    with(|d| {
+        if d.generation != generation {
+            return;
+        }
+        let (Some(live), Some(slot)) = (d.socket.as_ref(), d.rooms.get(room)) else {
+            return;
+        };
+        if !slot.joined {
+            return;
+        }
+        if let Some((_, text)) = slot.outbox.iter().find(|(id, _)| id == client_id) {
+            send_frame(
+                &live.ws,
+                &ClientMsg::Send {
+                    room: room.clone(),
+                    client_id: client_id.clone(),
+                    text: text.clone(),
+                },
+            );
+        }
+    });
 }
 
 /// A UUIDv7: 48 bits of milliseconds, then random bits, so ids sort by creation time.

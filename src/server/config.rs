@@ -5,6 +5,7 @@
 //! `LEPTOS_SITE_ROOT`), which cargo-leptos fills in.
 
 use crate::server::hub::HubConfig;
+use crate::server::limits::SecurityConfig;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -45,6 +46,52 @@ pub struct Config {
     /// newest 10,000 (memory store).
     #[arg(long, env = "HEARTH_RETAIN_MESSAGES", default_value_t = 0)]
     pub retain_messages: u64,
+
+    /// Let people chat under a display name without an account (`true` or `false`).
+    #[arg(long, env = "HEARTH_ALLOW_GUESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_guests: bool,
+
+    /// Other origins allowed to open WebSockets, comma-separated
+    /// (e.g. `https://chat.example.com`). The server's own host is always allowed.
+    #[arg(long, env = "HEARTH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Trust X-Forwarded-For / -Proto / -Host from a reverse proxy in front of Hearth.
+    /// Leave off when clients reach Hearth directly: they could forge those headers.
+    #[arg(long, env = "HEARTH_TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_proxy: bool,
+
+    /// Always mark cookies Secure (set when users reach Hearth over https).
+    #[arg(long, env = "HEARTH_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub secure_cookies: bool,
+
+    /// Messages (sends, joins, leaves) per second per connection; 0 turns the limit off.
+    #[arg(long, env = "HEARTH_MESSAGE_RATE", default_value_t = 10.0)]
+    pub message_rate: f64,
+
+    /// Burst of messages allowed above the rate.
+    #[arg(long, env = "HEARTH_MESSAGE_BURST", default_value_t = 30.0)]
+    pub message_burst: f64,
+
+    /// Rate-limited frames within 10 s before a flooding connection is closed with 1008.
+    #[arg(long, env = "HEARTH_FLOOD_STRIKES", default_value_t = 20)]
+    pub flood_strikes: u32,
+
+    /// WebSocket upgrades per minute per IP address; 0 turns the limit off.
+    #[arg(long, env = "HEARTH_UPGRADES_PER_MINUTE", default_value_t = 120)]
+    pub upgrades_per_minute: u32,
+
+    /// Open WebSocket connections per person; 0 turns the limit off.
+    #[arg(long, env = "HEARTH_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub connections_per_user: usize,
+
+    /// Login and registration attempts per 15 minutes per IP address and user name.
+    #[arg(long, env = "HEARTH_LOGIN_ATTEMPTS", default_value_t = 10)]
+    pub login_attempts: u32,
+
+    /// Days a login (or guest name) lasts.
+    #[arg(long, env = "HEARTH_SESSION_DAYS", default_value_t = 30)]
+    pub session_days: u64,
 }
 
 impl Config {
@@ -54,6 +101,29 @@ impl Config {
             presence_grace: Duration::from_millis(self.presence_grace_ms),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
             ..HubConfig::default()
+        }
+    }
+}
+
+impl Config {
+    pub fn security(&self) -> SecurityConfig {
+        SecurityConfig {
+            allow_guests: self.allow_guests,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            trust_proxy: self.trust_proxy,
+            secure_cookies: self.secure_cookies,
+            message_rate: self.message_rate.max(0.0),
+            message_burst: self.message_burst.max(1.0),
+            flood_strikes: self.flood_strikes,
+            upgrades_per_minute: self.upgrades_per_minute,
+            connections_per_user: self.connections_per_user,
+            login_attempts: self.login_attempts,
+            session_ttl: Duration::from_secs(self.session_days.max(1) * 24 * 3600),
         }
     }
 }

@@ -633,6 +633,7 @@ impl ErrorFrame {
                 message,
                 room: Some(self.room),
                 client_id: self.client_id,
+                retry_after_ms: None,
             }
             .encode(),
         ))

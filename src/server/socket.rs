@@ -6,14 +6,19 @@
 //!
 //! Bad input is answered, never fatal to anyone else: malformed or unknown frames get an
 //! `error` frame; binary frames close with 1003, invalid UTF-8 with 1007, frames over 16 KiB
-//! with 1009, and a connection that keeps sending bad frames or stops answering heartbeats
-//! with 1008.
+//! with 1009, and a connection that keeps sending bad frames, floods past its rate limit,
+//! stops answering heartbeats, or whose session logs out, with 1008.
+//!
+//! Every join and send is checked against the room's membership: the socket knows who it
+//! speaks for (its session), and no frame can name anyone else.
 
 use crate::names::{clean_message, parse_room, valid_client_id, MessageProblem};
 use crate::protocol::{
     close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
+use crate::server::accounts::{Accounts, Identity};
 use crate::server::hub::{Hub, LagState, Outbound};
+use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashSet;
@@ -39,12 +44,33 @@ const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
 /// Most frames combined into one write (one flush) by the writer.
 const WRITE_BATCH: usize = 64;
 
+/// Who a connection speaks for and the limits it lives under.
+pub struct Session {
+    pub identity: Identity,
+    pub accounts: Arc<Accounts>,
+    /// Turns `true` when the session logs out.
+    pub logged_out: watch::Receiver<bool>,
+    /// `None` when the message rate limit is off.
+    pub rate: Option<MessageLimit>,
+    /// The person's connection slot, given back when the connection ends.
+    pub _slot: ConnectionSlot,
+}
+
 /// Serves one connection until either side closes it.
-pub async fn serve<S, R>(hub: Arc<Hub>, user: UserName, sink: S, mut stream: R)
+pub async fn serve<S, R>(hub: Arc<Hub>, session: Session, sink: S, mut stream: R)
 where
     S: Sink<Message> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
 {
+    let Session {
+        identity,
+        accounts,
+        mut logged_out,
+        rate,
+        _slot,
+    } = session;
+    let user: UserName = identity.name.clone();
+    let session_id = identity.session_id;
     let (conn, queue) = hub.connect(user.clone());
     let heartbeat = hub.config().heartbeat;
     let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
@@ -72,11 +98,20 @@ where
         joined: HashSet::new(),
         bad_frames: 0,
         window_start: Instant::now(),
+        identity,
+        accounts: accounts.clone(),
+        rate,
     };
     // Three silent heartbeat intervals mean the link is dead.
     let idle_limit = heartbeat * 3;
     let close = loop {
-        let next = tokio::time::timeout(idle_limit, stream.next()).await;
+        let next = tokio::select! {
+            biased;
+            _ = logged_out.wait_for(|out| *out) => {
+                break Some((close::POLICY_VIOLATION, "Logged out."));
+            }
+            next = tokio::time::timeout(idle_limit, stream.next()) => next,
+        };
         let item = match next {
             Err(_) => break Some((close::POLICY_VIOLATION, "No frames for three heartbeats.")),
             Ok(None) => break None,
@@ -103,6 +138,8 @@ where
     };
 
     hub.disconnect(&conn, reader.joined.drain()).await;
+    drop(logged_out);
+    accounts.release_session(session_id);
     if let Some(close) = close {
         let _ = close_tx.send(close);
     } else {
@@ -123,6 +160,9 @@ struct Reader {
     joined: HashSet<RoomId>,
     bad_frames: u32,
     window_start: Instant,
+    identity: Identity,
+    accounts: Arc<Accounts>,
+    rate: Option<MessageLimit>,
 }
 
 impl Reader {
@@ -134,6 +174,9 @@ impl Reader {
             Ok(msg) => msg,
             Err((code, message)) => return self.refuse(code, message, None),
         };
+        if let Some(step) = self.over_rate(&msg) {
+            return step;
+        }
         match msg {
             ClientMsg::Ping => {
                 self.reply(ServerMsg::Pong);
@@ -155,6 +198,9 @@ impl Reader {
                         Some(room),
                     );
                 }
+                if !self.accounts.may_enter(&room, Some(&self.identity)) {
+                    return self.forbidden(room);
+                }
                 match self.hub.join(&self.conn, &room, since, epoch).await {
                     Ok(()) => {
                         self.joined.insert(room);
@@ -166,6 +212,7 @@ impl Reader {
                             message: "Joining the room failed; try again shortly.".into(),
                             room: Some(room),
                             client_id: None,
+                            retry_after_ms: None,
                         });
                     }
                 }
@@ -194,6 +241,12 @@ impl Reader {
                         Some(room),
                     );
                 }
+                // Membership can change while joined; the check is an in-memory lookup.
+                if !self.accounts.may_enter(&room, Some(&self.identity)) {
+                    self.joined.remove(&room);
+                    self.hub.leave(&self.conn, &room).await;
+                    return self.forbidden(room);
+                }
                 if !valid_client_id(&client_id) {
                     return self.refuse(
                         ErrorCode::InvalidClientId,
@@ -213,6 +266,7 @@ impl Reader {
                             message: problem.sentence(),
                             room: Some(room),
                             client_id: Some(client_id),
+                            retry_after_ms: None,
                         });
                         // A refused message is a person's mistake, not a protocol abuse.
                         return Step::Continue;
@@ -226,6 +280,56 @@ impl Reader {
         }
     }
 
+    /// Applies the message rate limit to frames that do work (send, join, leave). A refused
+    /// `send` names its client id so the client can resend it after `retry_after_ms`.
+    fn over_rate(&mut self, msg: &ClientMsg) -> Option<Step> {
+        let client_id = match msg {
+            ClientMsg::Send { client_id, .. } => Some(client_id.clone()),
+            ClientMsg::Join { .. } | ClientMsg::Leave { .. } => None,
+            ClientMsg::Ping | ClientMsg::Pong => return None,
+        };
+        let room = match msg {
+            ClientMsg::Send { room, .. }
+            | ClientMsg::Join { room, .. }
+            | ClientMsg::Leave { room } => room.clone(),
+            _ => RoomId(String::new()),
+        };
+        match self.rate.as_mut()?.check() {
+            RateVerdict::Allow => None,
+            RateVerdict::Close => Some(Step::Close(
+                close::POLICY_VIOLATION,
+                "Too many messages; slow down.",
+            )),
+            RateVerdict::Refuse(wait) => {
+                let retry_after_ms = wait.as_millis().max(1) as u64;
+                self.reply(ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    message: format!(
+                        "You are sending too fast; wait {:.1} s and try again.",
+                        retry_after_ms as f64 / 1000.0
+                    ),
+                    room: (!room.0.is_empty()).then_some(room),
+                    client_id,
+                    retry_after_ms: Some(retry_after_ms),
+                });
+                Some(Step::Continue)
+            }
+        }
+    }
+
+    fn forbidden(&mut self, room: RoomId) -> Step {
+        self.reply(ServerMsg::Error {
+            code: ErrorCode::Forbidden,
+            message: format!(
+                "You cannot open #{room}: it is private. Ask one of its members to invite you."
+            ),
+            room: Some(room),
+            client_id: None,
+            retry_after_ms: None,
+        });
+        Step::Continue
+    }
+
     /// Answers a bad frame with an error, and closes once the budget is spent.
     fn refuse(&mut self, code: ErrorCode, message: String, room: Option<RoomId>) -> Step {
         self.reply(ServerMsg::Error {
@@ -233,6 +337,7 @@ impl Reader {
             message,
             room,
             client_id: None,
+            retry_after_ms: None,
         });
         if self.window_start.elapsed() > BAD_FRAME_WINDOW {
             self.window_start = Instant::now();

@@ -1,7 +1,9 @@
-//! `/`: pick a display name, see the rooms and who is in them, create a room.
+//! `/`: who you are, the rooms you may enter and who is in them, creating a room, and (with
+//! an account) starting a direct conversation.
 
+use super::account::AccountBar;
 use super::name_form::NameForm;
-use crate::api::{current_name, list_rooms, CreateRoom, SetName};
+use crate::api::{list_rooms, whoami, CreateRoom, Me, OpenDirect, SetName, Visibility};
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -9,8 +11,11 @@ use leptos::prelude::*;
 pub fn HomePage() -> impl IntoView {
     let set_name = ServerAction::<SetName>::new();
     let create_room = ServerAction::<CreateRoom>::new();
-    let me = Resource::new(move || set_name.version().get(), |_| current_name());
-    let rooms = Resource::new(move || create_room.version().get(), |_| list_rooms());
+    let me = Resource::new(move || set_name.version().get(), |_| whoami());
+    let rooms = Resource::new(
+        move || (create_room.version().get(), set_name.version().get()),
+        |_| list_rooms(),
+    );
 
     // Keep the online counts fresh while the page is open.
     #[cfg(feature = "hydrate")]
@@ -22,62 +27,148 @@ pub fn HomePage() -> impl IntoView {
         }
     });
 
-    let room_error = move || {
-        create_room
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let me = me.await.unwrap_or(Me {
+                    name: None,
+                    registered: false,
+                    guests_allowed: false,
+                });
+                view! {
+                    <header class="top">
+                        <h1>"Hearth"</h1>
+                        <AccountBar me=me.clone() />
+                    </header>
+                    <Identity me=me.clone() set_name />
+                    <section class="rooms" aria-labelledby="rooms-heading">
+                        <h2 id="rooms-heading">"Rooms"</h2>
+                        <RoomList rooms />
+                        <CreateRoomForm action=create_room registered=me.registered />
+                    </section>
+                    {me.registered.then(|| view! { <DirectForm /> })}
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The guest name form, or what to do when guests are not allowed.
+#[component]
+fn Identity(me: Me, set_name: ServerAction<SetName>) -> impl IntoView {
+    if me.registered {
+        return None;
+    }
+    Some(if me.guests_allowed {
+        Either::Left(view! { <NameForm action=set_name current=me.name /> })
+    } else {
+        Either::Right(view! {
+            <section class="name-form">
+                <h2>"Sign in to chat"</h2>
+                <p>
+                    "This server is for members. " <a href="/login">"Log in"</a> " or "
+                    <a href="/register">"create an account"</a> "."
+                </p>
+            </section>
+        })
+    })
+}
+
+#[component]
+fn RoomList(
+    rooms: Resource<Result<Vec<crate::api::RoomEntry>, crate::api::AppError>>,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=|| view! { <p>"Loading rooms…"</p> }>
+            {move || Suspend::new(async move {
+                match rooms.await {
+                    Ok(list) => Either::Left(view! {
+                        <ul class="room-list">
+                            {list
+                                .into_iter()
+                                .map(|r| {
+                                    let href = format!("/r/{}", r.name);
+                                    let badge = match r.visibility {
+                                        Visibility::Public => None,
+                                        Visibility::Private => Some("private"),
+                                        Visibility::Direct => Some("direct message"),
+                                    };
+                                    view! {
+                                        <li>
+                                            <a href=href>
+                                                <span class="room-name">{r.title}</span>
+                                                {badge.map(|b| view! { " " <span class="badge">{b}</span> })}
+                                                " "
+                                                <span class="online-count">
+                                                    {format!("{} online", r.online)}
+                                                </span>
+                                            </a>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ul>
+                    }),
+                    Err(e) => Either::Right(view! { <p role="alert">{e.to_string()}</p> }),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn CreateRoomForm(action: ServerAction<CreateRoom>, registered: bool) -> impl IntoView {
+    let error = move || {
+        action
             .value()
             .get()
             .and_then(|r| r.err())
             .map(|e| e.to_string())
     };
-
     view! {
-        <header class="top">
-            <h1>"Hearth"</h1>
-        </header>
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                let current = me.await.ok().flatten();
-                view! { <NameForm action=set_name current /> }
-            })}
-        </Suspense>
-        <section class="rooms" aria-labelledby="rooms-heading">
-            <h2 id="rooms-heading">"Rooms"</h2>
-            <Transition fallback=|| view! { <p>"Loading rooms…"</p> }>
-                {move || Suspend::new(async move {
-                    match rooms.await {
-                        Ok(list) => Either::Left(view! {
-                            <ul class="room-list">
-                                {list
-                                    .into_iter()
-                                    .map(|r| {
-                                        let href = format!("/r/{}", r.name);
-                                        view! {
-                                            <li>
-                                                <a href=href>
-                                                    <span class="room-name">{r.name}</span>
-                                                    " "
-                                                    <span class="online-count">
-                                                        {format!("{} online", r.online)}
-                                                    </span>
-                                                </a>
-                                            </li>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </ul>
-                        }),
-                        Err(e) => Either::Right(view! { <p role="alert">{e.to_string()}</p> }),
+        <ActionForm action>
+            <label for="room-name">"Room name"</label>
+            <input id="room-name" name="name" type="text" autocomplete="off" />
+            {registered
+                .then(|| {
+                    view! {
+                        <label class="check">
+                            <input type="checkbox" name="private" value="on" />
+                            " Private (members only)"
+                        </label>
                     }
                 })}
-            </Transition>
-            <ActionForm action=create_room>
-                <label for="room-name">"Room name"</label>
-                <input id="room-name" name="name" type="text" autocomplete="off" />
-                <button type="submit">"Create room"</button>
+            <button type="submit">"Create room"</button>
+        </ActionForm>
+        <Show when=move || error().is_some()>
+            <p class="error" role="alert">
+                {error}
+            </p>
+        </Show>
+    }
+}
+
+#[component]
+fn DirectForm() -> impl IntoView {
+    let action = ServerAction::<OpenDirect>::new();
+    let error = move || {
+        action
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
+    view! {
+        <section class="direct" aria-labelledby="direct-heading">
+            <h2 id="direct-heading">"Direct messages"</h2>
+            <ActionForm action>
+                <label for="direct-name">"Message a person"</label>
+                <input id="direct-name" name="name" type="text" autocomplete="off" />
+                <button type="submit">"Open conversation"</button>
             </ActionForm>
-            <Show when=move || room_error().is_some()>
+            <Show when=move || error().is_some()>
                 <p class="error" role="alert">
-                    {room_error}
+                    {error}
                 </p>
             </Show>
         </section>

@@ -1,7 +1,7 @@
 //! `/r/{room}`: the room's messages, the composer, who is online, and the connection state.
 
 use super::name_form::NameForm;
-use crate::api::{load_room, PostMessage, RoomPage as RoomData, SetName};
+use crate::api::{load_room, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -59,6 +59,17 @@ fn Room(data: RoomData) -> impl IntoView {
         }
     });
     let me = data.me.clone().map(|n| n.0);
+    let guests_allowed = data.guests_allowed;
+    let heading = heading(&data);
+    let members = (data.visibility != Visibility::Public).then(|| {
+        view! {
+            <Members
+                room=room.0.clone()
+                members=data.members.iter().map(|m| m.0.clone()).collect()
+                can_invite=data.visibility == Visibility::Private
+            />
+        }
+    });
 
     view! {
         <div class="room">
@@ -66,7 +77,7 @@ fn Room(data: RoomData) -> impl IntoView {
                 <p class="back">
                     <a href="/">"← Rooms"</a>
                 </p>
-                <h1>"# " {room.0.clone()}</h1>
+                <h1>{heading}</h1>
                 <ConnectionStatus status=socket.status />
             </header>
             <div class="room-body">
@@ -75,15 +86,94 @@ fn Room(data: RoomData) -> impl IntoView {
                     <MessageList live />
                     {move || {
                         if named.get() {
-                            Either::Left(view! { <Composer live /> })
+                            EitherOf3::A(view! { <Composer live /> })
+                        } else if guests_allowed {
+                            EitherOf3::B(view! { <NameForm action=set_name current=me.clone() /> })
                         } else {
-                            Either::Right(view! { <NameForm action=set_name current=me.clone() /> })
+                            EitherOf3::C(view! {
+                                <p class="sign-in">
+                                    <a href="/login">"Log in"</a> " or "
+                                    <a href="/register">"create an account"</a> " to chat."
+                                </p>
+                            })
                         }
                     }}
                 </section>
-                <PresenceList live />
+                <div class="side">
+                    <PresenceList live />
+                    {members}
+                </div>
             </div>
         </div>
+    }
+}
+
+/// `# room`, or `@ person` for a direct conversation, with a note for private rooms.
+fn heading(data: &RoomData) -> String {
+    match data.visibility {
+        Visibility::Public => format!("# {}", data.room),
+        Visibility::Private => format!("# {} (private)", data.room),
+        Visibility::Direct => format!("@ {}", data.title),
+    }
+}
+
+/// Who belongs to a private room or direct conversation, and (private rooms) inviting more.
+#[component]
+fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoView {
+    let invite = ServerAction::<Invite>::new();
+    let members = RwSignal::new(members);
+    Effect::new(move |_| {
+        if let Some(Ok(name)) = invite.value().get() {
+            members.update(|m| {
+                if !m.contains(&name) {
+                    m.push(name);
+                    m.sort();
+                }
+            });
+        }
+    });
+    let error = move || {
+        invite
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
+    let done = move || {
+        invite
+            .value()
+            .get()
+            .and_then(|r| r.ok())
+            .map(|name| format!("{name} can now open this room."))
+    };
+    view! {
+        <aside class="members" aria-labelledby="members-heading">
+            <h2 id="members-heading">"Members"</h2>
+            <ul aria-labelledby="members-heading">
+                <For each=move || members.get() key=|m| m.clone() let:member>
+                    <li>{member}</li>
+                </For>
+            </ul>
+            {can_invite
+                .then(|| {
+                    view! {
+                        <ActionForm action=invite>
+                            <input type="hidden" name="room" value=room.clone() />
+                            <label for="invite-name">"Invite by user name"</label>
+                            <input id="invite-name" name="name" type="text" autocomplete="off" />
+                            <button type="submit">"Invite"</button>
+                        </ActionForm>
+                        <p class="note" aria-live="polite">
+                            {done}
+                        </p>
+                        <Show when=move || error().is_some()>
+                            <p class="error" role="alert">
+                                {error}
+                            </p>
+                        </Show>
+                    }
+                })}
+        </aside>
     }
 }
 
@@ -246,6 +336,7 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
 #[component]
 fn Archive(data: RoomData) -> impl IntoView {
     let room = data.room.0.clone();
+    let heading = heading(&data);
     let older = data.messages.first().map(|m| m.seq.0);
     view! {
         <div class="room archive">
@@ -253,7 +344,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                 <p class="back">
                     <a href="/">"← Rooms"</a>
                 </p>
-                <h1>"# " {room.clone()}</h1>
+                <h1>{heading}</h1>
             </header>
             <p>
                 <a href=format!("/r/{room}")>"Back to the latest messages"</a>

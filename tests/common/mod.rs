@@ -5,12 +5,15 @@
 use futures_util::{SinkExt, StreamExt};
 use hearth::protocol::{ClientMsg, RoomId, ServerMsg};
 use hearth::server::{
-    broker::SingleNode, hub::Hub, hub::HubConfig, router, store::MemoryStore, AppState,
+    accounts::Accounts, broker::SingleNode, hub::Hub, hub::HubConfig, limits::Limits,
+    limits::SecurityConfig, router, store::MemoryStore, AppState,
 };
 use leptos::config::LeptosOptions;
+use leptos::server_fn::ServerFn;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -21,6 +24,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub struct TestServer {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
+    pub accounts: Arc<Accounts>,
+}
+
+/// Security settings with every rate limit off, for tests about other things.
+pub fn no_limits() -> SecurityConfig {
+    SecurityConfig {
+        message_rate: 0.0,
+        upgrades_per_minute: 0,
+        connections_per_user: 0,
+        login_attempts: 0,
+        ..SecurityConfig::default()
+    }
 }
 
 /// Starts the full router (pages, server functions, `/ws`) on 127.0.0.1:0, with the
@@ -41,7 +56,8 @@ pub struct Client {
     pub name: String,
 }
 
-/// Connects as `name` (sent in the display-name cookie) and consumes the `welcome` frame.
+/// Connects as guest `name` (a session made through the real `set_name` endpoint) and
+/// consumes the `welcome` frame.
 pub async fn connect(server: &TestServer, name: &str) -> Client {
     connect_to(server.addr, name, None).await
 }
@@ -123,52 +139,228 @@ impl Client {
 
 /// Starts the full router like [`start`], over the given store (for instance a
 /// `SqliteStore` in a temporary directory), with TCP_NODELAY on every connection as the
-/// `hearth` binary sets it.
+/// `hearth` binary sets it, and no rate limits.
 pub async fn start_with(
     store: Arc<dyn hearth::server::store::Store>,
     config: HubConfig,
 ) -> TestServer {
+    start_secured(store, config, no_limits()).await
+}
+
+/// Starts the full router with the given security settings and in-memory accounts, served
+/// with the peer address (as the binary does) so per-IP limits apply.
+pub async fn start_secured(
+    store: Arc<dyn hearth::server::store::Store>,
+    config: HubConfig,
+    security: SecurityConfig,
+) -> TestServer {
     let hub = Hub::new(store, Arc::new(SingleNode), config);
+    let accounts = Arc::new(
+        Accounts::in_memory(security.session_ttl)
+            .await
+            .expect("in-memory accounts"),
+    );
     let app = router(AppState {
         leptos_options: LeptosOptions::builder().output_name("hearth").build(),
         hub: hub.clone(),
+        accounts: accounts.clone(),
+        limits: Arc::new(Limits::new(security)),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    TestServer { addr, hub }
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    TestServer {
+        addr,
+        hub,
+        accounts,
+    }
 }
 
-/// Connects as `name` to any Hearth at `addr` (for instance a child process) and consumes
-/// the `welcome` frame. The socket sends without Nagle's delay, as browsers' sockets do.
-/// With `recv_buffer`, the client's kernel receive buffer is pinned to that many bytes, so a
-/// client that stops reading backs up onto the server quickly.
-pub async fn connect_to(addr: SocketAddr, name: &str, recv_buffer: Option<u32>) -> Client {
+/// An HTTP response, as far as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The `name=value` part of the session cookie this response sets, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|pair| pair.starts_with("hearth_session=") && pair.len() > 16)
+            .map(str::to_string)
+    }
+}
+
+/// A minimal HTTP/1.1 request over a fresh connection (`Connection: close`), so tests need
+/// no HTTP client crate. `body` is sent as a urlencoded form.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("HTTP response within 30 s")
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Form-encodes `pairs`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Calls server function `S` with form fields (as the hydrated app does, not as a no-JS
+/// form: errors come back as status codes).
+pub async fn call<S: ServerFn>(
+    addr: SocketAddr,
+    fields: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> Reply {
+    let mut headers = vec![("Accept", "application/json")];
+    if let Some(c) = cookie {
+        headers.push(("Cookie", c));
+    }
+    http(addr, "POST", S::PATH, Some(&form(fields)), &headers).await
+}
+
+/// A guest session cookie for `name`, made through the real `set_name` endpoint.
+pub async fn guest_cookie(addr: SocketAddr, name: &str) -> String {
+    let reply = call::<hearth::api::SetName>(addr, &[("name", name)], None).await;
+    assert_eq!(reply.status, 200, "set_name {name}: {reply:?}");
+    reply
+        .session_cookie()
+        .expect("set_name sets the session cookie")
+}
+
+/// Registers `name` and returns its session cookie.
+pub async fn register(addr: SocketAddr, name: &str, password: &str) -> String {
+    let reply =
+        call::<hearth::api::Register>(addr, &[("name", name), ("password", password)], None).await;
+    reply
+        .session_cookie()
+        .unwrap_or_else(|| panic!("register {name}: {reply:?}"))
+}
+
+/// Opens a WebSocket to `addr` with `headers` and returns the handshake's HTTP status on
+/// failure, or the client after its `welcome`.
+pub async fn try_connect(
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+    recv_buffer: Option<u32>,
+) -> Result<Client, u16> {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request.headers_mut().insert(
-        "cookie",
-        HeaderValue::from_str(&format!("hearth_name={}", name.replace(' ', "%20"))).unwrap(),
-    );
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     if let Some(bytes) = recv_buffer {
         socket.set_recv_buffer_size(bytes).unwrap();
     }
     let stream = socket.connect(addr).await.expect("connect");
     stream.set_nodelay(true).unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
-        .await
-        .expect("upgrade");
+    let ws = match tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await {
+        Ok((ws, _)) => ws,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            return Err(resp.status().as_u16())
+        }
+        Err(e) => panic!("upgrade failed: {e}"),
+    };
     let mut client = Client {
         ws,
-        name: name.to_string(),
+        name: String::new(),
     };
     match client.recv().await {
-        ServerMsg::Welcome { user, .. } => assert_eq!(user.0, name),
+        ServerMsg::Welcome { user, .. } => client.name = user.0,
         other => panic!("expected welcome, got {other:?}"),
     }
+    Ok(client)
+}
+
+/// Connects with a session cookie and consumes the `welcome` frame.
+pub async fn connect_cookie(addr: SocketAddr, cookie: &str) -> Client {
+    try_connect(addr, &[("cookie", cookie)], None)
+        .await
+        .unwrap_or_else(|status| panic!("upgrade refused with {status}"))
+}
+
+/// Connects as guest `name` to any Hearth at `addr` (for instance a child process) and
+/// consumes the `welcome` frame. The socket sends without Nagle's delay, as browsers'
+/// sockets do. With `recv_buffer`, the client's kernel receive buffer is pinned to that many
+/// bytes, so a client that stops reading backs up onto the server quickly.
+pub async fn connect_to(addr: SocketAddr, name: &str, recv_buffer: Option<u32>) -> Client {
+    let cookie = guest_cookie(addr, name).await;
+    let client = try_connect(addr, &[("cookie", &cookie)], recv_buffer)
+        .await
+        .unwrap_or_else(|status| panic!("upgrade refused with {status}"));
+    assert_eq!(client.name, name);
     client
 }
 

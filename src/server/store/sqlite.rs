@@ -76,6 +76,12 @@ impl SqliteStore {
         })
     }
 
+    /// The database connection pool, shared with [`crate::server::accounts::Accounts`] so
+    /// accounts and history live in one file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     async fn append_batch(
         &self,
         room: &RoomId,

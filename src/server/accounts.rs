@@ -1,0 +1,728 @@
+//! Who people are and where they may go: accounts, sessions (registered or guest), and the
+//! membership of private rooms and direct messages.
+//!
+//! Everything is in SQLite: the history's own file by default, or a private in-memory
+//! database with `--store memory`. Passwords are hashed with argon2 on the blocking pool, so
+//! a burst of logins never stalls the runtime that serves live traffic. The cookie carries a
+//! random token; only its SHA-256 is stored.
+//!
+//! Room access is read on every join, send and history load, so the membership of the
+//! (few) non-public rooms is also kept in memory and checked without touching the database.
+//! A room that is not in `room_access` is public; names starting with `dm-` are reserved for
+//! direct messages and are never public.
+
+use crate::protocol::{RoomId, UserName};
+use crate::server::hub::now_ms;
+use crate::server::store::StoreError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "hearth_session";
+
+pub const PASSWORD_RULE: &str = "Passwords are 8–128 characters.";
+
+/// Prefix of direct-message room ids (`dm-<lower user id>-<higher user id>`).
+pub const DIRECT_PREFIX: &str = "dm-";
+
+/// The person behind a request or connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: UserName,
+    /// `None` for a guest.
+    pub user_id: Option<i64>,
+    /// The session this identity came from; logging out ends its connections.
+    pub session_id: i64,
+}
+
+impl Identity {
+    pub fn is_guest(&self) -> bool {
+        self.user_id.is_none()
+    }
+}
+
+/// What kind of room a room is, as far as access goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomKind {
+    Public,
+    Private,
+    Direct,
+}
+
+/// A non-public room's members, by user id, with their names for display.
+#[derive(Clone, Debug)]
+pub struct Restricted {
+    pub kind: RoomKind,
+    pub members: BTreeMap<i64, UserName>,
+}
+
+/// Why an account operation was refused; every variant reads as a sentence that says what
+/// to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("That name belongs to a registered account; log in, or choose another name.")]
+    NameTaken,
+    #[error("That user name and password do not match; check both and try again.")]
+    BadCredentials,
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(err: sqlx::Error) -> Self {
+        AccountError::Store(err.into())
+    }
+}
+
+pub struct Accounts {
+    pool: SqlitePool,
+    session_ttl: Duration,
+    restricted: RwLock<HashMap<RoomId, Restricted>>,
+    /// One watch per session with live connections; logging out flips it to close them.
+    live: Mutex<HashMap<i64, watch::Sender<bool>>>,
+}
+
+/// A new session: who it is, and the token to put in the cookie.
+pub struct NewSession {
+    pub identity: Identity,
+    pub token: String,
+}
+
+impl Accounts {
+    /// Accounts in an existing, migrated database (the SQLite store's pool).
+    pub async fn open(pool: SqlitePool, session_ttl: Duration) -> Result<Accounts, StoreError> {
+        let accounts = Accounts {
+            pool,
+            session_ttl,
+            restricted: RwLock::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+        };
+        accounts.load_restricted().await?;
+        Ok(accounts)
+    }
+
+    /// Accounts in a private in-memory database, gone when the process exits.
+    pub async fn in_memory(session_ttl: Duration) -> Result<Accounts, StoreError> {
+        // An in-memory SQLite database lives as long as its one connection: keep it forever.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(SqliteConnectOptions::new().in_memory(true))
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Accounts::open(pool, session_ttl).await
+    }
+
+    async fn load_restricted(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.room, a.kind, u.id, u.name FROM room_access a \
+             JOIN room_members m ON m.room = a.room JOIN users u ON u.id = m.user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut map = self.write_restricted();
+        for row in rows {
+            let room = RoomId(row.get(0));
+            let kind: String = row.get(1);
+            let entry = map.entry(room).or_insert_with(|| Restricted {
+                kind: if kind == "direct" {
+                    RoomKind::Direct
+                } else {
+                    RoomKind::Private
+                },
+                members: BTreeMap::new(),
+            });
+            entry.members.insert(row.get(2), UserName(row.get(3)));
+        }
+        Ok(())
+    }
+
+    fn read_restricted(&self) -> std::sync::RwLockReadGuard<'_, HashMap<RoomId, Restricted>> {
+        self.restricted.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_restricted(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, Restricted>> {
+        self.restricted.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- accounts and sessions ----
+
+    /// Creates an account and logs it in.
+    pub async fn register(
+        &self,
+        name: &UserName,
+        password: &str,
+    ) -> Result<NewSession, AccountError> {
+        check_password(password)?;
+        let hash = hash_password(password.to_string()).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name_key) DO NOTHING RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(name_key(name))
+        .bind(hash)
+        .bind(now_ms() as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = inserted else {
+            return Err(AccountError::Invalid(
+                "That user name is taken; choose another.".to_string(),
+            ));
+        };
+        self.new_session(Some(row.get(0)), name.clone()).await
+    }
+
+    /// Checks a user name and password and starts a session.
+    pub async fn login(&self, name: &UserName, password: &str) -> Result<NewSession, AccountError> {
+        let row = sqlx::query("SELECT id, name, password_hash FROM users WHERE name_key = ?")
+            .bind(name_key(name))
+            .fetch_optional(&self.pool)
+            .await?;
+        // An unknown name costs the same hash as a wrong password, so timing does not tell
+        // which names exist.
+        let (id, stored_name, hash) = match row {
+            Some(row) => (
+                Some(row.get::<i64, _>(0)),
+                row.get::<String, _>(1),
+                row.get(2),
+            ),
+            None => (None, String::new(), dummy_hash().to_string()),
+        };
+        let ok = verify_password(password.to_string(), hash).await?;
+        match (id, ok) {
+            (Some(id), true) => self.new_session(Some(id), UserName(stored_name)).await,
+            _ => Err(AccountError::BadCredentials),
+        }
+    }
+
+    /// Starts a guest session under `name`, unless a registered account has that name.
+    pub async fn guest(&self, name: &UserName) -> Result<NewSession, AccountError> {
+        if self.account_named(name).await?.is_some() {
+            return Err(AccountError::NameTaken);
+        }
+        self.new_session(None, name.clone()).await
+    }
+
+    async fn new_session(
+        &self,
+        user_id: Option<i64>,
+        name: UserName,
+    ) -> Result<NewSession, AccountError> {
+        let token = new_token()?;
+        let now = now_ms() as i64;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(token_hash(&token))
+        .bind(user_id)
+        .bind(user_id.is_none().then(|| name.as_str().to_string()))
+        .bind(now)
+        .bind(now + self.session_ttl.as_millis() as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NewSession {
+            identity: Identity {
+                name,
+                user_id,
+                session_id: id,
+            },
+            token,
+        })
+    }
+
+    /// The identity behind a session token, if the session is live. A guest session whose
+    /// name has since been registered by someone else is no longer valid.
+    pub async fn session(&self, token: &str) -> Result<Option<Identity>, StoreError> {
+        if token.len() != 64 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT s.id, s.user_id, u.name, s.guest_name FROM sessions s \
+             LEFT JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash(token))
+        .bind(now_ms() as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session_id: i64 = row.get(0);
+        let user_id: Option<i64> = row.get(1);
+        let identity = match (
+            user_id,
+            row.get::<Option<String>, _>(2),
+            row.get::<Option<String>, _>(3),
+        ) {
+            (Some(id), Some(name), _) => Identity {
+                name: UserName(name),
+                user_id: Some(id),
+                session_id,
+            },
+            (None, _, Some(guest)) => {
+                let name = UserName(guest);
+                if self.account_named(&name).await?.is_some() {
+                    return Ok(None);
+                }
+                Identity {
+                    name,
+                    user_id: None,
+                    session_id,
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(identity))
+    }
+
+    /// Ends a session: its cookie stops working and its open connections are closed.
+    pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = ? RETURNING id")
+                .bind(token_hash(token))
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(id) = id {
+            let tx = self
+                .live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(tx) = tx {
+                let _ = tx.send(true);
+            }
+        }
+        // Expired sessions are swept here rather than on a timer: logouts are frequent
+        // enough, and an expired row is harmless until then.
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now_ms() as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A receiver that turns `true` when the session logs out.
+    pub fn watch_session(&self, session_id: i64) -> watch::Receiver<bool> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.entry(session_id)
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe()
+    }
+
+    /// Forgets a session's watch once none of its connections is left.
+    pub fn release_session(&self, session_id: i64) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live
+            .get(&session_id)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            live.remove(&session_id);
+        }
+    }
+
+    async fn account_named(&self, name: &UserName) -> Result<Option<(i64, UserName)>, StoreError> {
+        let row = sqlx::query("SELECT id, name FROM users WHERE name_key = ?")
+            .bind(name_key(name))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get(0), UserName(r.get(1)))))
+    }
+
+    // ---- rooms ----
+
+    /// Whether `who` may see, join, read and post in `room`.
+    pub fn may_enter(&self, room: &RoomId, who: Option<&Identity>) -> bool {
+        match self.read_restricted().get(room) {
+            Some(r) => who
+                .and_then(|w| w.user_id)
+                .is_some_and(|id| r.members.contains_key(&id)),
+            None => !is_reserved(room),
+        }
+    }
+
+    /// The kind and (for non-public rooms) members of a room.
+    pub fn room_access(&self, room: &RoomId) -> (RoomKind, Vec<UserName>) {
+        match self.read_restricted().get(room) {
+            Some(r) => (r.kind, r.members.values().cloned().collect()),
+            None => (RoomKind::Public, Vec::new()),
+        }
+    }
+
+    /// The non-public rooms `who` belongs to, with their kind and members.
+    pub fn rooms_of(&self, who: &Identity) -> Vec<(RoomId, RoomKind, Vec<UserName>)> {
+        let Some(id) = who.user_id else {
+            return Vec::new();
+        };
+        let mut rooms: Vec<_> = self
+            .read_restricted()
+            .iter()
+            .filter(|(_, r)| r.members.contains_key(&id))
+            .map(|(room, r)| (room.clone(), r.kind, r.members.values().cloned().collect()))
+            .collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        rooms
+    }
+
+    /// Makes `room` private with `owner` as its only member. The caller has checked that no
+    /// public room has the name.
+    pub async fn create_private(
+        &self,
+        room: &RoomId,
+        owner: &Identity,
+    ) -> Result<(), AccountError> {
+        let Some(owner_id) = owner.user_id else {
+            return Err(AccountError::NotAllowed(
+                "Register or log in to create a private room.".to_string(),
+            ));
+        };
+        if is_reserved(room) {
+            return Err(AccountError::Invalid(format!(
+                "Room names starting with {DIRECT_PREFIX} are kept for direct messages; choose another."
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, 'private', ?, ?) \
+             ON CONFLICT (room) DO NOTHING",
+        )
+        .bind(room.as_str())
+        .bind(owner_id)
+        .bind(now_ms() as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !created {
+            return Err(AccountError::Invalid(
+                "That room name is taken; choose another.".to_string(),
+            ));
+        }
+        sqlx::query("INSERT INTO room_members (room, user_id) VALUES (?, ?)")
+            .bind(room.as_str())
+            .bind(owner_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.write_restricted().insert(
+            room.clone(),
+            Restricted {
+                kind: RoomKind::Private,
+                members: BTreeMap::from([(owner_id, owner.name.clone())]),
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds the account called `name` to a private room `by` belongs to.
+    pub async fn invite(
+        &self,
+        room: &RoomId,
+        by: &Identity,
+        name: &UserName,
+    ) -> Result<UserName, AccountError> {
+        let kind = self.read_restricted().get(room).map(|r| r.kind);
+        if !self.may_enter(room, Some(by)) {
+            return Err(AccountError::NotAllowed(
+                "Only members of a private room can invite people to it.".to_string(),
+            ));
+        }
+        match kind {
+            Some(RoomKind::Private) => {}
+            Some(RoomKind::Direct) => {
+                return Err(AccountError::Invalid(
+                    "A direct conversation is always between two people; start a private room to talk with more."
+                        .to_string(),
+                ))
+            }
+            _ => {
+                return Err(AccountError::Invalid(
+                    "Everyone can already join a public room; share its link instead.".to_string(),
+                ))
+            }
+        }
+        let (id, invitee) = self.account_named(name).await?.ok_or_else(|| {
+            AccountError::Invalid(format!(
+                "There is no account called {name}; check the spelling (guests cannot be invited)."
+            ))
+        })?;
+        sqlx::query("INSERT OR IGNORE INTO room_members (room, user_id) VALUES (?, ?)")
+            .bind(room.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if let Some(r) = self.write_restricted().get_mut(room) {
+            r.members.insert(id, invitee.clone());
+        }
+        Ok(invitee)
+    }
+
+    /// The direct-message room between `me` and the account called `other`, created on first
+    /// use.
+    pub async fn direct(&self, me: &Identity, other: &UserName) -> Result<RoomId, AccountError> {
+        let Some(my_id) = me.user_id else {
+            return Err(AccountError::NotAllowed(
+                "Register or log in to send direct messages.".to_string(),
+            ));
+        };
+        let (other_id, other_name) = self.account_named(other).await?.ok_or_else(|| {
+            AccountError::Invalid(format!(
+                "There is no account called {other}; check the spelling (guests cannot receive direct messages)."
+            ))
+        })?;
+        if other_id == my_id {
+            return Err(AccountError::Invalid(
+                "That is you; enter someone else's user name.".to_string(),
+            ));
+        }
+        let (lo, hi) = (my_id.min(other_id), my_id.max(other_id));
+        let room = RoomId(format!("{DIRECT_PREFIX}{lo}-{hi}"));
+        if self.read_restricted().contains_key(&room) {
+            return Ok(room);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, 'direct', ?, ?) \
+             ON CONFLICT (room) DO NOTHING",
+        )
+        .bind(room.as_str())
+        .bind(my_id)
+        .bind(now_ms() as i64)
+        .execute(&mut *tx)
+        .await?;
+        for id in [lo, hi] {
+            sqlx::query("INSERT OR IGNORE INTO room_members (room, user_id) VALUES (?, ?)")
+                .bind(room.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.write_restricted().insert(
+            room.clone(),
+            Restricted {
+                kind: RoomKind::Direct,
+                members: BTreeMap::from([(my_id, me.name.clone()), (other_id, other_name)]),
+            },
+        );
+        Ok(room)
+    }
+}
+
+/// Names starting with `dm-` (any case) belong to direct messages.
+pub fn is_reserved(room: &RoomId) -> bool {
+    room.as_str()
+        .get(..DIRECT_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(DIRECT_PREFIX))
+}
+
+fn name_key(name: &UserName) -> String {
+    name.as_str().to_lowercase()
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    let n = password.chars().count();
+    if (8..=128).contains(&n) {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid(PASSWORD_RULE.to_string()))
+    }
+}
+
+fn new_token() -> Result<String, AccountError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AccountError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+async fn hash_password(password: String) -> Result<String, AccountError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)
+        .map_err(|e| AccountError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
+    blocking(move || {
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, AccountError> {
+    blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+}
+
+/// Runs argon2 on the blocking pool: it takes tens of milliseconds of CPU by design.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, AccountError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|e| {
+            AccountError::Store(StoreError::Unavailable(format!(
+                "password hashing failed: {e}"
+            )))
+        })
+}
+
+/// A valid hash of a password nobody has, verified against for unknown names.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::encode_b64(b"hearth-no-user!!").expect("16-byte salt encodes");
+        Argon2::default()
+            .hash_password(b"no account has this password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> UserName {
+        UserName(s.to_string())
+    }
+
+    async fn accounts() -> Accounts {
+        Accounts::in_memory(Duration::from_secs(3600))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn register_login_logout() {
+        let a = accounts().await;
+        let s = a.register(&name("Ada"), "correct horse").await.unwrap();
+        assert_eq!(a.session(&s.token).await.unwrap(), Some(s.identity.clone()));
+        assert!(matches!(
+            a.register(&name("ada"), "another one").await,
+            Err(AccountError::Invalid(_))
+        ));
+        assert!(matches!(
+            a.login(&name("ADA"), "wrong password").await,
+            Err(AccountError::BadCredentials)
+        ));
+        assert!(matches!(
+            a.login(&name("nobody"), "correct horse").await,
+            Err(AccountError::BadCredentials)
+        ));
+        let again = a.login(&name("ada"), "correct horse").await.unwrap();
+        assert_eq!(again.identity.name, name("Ada"));
+        let mut watch = a.watch_session(s.identity.session_id);
+        a.logout(&s.token).await.unwrap();
+        assert!(watch.wait_for(|v| *v).await.is_ok());
+        assert_eq!(a.session(&s.token).await.unwrap(), None);
+        assert!(a.session(&again.token).await.unwrap().is_some());
+        assert!(matches!(
+            a.register(&name("Bo"), "short").await,
+            Err(AccountError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn guests_never_hold_a_registered_name() {
+        let a = accounts().await;
+        let guest = a.guest(&name("Zoë")).await.unwrap();
+        assert!(a.session(&guest.token).await.unwrap().unwrap().is_guest());
+        a.register(&name("zoë"), "a long password").await.unwrap();
+        // The guest loses the name as soon as it is registered, and cannot take it again.
+        assert_eq!(a.session(&guest.token).await.unwrap(), None);
+        assert!(matches!(
+            a.guest(&name("ZOË")).await,
+            Err(AccountError::NameTaken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn private_rooms_and_direct_messages_admit_members_only() {
+        let a = accounts().await;
+        let ada = a
+            .register(&name("ada"), "password one")
+            .await
+            .unwrap()
+            .identity;
+        let bob = a
+            .register(&name("bob"), "password two")
+            .await
+            .unwrap()
+            .identity;
+        let eve = a
+            .register(&name("eve"), "password six")
+            .await
+            .unwrap()
+            .identity;
+        let guest = a.guest(&name("gus")).await.unwrap().identity;
+        let room = RoomId("secret".into());
+        a.create_private(&room, &ada).await.unwrap();
+        assert!(a.may_enter(&room, Some(&ada)));
+        assert!(!a.may_enter(&room, Some(&bob)));
+        assert!(!a.may_enter(&room, None));
+        assert!(a.invite(&room, &bob, &name("bob")).await.is_err());
+        a.invite(&room, &ada, &name("BOB")).await.unwrap();
+        assert!(a.may_enter(&room, Some(&bob)));
+        assert!(a.invite(&room, &ada, &name("gus")).await.is_err());
+        assert!(a.create_private(&room, &eve).await.is_err());
+        assert!(a.create_private(&RoomId("x".into()), &guest).await.is_err());
+
+        let dm = a.direct(&ada, &name("eve")).await.unwrap();
+        assert_eq!(a.direct(&eve, &name("ada")).await.unwrap(), dm);
+        assert!(a.may_enter(&dm, Some(&eve)) && a.may_enter(&dm, Some(&ada)));
+        assert!(!a.may_enter(&dm, Some(&bob)) && !a.may_enter(&dm, Some(&guest)));
+        assert!(a.invite(&dm, &ada, &name("bob")).await.is_err());
+        // Reserved names are never public, even before the conversation exists.
+        assert!(!a.may_enter(&RoomId("dm-1-9".into()), Some(&ada)));
+        assert!(!a.may_enter(&RoomId("DM-x".into()), Some(&ada)));
+        assert!(a.may_enter(&RoomId("general".into()), None));
+        assert_eq!(a.rooms_of(&bob).len(), 1);
+        assert_eq!(a.rooms_of(&ada).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn membership_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::server::store::sqlite::SqliteStore::open(dir.path(), 0)
+            .await
+            .unwrap();
+        let a = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let ada = a.register(&name("ada"), "password one").await.unwrap();
+        let bob = a.register(&name("bob"), "password two").await.unwrap();
+        let dm = a.direct(&ada.identity, &name("bob")).await.unwrap();
+        drop(a);
+        let b = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(b.may_enter(&dm, Some(&bob.identity)));
+        assert_eq!(b.session(&ada.token).await.unwrap(), Some(ada.identity));
+    }
+}
