@@ -1,6 +1,7 @@
 //! Crash safety of the real `hearth` binary over its default SQLite store: a SIGKILL in the
 //! middle of steady traffic loses no acknowledged message and stores nothing twice, and the
-//! tabs that were connected carry on after the restart without a reload.
+//! tabs that were connected carry on after the restart without a reload. A SIGTERM under
+//! the same traffic ends the process within 5 s with every acknowledged message stored.
 
 mod common;
 
@@ -94,6 +95,28 @@ impl Hearth {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as a service manager sends it; returns how long the process took to exit
+    /// and whether it exited successfully. Fails after 10 s.
+    async fn terminate(&mut self) -> (Duration, bool) {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return (started.elapsed(), exit.success());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "hearth still running 10 s after SIGTERM:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn log_text(&self) -> String {
@@ -452,5 +475,63 @@ async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
     eprintln!(
         "{last_seq} stored before the crash, {newly_stored} stored by resends; \
          {recovered} of {WRITERS} tabs recovered; resynced during traffic: {resynced:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_traffic_exits_within_5_s_and_stores_every_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let log = dir.path().join("hearth.log");
+    let addr = free_addr();
+    let mut server = Hearth::start(addr, &data_dir, &log);
+    server.wait_until_accepting().await;
+
+    let mut clients = Vec::new();
+    let mut epoch = 0;
+    for i in 0..WRITERS {
+        let mut client = connect_to(addr, &format!("writer{i}"), None).await;
+        epoch = joined(client.join(ROOM).await).epoch;
+        clients.push(client);
+    }
+    let progress = Arc::new(Progress::default());
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|c| tokio::spawn(chat_until_the_crash(c, progress.clone())))
+        .collect();
+    let started = Instant::now();
+    while progress.acked.load(Ordering::Relaxed) < 200 || started.elapsed() < Duration::from_secs(1)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "too few acks in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (took, clean) = server.terminate().await;
+    assert!(clean, "hearth exited with an error:\n{}", server.log_text());
+    assert!(took <= Duration::from_secs(5), "SIGTERM took {took:?}");
+
+    let mut acked = 0;
+    let stored = history(&data_dir, epoch).await;
+    let at = index(&stored);
+    for task in tasks {
+        let w = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("a writer noticed the shutdown")
+            .unwrap();
+        for (id, seq) in &w.acked {
+            acked += 1;
+            assert_eq!(
+                at.get(&(w.name.clone(), id.clone())),
+                Some(seq),
+                "{}: {id}",
+                w.name
+            );
+        }
+    }
+    eprintln!(
+        "SIGTERM: exited in {took:?}; {acked} acked, {} stored",
+        stored.len()
     );
 }

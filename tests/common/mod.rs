@@ -306,13 +306,21 @@ pub async fn register(addr: SocketAddr, name: &str, password: &str) -> String {
         .unwrap_or_else(|| panic!("register {name}: {reply:?}"))
 }
 
-/// Opens a WebSocket to `addr` with `headers` and returns the handshake's HTTP status on
-/// failure, or the client after its `welcome`.
+/// A refused WebSocket handshake.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    /// The `Retry-After` header, in seconds.
+    pub retry_after: Option<u64>,
+}
+
+/// Opens a WebSocket to `addr` with `headers` and returns the handshake's refusal, or the
+/// client after its `welcome`.
 pub async fn try_connect(
     addr: SocketAddr,
     headers: &[(&str, &str)],
     recv_buffer: Option<u32>,
-) -> Result<Client, u16> {
+) -> Result<Client, Refused> {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
     for (k, v) in headers {
         request.headers_mut().insert(
@@ -329,7 +337,14 @@ pub async fn try_connect(
     let ws = match tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await {
         Ok((ws, _)) => ws,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            return Err(resp.status().as_u16())
+            return Err(Refused {
+                status: resp.status().as_u16(),
+                retry_after: resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+            })
         }
         Err(e) => panic!("upgrade failed: {e}"),
     };
@@ -348,7 +363,7 @@ pub async fn try_connect(
 pub async fn connect_cookie(addr: SocketAddr, cookie: &str) -> Client {
     try_connect(addr, &[("cookie", cookie)], None)
         .await
-        .unwrap_or_else(|status| panic!("upgrade refused with {status}"))
+        .unwrap_or_else(|refused| panic!("upgrade refused: {refused:?}"))
 }
 
 /// Connects as guest `name` to any Hearth at `addr` (for instance a child process) and
@@ -359,7 +374,7 @@ pub async fn connect_to(addr: SocketAddr, name: &str, recv_buffer: Option<u32>) 
     let cookie = guest_cookie(addr, name).await;
     let client = try_connect(addr, &[("cookie", &cookie)], recv_buffer)
         .await
-        .unwrap_or_else(|status| panic!("upgrade refused with {status}"));
+        .unwrap_or_else(|refused| panic!("upgrade refused: {refused:?}"));
     assert_eq!(client.name, name);
     client
 }
