@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole check, as CI runs it: formatting, lints for both the
-# server and the browser build, unit + integration tests, the site build, and
+# server and the browser build, unit + integration tests, a bounded property-test
+# (fuzz) run over the decoder and input validation, the site build, and
 # the Playwright suite in Chromium (with and without JavaScript).
 # Stops at the first failure with a non-zero exit.
 set -euo pipefail
@@ -46,5 +47,6 @@ run clippy-ssr   cargo clippy --features ssr --all-targets -- -D warnings
 run clippy-wasm  cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 run clippy-load  cargo clippy --features loadgen --bin hearth-loadgen -- -D warnings
 run cargo-test   cargo test --features ssr
+run fuzz         env FUZZ_CASES=5000 FUZZ_SECONDS=180 bash "$ROOT/scripts/fuzz.sh"
 run build        cargo leptos build
 run playwright   bash -c 'cd end2end && npx playwright test'

@@ -139,10 +139,13 @@ mod ssr {
         let Some(token) = identity::session_token(&parts.headers) else {
             return Ok(None);
         };
-        accounts()?
+        let who = accounts()?
             .session(token)
             .await
-            .map_err(|e| internal(HubError::from(e)))
+            .map_err(|e| internal(HubError::from(e)))?;
+        // Switching guests off also ends the guest sessions that already exist.
+        let guests = limits()?.config.allow_guests;
+        Ok(who.filter(|w| guests || !w.is_guest()))
     }
 
     /// The logged-in account, or an error asking to log in.
@@ -304,7 +307,7 @@ pub async fn whoami() -> Result<Me, AppError> {
 }
 
 /// Chooses (or changes) a guest display name, remembered in the session cookie.
-#[server]
+#[server(endpoint = "set_name")]
 pub async fn set_name(name: String) -> Result<String, AppError> {
     if !ssr::limits()?.config.allow_guests {
         return Err(ssr::fail(AppError::Invalid(
@@ -330,7 +333,7 @@ pub async fn set_name(name: String) -> Result<String, AppError> {
 }
 
 /// Creates an account and logs in.
-#[server]
+#[server(endpoint = "register")]
 pub async fn register(name: String, password: String) -> Result<String, AppError> {
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
@@ -345,7 +348,7 @@ pub async fn register(name: String, password: String) -> Result<String, AppError
 }
 
 /// Logs in to an existing account.
-#[server]
+#[server(endpoint = "login")]
 pub async fn login(name: String, password: String) -> Result<String, AppError> {
     let name = crate::names::parse_display_name(&name).map_err(|_| {
         ssr::fail(AppError::Unauthorized(
@@ -364,7 +367,7 @@ pub async fn login(name: String, password: String) -> Result<String, AppError> {
 }
 
 /// Logs out: the cookie stops working and open chat connections of this session close.
-#[server]
+#[server(endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
     ssr::end_session().await?;
     leptos_axum::redirect("/");

@@ -86,6 +86,8 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: 
         Some(token) => state.accounts.session(token).await,
         None => Ok(None),
     };
+    // Switching guests off also ends the guest sessions that already exist.
+    let who = who.map(|w| w.filter(|w| config.allow_guests || !w.is_guest()));
     let who = match who {
         Ok(Some(who)) => who,
         Ok(None) => {

@@ -1,10 +1,11 @@
 // Fills a Hearth room with N messages over Hearth's own WebSocket protocol (docs/protocol.md),
 // so bench/run.sh can load-test the server-rendered room page.
-// Usage: node seed-room.js <port> <room> <count>   (loopback only; exits 0 once every send is acked)
+// Usage: node seed-room.js <port> <room> <count> <cookie>   (loopback only; exits 0 once every
+// send is acked). <cookie> is a `hearth_session=…` pair from POST /api/set_name.
 "use strict";
 const WebSocket = require("ws");
 
-const [port, room = "bench", count = "50"] = process.argv.slice(2);
+const [port, room = "bench", count = "50", cookie = ""] = process.argv.slice(2);
 const total = Number(count);
 if (!port || !Number.isInteger(total) || total < 1) {
   console.error("usage: node seed-room.js <port> <room> <count>");
@@ -18,7 +19,7 @@ setTimeout(() => fail(`timed out (${acked}/${total} acked)`), 20000).unref();
 
 let acked = 0;
 const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, {
-  headers: { Cookie: "hearth_name=bench" },
+  headers: { Cookie: cookie },
   perMessageDeflate: false,
 });
 ws.on("unexpected-response", (_req, res) => fail(`upgrade refused: HTTP ${res.statusCode}`));

@@ -513,7 +513,7 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
         .into_client_request()
         .map_err(|e| format!("request: {e}"))?;
     if sh.protocol == Protocol::Hearth {
-        let cookie = HeaderValue::from_str(&format!("hearth_name=lg-{idx}"))
+        let cookie = HeaderValue::from_str(&guest_session(sh.addr, idx).await?)
             .map_err(|e| format!("cookie: {e}"))?;
         request.headers_mut().insert(header::COOKIE, cookie);
     }
@@ -526,6 +526,45 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
         .await
         .map_err(|e| format!("upgrade: {e}"))?;
     Ok(ws)
+}
+
+/// A guest session for connection `idx`, made as a browser makes one: `POST /api/set_name`.
+/// Returns the `hearth_session=…` cookie pair.
+async fn guest_session(addr: SocketAddr, idx: usize) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!("name=lg-{idx}");
+    let request = format!(
+        "POST /api/set_name HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("session connect: {e}"))?;
+    tcp.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("session write: {e}"))?;
+    let mut reply = Vec::new();
+    tokio::time::timeout(SETUP_TIMEOUT, tcp.read_to_end(&mut reply))
+        .await
+        .map_err(|_| "session: no answer".to_string())?
+        .map_err(|e| format!("session read: {e}"))?;
+    let reply = String::from_utf8_lossy(&reply);
+    reply
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.trim().split(';').next())
+        .find(|pair| pair.starts_with("hearth_session="))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "set_name gave no session: {}",
+                reply.lines().next().unwrap_or("no reply")
+            )
+        })
 }
 
 async fn next_text(stream: &mut WsStream) -> Result<String, String> {

@@ -61,8 +61,8 @@ pub fn client_ip(config: &SecurityConfig, parts: &Parts) -> IpAddr {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .last()
+        .next_back()
+        .and_then(|s| s.trim().parse().ok())
         .unwrap_or(peer)
 }
 
