@@ -526,6 +526,12 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
         )));
     };
     let room = ssr::enter(&room, Some(&author))?;
+    ssr::limits()?.post(author.session_id).map_err(|wait| {
+        ssr::fail(AppError::TooMany(format!(
+            "You are sending too fast; wait {} s and try again.",
+            wait.as_secs().max(1)
+        )))
+    })?;
     // Each form post is a new message; the counter keeps ids unique within this process.
     static POSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = POSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

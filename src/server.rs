@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = state.clone();
     let options = state.leptos_options.clone();
+    let limits = state.limits.clone();
     Router::new()
         .route("/ws", get(ws_upgrade))
         .leptos_routes_with_context(
@@ -63,6 +64,10 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            same_origin_writes,
+        ))
         .with_state(state)
 }
 
@@ -128,6 +133,29 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: 
             let stream = stream.map(|item| item.map_err(classify));
             socket::serve(hub, ctx, sink, stream).await;
         })
+}
+
+/// Refuses a state-changing request (anything but GET/HEAD) from another site's page: the
+/// same Origin rule as the WebSocket upgrade. SameSite=Lax already keeps the session cookie
+/// off such requests; this also stops login CSRF (a foreign form logging a visitor into
+/// someone else's account) and cross-site guest-name or room spam.
+async fn same_origin_writes(
+    State(limits): State<Arc<Limits>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method();
+    if method != axum::http::Method::GET
+        && method != axum::http::Method::HEAD
+        && !identity::origin_allowed(&limits.config, request.headers())
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "Forms on other sites cannot post to Hearth (see HEARTH_ALLOWED_ORIGINS).",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// 429 with a `Retry-After` in whole seconds.

@@ -78,6 +78,27 @@ async fn a_cross_origin_upgrade_is_refused_and_listed_origins_are_not() {
         .await;
         assert!(ok.is_ok(), "{origin} must be allowed");
     }
+    // Forms on a foreign page cannot post either (login CSRF, spam with a visitor's cookie).
+    let path = <SetName as leptos::server_fn::ServerFn>::PATH;
+    let foreign = http(
+        server.addr,
+        "POST",
+        path,
+        Some("name=Mallory"),
+        &[("Origin", "https://evil.example"), ("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(foreign.status, 403);
+    assert!(foreign.session_cookie().is_none());
+    let own_form = http(
+        server.addr,
+        "POST",
+        path,
+        Some("name=Ada2"),
+        &[("Origin", &own), ("Accept", "application/json")],
+    )
+    .await;
+    assert_eq!(own_form.status, 200, "{own_form:?}");
 }
 
 #[tokio::test]

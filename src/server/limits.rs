@@ -127,6 +127,7 @@ pub struct Limits {
     pub config: SecurityConfig,
     upgrades: Buckets<IpAddr>,
     logins: Buckets<(IpAddr, String)>,
+    posts: Buckets<i64>,
     connections: Arc<Mutex<HashMap<UserName, usize>>>,
 }
 
@@ -155,6 +156,7 @@ impl Limits {
         Limits {
             upgrades: Buckets::new(per_minute / 60.0, per_minute),
             logins: Buckets::new(logins / (15.0 * 60.0), logins),
+            posts: Buckets::new(config.message_rate, config.message_burst.max(1.0)),
             connections: Arc::new(Mutex::new(HashMap::new())),
             config,
         }
@@ -168,6 +170,12 @@ impl Limits {
     /// One login or registration attempt for `name` from `ip`.
     pub fn login_attempt(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
         self.logins.take(&(ip, name.to_lowercase()))
+    }
+
+    /// One message posted over HTTP (the no-JavaScript form) by session `session_id`, under
+    /// the same rate as a WebSocket connection.
+    pub fn post(&self, session_id: i64) -> Result<(), Duration> {
+        self.posts.take(&session_id)
     }
 
     /// A connection slot for `user`, unless they already have the most allowed.
