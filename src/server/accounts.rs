@@ -91,6 +91,19 @@ pub struct Accounts {
     restricted: RwLock<HashMap<RoomId, Restricted>>,
     /// One watch per session with live connections; logging out flips it to close them.
     live: Mutex<HashMap<i64, watch::Sender<bool>>>,
+    /// Sessions looked up in the last [`CACHE_MS`], by token hash: every page view and
+    /// upgrade reads its session, usually seconds after the previous one did.
+    cache: Mutex<HashMap<Vec<u8>, Cached>>,
+}
+
+/// How long a looked-up session is trusted without asking the database again. Logging out
+/// and registering a guest's name evict at once, so this only bounds how long an expiry or
+/// a change made by another process goes unnoticed.
+const CACHE_MS: u64 = 60_000;
+
+struct Cached {
+    identity: Identity,
+    until_ms: u64,
 }
 
 /// A new session: who it is, and the token to put in the cookie.
@@ -107,6 +120,7 @@ impl Accounts {
             session_ttl,
             restricted: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
         };
         accounts.load_restricted().await?;
         Ok(accounts)
@@ -183,6 +197,10 @@ impl Accounts {
                 "That user name is taken; choose another.".to_string(),
             ));
         };
+        // A guest who had this name loses it now, not when their cached session expires.
+        self.lock_cache().retain(|_, c| {
+            !(c.identity.is_guest() && name_key(&c.identity.name) == name_key(name))
+        });
         self.new_session(Some(row.get(0)), name.clone()).await
     }
 
@@ -251,16 +269,24 @@ impl Accounts {
         if token.len() != 64 {
             return Ok(None);
         }
+        let hash = token_hash(token);
+        let now = now_ms();
+        if let Some(hit) = self.lock_cache().get(&hash) {
+            if hit.until_ms > now {
+                return Ok(Some(hit.identity.clone()));
+            }
+        }
         let row = sqlx::query(
-            "SELECT s.id, s.user_id, u.name, s.guest_name FROM sessions s \
+            "SELECT s.id, s.user_id, u.name, s.guest_name, s.expires_at FROM sessions s \
              LEFT JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ? AND s.expires_at > ?",
         )
-        .bind(token_hash(token))
-        .bind(now_ms() as i64)
+        .bind(&hash)
+        .bind(now as i64)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let expires_at = row.get::<i64, _>(4).max(0) as u64;
         let session_id: i64 = row.get(0);
         let user_id: Option<i64> = row.get(1);
         let identity = match (
@@ -286,11 +312,27 @@ impl Accounts {
             }
             _ => return Ok(None),
         };
+        let mut cache = self.lock_cache();
+        if cache.len() >= 10_000 {
+            cache.retain(|_, c| c.until_ms > now);
+        }
+        cache.insert(
+            hash,
+            Cached {
+                identity: identity.clone(),
+                until_ms: expires_at.min(now + CACHE_MS),
+            },
+        );
         Ok(Some(identity))
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Cached>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ends a session: its cookie stops working and its open connections are closed.
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
+        self.lock_cache().remove(&token_hash(token));
         let id: Option<i64> =
             sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = ? RETURNING id")
                 .bind(token_hash(token))
