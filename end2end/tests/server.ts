@@ -25,6 +25,15 @@ export function hearthBinary(): string {
   return path.resolve(REPO_ROOT, process.env.HEARTH_BIN ?? "target/debug/hearth");
 }
 
+/**
+ * The site (`pkg/` with the browser bundle) served next to the binary. It must come from
+ * the same build as `hearthBinary()`, or hydration fails; point both elsewhere
+ * (`HEARTH_BIN`, `HEARTH_E2E_SITE_ROOT`) to test a snapshot while `target/` is rebuilt.
+ */
+export function siteRoot(): string {
+  return path.resolve(REPO_ROOT, process.env.HEARTH_E2E_SITE_ROOT ?? "target/site");
+}
+
 export function freshDataDir(label = "hearth-e2e"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));
 }
@@ -154,9 +163,9 @@ export class HearthServer {
           `(or point HEARTH_BIN at it).`,
       );
     }
-    if (!fs.existsSync(path.join(REPO_ROOT, "target/site/pkg"))) {
+    if (!fs.existsSync(path.join(siteRoot(), "pkg"))) {
       throw new Error(
-        `target/site/pkg is missing under ${REPO_ROOT}: run \`cargo leptos build\` so the ` +
+        `${siteRoot()}/pkg is missing: run \`cargo leptos build\` so the ` +
           `browser bundle exists, or hydration tests will fail.`,
       );
     }
@@ -170,11 +179,19 @@ export class HearthServer {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       LEPTOS_OUTPUT_NAME: "hearth",
-      LEPTOS_SITE_ROOT: "target/site",
+      LEPTOS_SITE_ROOT: siteRoot(),
       LEPTOS_SITE_PKG_DIR: "pkg",
       LEPTOS_SITE_ADDR: `127.0.0.1:${this.port}`,
       HEARTH_DATA_DIR: this.dataDir,
       HEARTH_PRESENCE_GRACE_MS: "1000",
+      // The whole suite connects from 127.0.0.1 and registers or logs in many times a
+      // minute: per-IP limits sized for real people would throttle it. `seedRoom` posts a
+      // room's history (120+ messages) in one go over one connection, so the burst is
+      // raised too; the steady message rate keeps its default (10/s). A spec can still
+      // pass its own values in `env`.
+      HEARTH_UPGRADES_PER_MINUTE: "100000",
+      HEARTH_LOGIN_ATTEMPTS: "100000",
+      HEARTH_MESSAGE_BURST: "1000",
       RUST_LOG: process.env.RUST_LOG ?? "info",
       NO_COLOR: "1",
       ...this.extraEnv,
