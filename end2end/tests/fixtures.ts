@@ -151,6 +151,59 @@ export async function sendMessage(page: Page, text: string): Promise<void> {
   await sendButton(page).click();
 }
 
+// ---- accounts ---------------------------------------------------------------
+
+/** A password that meets the rule (at least 8 characters). */
+export const PASSWORD = "correct horse battery";
+
+/** The header's "Account" navigation: who you are, log in / register / log out. */
+export const accountNav = (page: Page): Locator => page.getByRole("navigation", { name: "Account" });
+
+/**
+ * Runs `action` (a click that logs in, registers or logs out) and waits until the home page
+ * it leads to is up and hydrated. The app loads `/` in full after these actions, so this
+ * waits for that document's own `load` (not the page the click happened on).
+ */
+async function untilHomeLoaded(page: Page, action: () => Promise<void>): Promise<void> {
+  const loaded = page.waitForEvent("load", { timeout: 20_000 });
+  await action();
+  await loaded;
+  await expect(page).toHaveURL(/\/$/);
+  await waitForHydration(page);
+}
+
+/** Creates an account through `/register`; ends on `/`, signed in as `name`. */
+export async function registerAccount(page: Page, name: string, password = PASSWORD): Promise<void> {
+  await page.goto("/register");
+  await expect(page.getByRole("heading", { name: "Create an account" })).toBeVisible();
+  await waitForHydration(page);
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  await untilHomeLoaded(page, () => page.getByRole("button", { name: "Create account" }).click());
+  await expect(accountNav(page)).toContainText(`Signed in as ${name}`);
+}
+
+/** Logs in through `/login`; ends on `/`, signed in as `name`. */
+export async function logIn(page: Page, name: string, password = PASSWORD): Promise<void> {
+  await page.goto("/login");
+  await expect(page.getByRole("heading", { name: "Log in" })).toBeVisible();
+  await waitForHydration(page);
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  await untilHomeLoaded(page, () => page.getByRole("button", { name: "Log in" }).click());
+  await expect(accountNav(page)).toContainText(`Signed in as ${name}`);
+}
+
+/** Clicks "Log out" on the current page; ends on `/`, not signed in. */
+export async function logOut(page: Page): Promise<void> {
+  await untilHomeLoaded(page, () => accountNav(page).getByRole("button", { name: "Log out" }).click());
+  await expect(accountNav(page)).toContainText("Not signed in");
+}
+
+/** The home page's room list entries (links) whose accessible name contains `text`. */
+export const roomLinks = (page: Page, text: string | RegExp): Locator =>
+  page.getByRole("link", { name: typeof text === "string" ? new RegExp(escapeRegExp(text)) : text });
+
 // ---- history and recovery ---------------------------------------------------
 
 /** The "Load older messages" control: a button with JS, a link or GET-form button without. */
