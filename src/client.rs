@@ -26,6 +26,9 @@ pub enum ConnState {
     Connected,
     /// The connection dropped; the next attempt is scheduled.
     Reconnecting,
+    /// The session ended (logged out in another tab, or the guest name was registered);
+    /// nothing is retried until the person logs in or picks a name again.
+    SignedOut,
 }
 
 impl ConnState {
@@ -35,6 +38,7 @@ impl ConnState {
             ConnState::Connecting => "Connecting…",
             ConnState::Connected => "Connected",
             ConnState::Reconnecting => "Reconnecting…",
+            ConnState::SignedOut => "Signed out — reload to log in or choose a name",
         }
     }
 }

@@ -200,6 +200,9 @@ pub mod close {
     pub const POLICY_VIOLATION: u16 = 1008;
     /// A frame larger than [`super::MAX_FRAME_BYTES`].
     pub const TOO_BIG: u16 = 1009;
+    /// The session ended (logged out, or a guest's name was registered by someone): do not
+    /// reconnect with the same cookie; log in or choose a name again.
+    pub const SESSION_ENDED: u16 = 4001;
 }
 
 impl ClientMsg {

@@ -114,7 +114,7 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: 
         );
     };
     let ctx = socket::Session {
-        logged_out: state.accounts.watch_session(who.session_id),
+        ended: state.accounts.watch_session(&who),
         identity: who,
         accounts: state.accounts.clone(),
         rate: state.limits.message_bucket(),

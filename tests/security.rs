@@ -13,6 +13,7 @@ use hearth::protocol::{ClientId, ClientMsg, ErrorCode, RoomId, ServerMsg};
 use hearth::server::limits::SecurityConfig;
 use hearth::server::store::MemoryStore;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -124,7 +125,7 @@ async fn after_logout_frames_are_refused_and_the_cookie_is_dead() {
             serde_json::to_string(&send("general", "after", "logged out")).unwrap(),
         ))
         .await;
-    assert_eq!(ada.expect_close().await, CloseCode::Policy);
+    assert_eq!(ada.expect_close().await, CloseCode::Library(4001));
     let stored = server
         .hub
         .store()
@@ -139,6 +140,39 @@ async fn after_logout_frames_are_refused_and_the_cookie_is_dead() {
             .map(|r| r.status),
         Some(401)
     );
+}
+
+#[tokio::test]
+async fn registering_a_guests_name_ends_the_guests_open_connections() {
+    let server = server(no_limits()).await;
+    let mut watcher = common::connect(&server, "Watcher").await;
+    watcher.join("general").await;
+    let mut guest = common::connect(&server, "Zed").await;
+    guest.join("general").await;
+    register(server.addr, "zed", "a long password").await;
+    // The guest's socket is closed at once; it can no longer speak as "Zed".
+    let _ = guest
+        .ws
+        .send(Message::text(
+            serde_json::to_string(&send("general", "g1", "I am Zed")).unwrap(),
+        ))
+        .await;
+    assert_eq!(guest.expect_close().await, CloseCode::Library(4001));
+    // The watcher sees presence changes, never a message from the old guest.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(Ok(Message::Text(t)))) =
+        tokio::time::timeout_at(deadline, watcher.ws.next()).await
+    {
+        let frame: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
+        assert!(!matches!(frame, ServerMsg::Message(_)), "{frame:?}");
+    }
+    let stored = server
+        .hub
+        .store()
+        .latest(&RoomId("general".into()), None, 10)
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
 }
 
 #[tokio::test]

@@ -283,8 +283,12 @@ fn connect() {
         }
     });
     let on_close = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-        let _ = ev.dyn_into::<CloseEvent>();
-        on_dropped(generation);
+        let code = ev.dyn_into::<CloseEvent>().map_or(0, |ev| ev.code());
+        if code == crate::protocol::close::SESSION_ENDED {
+            on_session_ended(generation);
+        } else {
+            on_dropped(generation);
+        }
     });
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
@@ -334,6 +338,22 @@ fn abandon_socket() {
         old.ws.set_onclose(None);
         let _ = old.ws.close();
     }
+}
+
+/// The server ended this session (logged out elsewhere, or the guest name was registered):
+/// the cookie will not work again, so stop retrying and say so.
+fn on_session_ended(generation: u64) {
+    if !with(|d| d.generation == generation) {
+        return;
+    }
+    abandon_socket();
+    let updates = with(|d| {
+        let mut u = Vec::new();
+        d.retry = None;
+        set_status(d, ConnState::SignedOut, &mut u);
+        u
+    });
+    run(updates);
 }
 
 fn on_dropped(generation: u64) {

@@ -89,8 +89,9 @@ pub struct Accounts {
     pool: SqlitePool,
     session_ttl: Duration,
     restricted: RwLock<HashMap<RoomId, Restricted>>,
-    /// One watch per session with live connections; logging out flips it to close them.
-    live: Mutex<HashMap<i64, watch::Sender<bool>>>,
+    /// One watch per session with live connections; ending the session (logout, or a
+    /// guest's name being registered) sets the reason, which closes them.
+    live: Mutex<HashMap<i64, LiveSession>>,
     /// Sessions looked up in the last [`CACHE_MS`], by token hash: every page view and
     /// upgrade reads its session, usually seconds after the previous one did.
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
@@ -100,6 +101,12 @@ pub struct Accounts {
 /// and registering a guest's name evict at once, so this only bounds how long an expiry or
 /// a change made by another process goes unnoticed.
 const CACHE_MS: u64 = 60_000;
+
+struct LiveSession {
+    ended: watch::Sender<Option<&'static str>>,
+    /// For a guest session, the name key it holds.
+    guest_key: Option<String>,
+}
 
 struct Cached {
     identity: Identity,
@@ -197,7 +204,13 @@ impl Accounts {
                 "That user name is taken; choose another.".to_string(),
             ));
         };
-        // A guest who had this name loses it now, not when their cached session expires.
+        // A guest who had this name loses it now: open connections close, and the cached
+        // session goes.
+        let key = name_key(name);
+        self.end_live(
+            |_, l| l.guest_key.as_deref() == Some(key.as_str()),
+            "Your guest name now belongs to a registered account; choose another.",
+        );
         self.lock_cache().retain(|_, c| {
             !(c.identity.is_guest() && name_key(&c.identity.name) == name_key(name))
         });
@@ -339,14 +352,7 @@ impl Accounts {
                 .fetch_optional(&self.pool)
                 .await?;
         if let Some(id) = id {
-            let tx = self
-                .live
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            if let Some(tx) = tx {
-                let _ = tx.send(true);
-            }
+            self.end_live(|sid, _| sid == id, "Logged out.");
         }
         // Expired sessions are swept here rather than on a timer: logouts are frequent
         // enough, and an expired row is harmless until then.
@@ -357,23 +363,43 @@ impl Accounts {
         Ok(())
     }
 
-    /// A receiver that turns `true` when the session logs out.
-    pub fn watch_session(&self, session_id: i64) -> watch::Receiver<bool> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.entry(session_id)
-            .or_insert_with(|| watch::channel(false).0)
+    /// A receiver that gets a reason (for the close frame) when the session ends.
+    pub fn watch_session(&self, who: &Identity) -> watch::Receiver<Option<&'static str>> {
+        let mut live = self.lock_live();
+        live.entry(who.session_id)
+            .or_insert_with(|| LiveSession {
+                ended: watch::channel(None).0,
+                guest_key: who.is_guest().then(|| name_key(&who.name)),
+            })
+            .ended
             .subscribe()
     }
 
     /// Forgets a session's watch once none of its connections is left.
     pub fn release_session(&self, session_id: i64) {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.lock_live();
         if live
             .get(&session_id)
-            .is_some_and(|tx| tx.receiver_count() == 0)
+            .is_some_and(|l| l.ended.receiver_count() == 0)
         {
             live.remove(&session_id);
         }
+    }
+
+    /// Closes the connections of every live session `matches` picks, saying `reason`.
+    fn end_live(&self, matches: impl Fn(i64, &LiveSession) -> bool, reason: &'static str) {
+        self.lock_live().retain(|&id, l| {
+            if matches(id, l) {
+                let _ = l.ended.send(Some(reason));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LiveSession>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn account_named(&self, name: &UserName) -> Result<Option<(i64, UserName)>, StoreError> {
@@ -679,9 +705,9 @@ mod tests {
         ));
         let again = a.login(&name("ada"), "correct horse").await.unwrap();
         assert_eq!(again.identity.name, name("Ada"));
-        let mut watch = a.watch_session(s.identity.session_id);
+        let mut watch = a.watch_session(&s.identity);
         a.logout(&s.token).await.unwrap();
-        assert!(watch.wait_for(|v| *v).await.is_ok());
+        assert!(watch.wait_for(|v| v.is_some()).await.is_ok());
         assert_eq!(a.session(&s.token).await.unwrap(), None);
         assert!(a.session(&again.token).await.unwrap().is_some());
         assert!(matches!(
@@ -695,7 +721,12 @@ mod tests {
         let a = accounts().await;
         let guest = a.guest(&name("Zoë")).await.unwrap();
         assert!(a.session(&guest.token).await.unwrap().unwrap().is_guest());
+        let mut open_tab = a.watch_session(&guest.identity);
         a.register(&name("zoë"), "a long password").await.unwrap();
+        assert!(
+            open_tab.borrow_and_update().is_some(),
+            "the guest's tab is closed"
+        );
         // The guest loses the name as soon as it is registered, and cannot take it again.
         assert_eq!(a.session(&guest.token).await.unwrap(), None);
         assert!(matches!(

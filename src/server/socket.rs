@@ -7,7 +7,8 @@
 //! Bad input is answered, never fatal to anyone else: malformed or unknown frames get an
 //! `error` frame; binary frames close with 1003, invalid UTF-8 with 1007, frames over 16 KiB
 //! with 1009, and a connection that keeps sending bad frames, floods past its rate limit,
-//! stops answering heartbeats, or whose session logs out, with 1008.
+//! or stops answering heartbeats, with 1008; and when its session ends (logout, or a guest's
+//! name registered by someone) with 4001.
 //!
 //! Every join and send is checked against the room's membership: the socket knows who it
 //! speaks for (its session), and no frame can name anyone else.
@@ -48,8 +49,8 @@ const WRITE_BATCH: usize = 64;
 pub struct Session {
     pub identity: Identity,
     pub accounts: Arc<Accounts>,
-    /// Turns `true` when the session logs out.
-    pub logged_out: watch::Receiver<bool>,
+    /// Gets a reason when the session ends (logout, or a guest's name registered).
+    pub ended: watch::Receiver<Option<&'static str>>,
     /// `None` when the message rate limit is off.
     pub rate: Option<MessageLimit>,
     /// The person's connection slot, given back when the connection ends.
@@ -65,7 +66,7 @@ where
     let Session {
         identity,
         accounts,
-        mut logged_out,
+        mut ended,
         rate,
         _slot,
     } = session;
@@ -107,8 +108,9 @@ where
     let close = loop {
         let next = tokio::select! {
             biased;
-            _ = logged_out.wait_for(|out| *out) => {
-                break Some((close::POLICY_VIOLATION, "Logged out."));
+            reason = ended.wait_for(Option::is_some) => {
+                let reason = reason.ok().and_then(|r| *r).unwrap_or("Session ended.");
+                break Some((close::SESSION_ENDED, reason));
             }
             next = tokio::time::timeout(idle_limit, stream.next()) => next,
         };
@@ -138,7 +140,7 @@ where
     };
 
     hub.disconnect(&conn, reader.joined.drain()).await;
-    drop(logged_out);
+    drop(ended);
     accounts.release_session(session_id);
     if let Some(close) = close {
         let _ = close_tx.send(close);
