@@ -93,7 +93,7 @@ export const onlineEntries = (page: Page, name: string): Locator =>
 
 /** The connection status (role=status) with one of the contract's words in it. */
 export const connectionStatus = (page: Page): Locator =>
-  page.getByRole("status").filter({ hasText: /Connected|Connecting|Reconnecting|Offline/ });
+  page.getByRole("status").filter({ hasText: /Connected|Connecting|Reconnecting|Offline|Signed out/ });
 
 export const messageBox = (page: Page): Locator => page.getByRole("textbox", { name: "Message" });
 export const sendButton = (page: Page): Locator => page.getByRole("button", { name: "Send" });
