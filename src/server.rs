@@ -121,10 +121,11 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: 
         _slot: slot,
     };
     let hub = state.hub.clone();
+    let write_buffer = hub.config().ws_write_buffer;
     // Small buffers: tungstenite's 128 KiB defaults would dominate per-connection memory.
     // Chat frames are small; a bigger frame grows the read buffer for as long as it needs.
     ws.read_buffer_size(1024)
-        .write_buffer_size(4 * 1024)
+        .write_buffer_size(write_buffer)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)

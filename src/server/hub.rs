@@ -45,6 +45,10 @@ pub struct HubConfig {
     pub batch_max: usize,
     /// Most rooms one connection may join.
     pub rooms_per_connection: usize,
+    /// Bytes of outgoing frames a connection combines before writing them to the socket.
+    /// The WebSocket library keeps its buffer's largest size for the life of the
+    /// connection, so this is also about how much each busy connection holds on to.
+    pub ws_write_buffer: usize,
 }
 
 impl Default for HubConfig {
@@ -57,6 +61,7 @@ impl Default for HubConfig {
             replay_limit: 10_000,
             batch_max: 256,
             rooms_per_connection: 64,
+            ws_write_buffer: 4 * 1024,
         }
     }
 }
