@@ -137,6 +137,8 @@ type WsStream = futures_util::stream::SplitStream<Ws>;
 
 /// State every connection task shares.
 struct Shared {
+    /// One guest session cookie (`hearth_session=…`) per connection (hearth protocol only).
+    sessions: Vec<String>,
     protocol: Protocol,
     url: String,
     addr: SocketAddr,
@@ -513,8 +515,8 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
         .into_client_request()
         .map_err(|e| format!("request: {e}"))?;
     if sh.protocol == Protocol::Hearth {
-        let cookie = HeaderValue::from_str(&guest_session(sh.addr, idx).await?)
-            .map_err(|e| format!("cookie: {e}"))?;
+        let session = sh.sessions.get(idx).ok_or("no session for this connection")?;
+        let cookie = HeaderValue::from_str(session).map_err(|e| format!("cookie: {e}"))?;
         request.headers_mut().insert(header::COOKIE, cookie);
     }
     // tungstenite zeroes `read_buffer_size` bytes before every read; its 128 KiB default made
@@ -528,11 +530,36 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
     Ok(ws)
 }
 
-/// A guest session for connection `idx`, made as a browser makes one: `POST /api/set_name`.
-/// Returns the `hearth_session=…` cookie pair.
-async fn guest_session(addr: SocketAddr, idx: usize) -> Result<String, String> {
+/// `n` guest sessions, made as a browser makes one (`POST /api/set_name`), 32 at a time.
+async fn guest_sessions(addr: SocketAddr, n: usize, tag: &str) -> Result<Vec<String>, String> {
+    let mut out = vec![String::new(); n];
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next = 0;
+    let mut done = 0;
+    while done < n {
+        while next < n && tasks.len() < 32 {
+            let name = format!("lg-{tag}-{next}");
+            let idx = next;
+            tasks.spawn(async move { (idx, guest_session(addr, &name).await) });
+            next += 1;
+        }
+        match tasks.join_next().await {
+            Some(Ok((idx, Ok(cookie)))) => {
+                out[idx] = cookie;
+                done += 1;
+            }
+            Some(Ok((idx, Err(e)))) => return Err(format!("session {idx}: {e}")),
+            Some(Err(e)) => return Err(format!("session task: {e}")),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A guest session named `name`. Returns the `hearth_session=…` cookie pair.
+async fn guest_session(addr: SocketAddr, name: &str) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = format!("name=lg-{idx}");
+    let body = format!("name={name}");
     let request = format!(
         "POST /api/set_name HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
@@ -1150,7 +1177,23 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
         .map(|s| total / senders as u64 + u64::from(s < total % senders as u64))
         .collect();
     let tag = to_base36((nanos ^ ((std::process::id() as u64) << 40)) % 36u64.pow(4));
+    // Taken before the sessions exist, so what they cost the server counts per connection.
+    let rss_before = args.server_pid.and_then(rss_kib);
+    // People have their sessions before they open the app: they are made first, and the
+    // ramp below measures connecting, not signing up.
+    let sessions = if args.protocol == Protocol::Hearth {
+        match guest_sessions(addr, args.connections, &tag).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hearth-loadgen: could not create guest sessions: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let sh = Arc::new(Shared {
+        sessions,
         protocol: args.protocol,
         url,
         addr,
@@ -1178,7 +1221,6 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
         early_closes: AtomicU64::new(0),
         send_failures: AtomicU64::new(0),
     });
-    let rss_before = args.server_pid.and_then(rss_kib);
 
     // Connect, at most `--ramp` per second.
     let n = args.connections;

@@ -214,7 +214,9 @@ impl Accounts {
         self.lock_cache().retain(|_, c| {
             !(c.identity.is_guest() && name_key(&c.identity.name) == name_key(name))
         });
-        self.new_session(Some(row.get(0)), name.clone()).await
+        self.new_session(Some(row.get(0)), name.clone())
+            .await?
+            .ok_or(AccountError::BadCredentials)
     }
 
     /// Checks a user name and password and starts a session.
@@ -235,45 +237,55 @@ impl Accounts {
         };
         let ok = verify_password(password.to_string(), hash).await?;
         match (id, ok) {
-            (Some(id), true) => self.new_session(Some(id), UserName(stored_name)).await,
+            (Some(id), true) => self
+                .new_session(Some(id), UserName(stored_name))
+                .await?
+                .ok_or(AccountError::BadCredentials),
             _ => Err(AccountError::BadCredentials),
         }
     }
 
     /// Starts a guest session under `name`, unless a registered account has that name.
     pub async fn guest(&self, name: &UserName) -> Result<NewSession, AccountError> {
-        if self.account_named(name).await?.is_some() {
-            return Err(AccountError::NameTaken);
-        }
-        self.new_session(None, name.clone()).await
+        self.new_session(None, name.clone())
+            .await?
+            .ok_or(AccountError::NameTaken)
     }
 
+    /// Stores a new session (for a guest, in the same statement that checks no account has
+    /// the name: `None` if one does) and caches it, since its first use follows at once.
     async fn new_session(
         &self,
         user_id: Option<i64>,
         name: UserName,
-    ) -> Result<NewSession, AccountError> {
+    ) -> Result<Option<NewSession>, AccountError> {
         let token = new_token()?;
-        let now = now_ms() as i64;
-        let id: i64 = sqlx::query_scalar(
+        let hash = token_hash(&token);
+        let now = now_ms();
+        let expires = now + self.session_ttl.as_millis() as u64;
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             SELECT ?, ?, ?, ?, ? \
+             WHERE ? IS NOT NULL OR NOT EXISTS (SELECT 1 FROM users WHERE name_key = ?) \
+             RETURNING id",
         )
-        .bind(token_hash(&token))
+        .bind(&hash)
         .bind(user_id)
         .bind(user_id.is_none().then(|| name.as_str().to_string()))
-        .bind(now)
-        .bind(now + self.session_ttl.as_millis() as i64)
-        .fetch_one(&self.pool)
+        .bind(now as i64)
+        .bind(expires as i64)
+        .bind(user_id)
+        .bind(name_key(&name))
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(NewSession {
-            identity: Identity {
-                name,
-                user_id,
-                session_id: id,
-            },
-            token,
-        })
+        let Some(id) = id else { return Ok(None) };
+        let identity = Identity {
+            name,
+            user_id,
+            session_id: id,
+        };
+        self.cache_put(hash, identity.clone(), expires.min(now + CACHE_MS), now);
+        Ok(Some(NewSession { identity, token }))
     }
 
     /// The identity behind a session token, if the session is live. A guest session whose
@@ -325,18 +337,16 @@ impl Accounts {
             }
             _ => return Ok(None),
         };
+        self.cache_put(hash, identity.clone(), expires_at.min(now + CACHE_MS), now);
+        Ok(Some(identity))
+    }
+
+    fn cache_put(&self, hash: Vec<u8>, identity: Identity, until_ms: u64, now: u64) {
         let mut cache = self.lock_cache();
         if cache.len() >= 10_000 {
             cache.retain(|_, c| c.until_ms > now);
         }
-        cache.insert(
-            hash,
-            Cached {
-                identity: identity.clone(),
-                until_ms: expires_at.min(now + CACHE_MS),
-            },
-        );
-        Ok(Some(identity))
+        cache.insert(hash, Cached { identity, until_ms });
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Cached>> {
