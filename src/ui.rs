@@ -13,7 +13,6 @@ use crate::client::provide_chat_socket;
 use account::{LoginPage, RegisterPage};
 use home_page::HomePage;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 use room_page::RoomPage;
@@ -28,7 +27,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
-                <MetaTags />
+                // Plain tags rather than leptos_meta: no page changes its head, and the crate
+                // would cost the browser bundle for nothing. `id="leptos"` lets
+                // `cargo leptos watch` swap the stylesheet live.
+                <title>"Hearth"</title>
+                <link rel="stylesheet" id="leptos" href="/pkg/hearth.css" />
             </head>
             <body>
                 <App />
@@ -39,11 +42,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     provide_chat_socket();
     view! {
-        <Stylesheet id="leptos" href="/pkg/hearth.css" />
-        <Title text="Hearth" />
         <Router>
             <main>
                 <Routes fallback=NotFound>

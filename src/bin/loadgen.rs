@@ -515,7 +515,10 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
         .into_client_request()
         .map_err(|e| format!("request: {e}"))?;
     if sh.protocol == Protocol::Hearth {
-        let session = sh.sessions.get(idx).ok_or("no session for this connection")?;
+        let session = sh
+            .sessions
+            .get(idx)
+            .ok_or("no session for this connection")?;
         let cookie = HeaderValue::from_str(session).map_err(|e| format!("cookie: {e}"))?;
         request.headers_mut().insert(header::COOKIE, cookie);
     }
