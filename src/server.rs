@@ -8,6 +8,7 @@ pub mod hub;
 pub mod identity;
 pub mod limits;
 pub mod presence;
+pub mod queue;
 pub mod room;
 pub mod socket;
 pub mod store;

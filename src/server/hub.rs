@@ -16,6 +16,7 @@
 //! - **Presence** is per user as a set of connections (`presence.rs`), with a grace period
 //!   before a person whose last tab closed is announced as gone.
 
+use super::queue;
 use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// Tunables; the defaults are what `hearth` runs with unless told otherwise.
 #[derive(Clone, Debug)]
@@ -80,7 +81,7 @@ pub enum Outbound {
 pub struct ConnHandle {
     pub id: ConnId,
     pub user: UserName,
-    tx: mpsc::Sender<Outbound>,
+    tx: queue::Sender<Outbound>,
     lag: Arc<LagState>,
 }
 
@@ -159,10 +160,10 @@ impl ConnHandle {
             Ok(()) => {}
             // Frames that belong to no room (pongs, connection errors) are not worth a
             // resync; they are simply not sent.
-            Err(mpsc::error::TrySendError::Full(_)) if room.0.is_empty() => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.lag.mute(room),
+            Err(queue::TrySendError::Full) if room.0.is_empty() => {}
+            Err(queue::TrySendError::Full) => self.lag.mute(room),
             // The connection is closing; its rooms hear about it from `disconnect`.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(queue::TrySendError::Closed) => {}
         }
     }
 
@@ -231,8 +232,8 @@ impl Hub {
     }
 
     /// Registers a new connection and returns its handle and the receiving end of its queue.
-    pub fn connect(&self, user: UserName) -> (ConnHandle, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(self.config.queue_frames.max(1));
+    pub fn connect(&self, user: UserName) -> (ConnHandle, queue::Receiver<Outbound>) {
+        let (tx, rx) = queue::channel(self.config.queue_frames.max(1));
         let handle = ConnHandle {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
             user,
@@ -469,10 +470,10 @@ mod tests {
 
     /// Everything queued for a connection right now, decoded, waiting briefly for the room
     /// actors to catch up.
-    async fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerMsg> {
+    async fn drain(rx: &mut queue::Receiver<Outbound>) -> Vec<ServerMsg> {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             let frames = match item {
                 Outbound::Frame(f) => vec![f],
                 Outbound::Batch(fs) => fs,

@@ -20,12 +20,13 @@ use crate::protocol::{
 use crate::server::accounts::{Accounts, Identity};
 use crate::server::hub::{Hub, LagState, Outbound};
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
+use crate::server::queue;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// Why reading the next frame failed, as far as the close code is concerned.
 #[derive(Debug)]
@@ -370,7 +371,7 @@ fn frame(msg: &ServerMsg) -> Utf8Bytes {
 /// `resync` after a lag; closes on request or at shutdown.
 async fn write_loop<S>(
     mut sink: S,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: queue::Receiver<Outbound>,
     lag: Arc<LagState>,
     mut close_rx: oneshot::Receiver<(u16, &'static str)>,
     mut shutdown: watch::Receiver<bool>,
@@ -392,7 +393,7 @@ async fn write_loop<S>(
             close = &mut close_rx => {
                 if let Ok((code, reason)) = close {
                     // Flush what was already queued (the error frames that explain the close).
-                    while let Ok(item) = queue.try_recv() {
+                    while let Some(item) = queue.try_recv() {
                         if feed(&mut sink, item).await.is_err() { return; }
                     }
                     let _ = sink.send(close_with(code, reason)).await;
@@ -410,8 +411,8 @@ async fn write_loop<S>(
                 if feed(&mut sink, item).await.is_err() { return; }
                 for _ in 1..WRITE_BATCH {
                     match queue.try_recv() {
-                        Ok(item) => if feed(&mut sink, item).await.is_err() { return; },
-                        Err(_) => break,
+                        Some(item) => if feed(&mut sink, item).await.is_err() { return; },
+                        None => break,
                     }
                 }
                 if queue.is_empty() {

@@ -1,0 +1,196 @@
+//! The per-connection outbound queue: bounded, many senders (the rooms a connection joined),
+//! one receiver (its writer).
+//!
+//! It replaces `tokio::sync::mpsc` for one reason: memory. An idle chat connection has an
+//! empty queue nearly all its life, and tokio's channel allocates a 32-slot block up front
+//! (about 1.3 KiB here) and keeps up to four blocks after a burst. This queue is a `VecDeque`
+//! that allocates on first use and gives its buffer back once a burst has drained, so ten
+//! thousand idle connections hold no queue memory at all.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Why `try_send` did not queue an item (the item is dropped).
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError {
+    /// The queue holds its capacity already.
+    Full,
+    /// The receiver is gone.
+    Closed,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Wakes the receiver; a notification sent while it is not waiting is kept for it.
+    wake: Notify,
+    senders: AtomicUsize,
+    capacity: usize,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    receiver_gone: bool,
+}
+
+/// Buffers bigger than this are freed once they empty, rather than kept for the next burst.
+const KEEP: usize = 16;
+
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            receiver_gone: false,
+        }),
+        wake: Notify::new(),
+        senders: AtomicUsize::new(1),
+        capacity: capacity.max(1),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last sender: a waiting receiver must see the end.
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    /// Queues `item` unless the queue is full or the receiver is gone; never waits.
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError> {
+        {
+            let mut state = self.shared.lock();
+            if state.receiver_gone {
+                return Err(TrySendError::Closed);
+            }
+            if state.items.len() >= self.shared.capacity {
+                return Err(TrySendError::Full);
+            }
+            state.items.push_back(item);
+        }
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+}
+
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.receiver_gone = true;
+        state.items = VecDeque::new();
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The next item, or `None` once the queue is empty and every sender is gone.
+    /// Cancel-safe: an item is only taken by the call that returns it.
+    pub async fn recv(&mut self) -> Option<T> {
+        loop {
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                // A send may have landed between the check above and the last drop.
+                return self.try_recv();
+            }
+            self.shared.wake.notified().await;
+        }
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<T> {
+        let mut state = self.shared.lock();
+        let item = state.items.pop_front();
+        if state.items.is_empty() && state.items.capacity() > KEEP {
+            state.items = VecDeque::new();
+        }
+        item
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shared.lock().items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn bounded_in_order_and_closes() {
+        let (tx, mut rx) = channel(2);
+        let tx2 = tx.clone();
+        assert_eq!(tx.try_send(1), Ok(()));
+        assert_eq!(tx2.try_send(2), Ok(()));
+        assert_eq!(tx.try_send(3), Err(TrySendError::Full));
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.try_recv(), Some(2));
+        assert_eq!(rx.try_recv(), None);
+        drop(tx);
+        tx2.try_send(4).unwrap();
+        drop(tx2);
+        assert_eq!(rx.recv().await, Some(4));
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_wakes_and_a_dropped_one_refuses() {
+        let (tx, mut rx) = channel(8);
+        let waiter = tokio::spawn(async move {
+            let first = rx.recv().await;
+            (first, rx)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.try_send("hello").unwrap();
+        let (first, rx) = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert_eq!(first, Some("hello"));
+        drop(rx);
+        assert_eq!(tx.try_send("late"), Err(TrySendError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_drained_burst_gives_its_memory_back() {
+        let (tx, mut rx) = channel(1000);
+        for i in 0..500 {
+            tx.try_send(i).unwrap();
+        }
+        while rx.try_recv().is_some() {}
+        assert_eq!(rx.shared.lock().items.capacity(), 0);
+    }
+}
