@@ -4,6 +4,7 @@
 //! Logging in or out changes who the live connection speaks for, so a success loads the
 //! next page in full (a new socket with the new cookie) rather than navigating in place.
 
+use super::form_error::{action_error, FormError};
 use crate::api::{Login, Logout, Me, Register};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -23,26 +24,11 @@ where
     });
 }
 
-fn error_of<S>(action: ServerAction<S>) -> impl Fn() -> Option<String> + Copy
-where
-    S: ServerFn + Clone + Send + Sync + 'static,
-    S::Output: Clone + Send + Sync + 'static,
-    S::Error: Clone + Send + Sync + std::fmt::Display + 'static,
-{
-    move || {
-        action
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| e.to_string())
-    }
-}
-
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
     reload_home_after(action);
-    let error = error_of(action);
+    let error = action_error(action);
     view! {
         <section class="account-form" aria-labelledby="login-heading">
             <h1 id="login-heading">"Log in"</h1>
@@ -59,11 +45,7 @@ pub fn LoginPage() -> impl IntoView {
                 />
                 <button type="submit">"Log in"</button>
             </ActionForm>
-            <Show when=move || error().is_some()>
-                <p class="error" role="alert">
-                    {error}
-                </p>
-            </Show>
+            <FormError message=Signal::derive(error) />
             <p>
                 "No account yet? " <a href="/register">"Create an account"</a> " · "
                 <a href="/">"Back to the rooms"</a>
@@ -76,7 +58,7 @@ pub fn LoginPage() -> impl IntoView {
 pub fn RegisterPage() -> impl IntoView {
     let action = ServerAction::<Register>::new();
     reload_home_after(action);
-    let error = error_of(action);
+    let error = action_error(action);
     view! {
         <section class="account-form" aria-labelledby="register-heading">
             <h1 id="register-heading">"Create an account"</h1>
@@ -101,11 +83,7 @@ pub fn RegisterPage() -> impl IntoView {
                 <p class="hint">"At least 8 characters."</p>
                 <button type="submit">"Create account"</button>
             </ActionForm>
-            <Show when=move || error().is_some()>
-                <p class="error" role="alert">
-                    {error}
-                </p>
-            </Show>
+            <FormError message=Signal::derive(error) />
             <p>
                 "Already registered? " <a href="/login">"Log in"</a> " · "
                 <a href="/">"Back to the rooms"</a>

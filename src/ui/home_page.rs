@@ -2,6 +2,7 @@
 //! an account) starting a direct conversation.
 
 use super::account::AccountBar;
+use super::form_error::{action_error, FormError};
 use super::name_form::NameForm;
 use crate::api::{list_rooms, whoami, CreateRoom, Me, OpenDirect, SetName, Visibility};
 use leptos::either::Either;
@@ -118,13 +119,7 @@ fn RoomList(
 
 #[component]
 fn CreateRoomForm(action: ServerAction<CreateRoom>, registered: bool) -> impl IntoView {
-    let error = move || {
-        action
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| e.to_string())
-    };
+    let error = action_error(action);
     view! {
         <ActionForm action>
             <label for="room-name">"Room name"</label>
@@ -140,24 +135,14 @@ fn CreateRoomForm(action: ServerAction<CreateRoom>, registered: bool) -> impl In
                 })}
             <button type="submit">"Create room"</button>
         </ActionForm>
-        <Show when=move || error().is_some()>
-            <p class="error" role="alert">
-                {error}
-            </p>
-        </Show>
+        <FormError message=Signal::derive(error) />
     }
 }
 
 #[component]
 fn DirectForm() -> impl IntoView {
     let action = ServerAction::<OpenDirect>::new();
-    let error = move || {
-        action
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| e.to_string())
-    };
+    let error = action_error(action);
     view! {
         <section class="direct" aria-labelledby="direct-heading">
             <h2 id="direct-heading">"Direct messages"</h2>
@@ -166,11 +151,7 @@ fn DirectForm() -> impl IntoView {
                 <input id="direct-name" name="name" type="text" autocomplete="off" />
                 <button type="submit">"Open conversation"</button>
             </ActionForm>
-            <Show when=move || error().is_some()>
-                <p class="error" role="alert">
-                    {error}
-                </p>
-            </Show>
+            <FormError message=Signal::derive(error) />
         </section>
     }
 }

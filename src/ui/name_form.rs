@@ -1,18 +1,13 @@
 //! Choosing a guest display name: the first thing a visitor does, on either page.
 
+use super::form_error::{action_error, FormError};
 use crate::api::SetName;
 use leptos::prelude::*;
 
 /// The "Display name" form. `current` is the name already chosen, if any.
 #[component]
 pub fn NameForm(action: ServerAction<SetName>, current: Option<String>) -> impl IntoView {
-    let error = move || {
-        action
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| e.to_string())
-    };
+    let error = action_error(action);
     let chosen = move || {
         action
             .value()
@@ -33,11 +28,7 @@ pub fn NameForm(action: ServerAction<SetName>, current: Option<String>) -> impl 
                 <input id="display-name" name="name" type="text" autocomplete="nickname" />
                 <button type="submit">"Continue"</button>
             </ActionForm>
-            <Show when=move || error().is_some()>
-                <p class="error" role="alert">
-                    {error}
-                </p>
-            </Show>
+            <FormError message=Signal::derive(error) />
         </section>
     }
 }

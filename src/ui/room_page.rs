@@ -1,5 +1,6 @@
 //! `/r/{room}`: the room's messages, the composer, who is online, and the connection state.
 
+use super::form_error::{action_error, FormError};
 use super::name_form::NameForm;
 use crate::api::{load_room, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
@@ -132,13 +133,7 @@ fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoVie
             });
         }
     });
-    let error = move || {
-        invite
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| e.to_string())
-    };
+    let error = action_error(invite);
     let done = move || {
         invite
             .value()
@@ -166,11 +161,7 @@ fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoVie
                         <p class="note" aria-live="polite">
                             {done}
                         </p>
-                        <Show when=move || error().is_some()>
-                            <p class="error" role="alert">
-                                {error}
-                            </p>
-                        </Show>
+                        <FormError message=Signal::derive(error) />
                     }
                 })}
         </aside>
@@ -431,11 +422,7 @@ fn Composer(live: LiveRoom) -> impl IntoView {
                 on:input=move |ev| draft.set(event_target_value(&ev))
             />
             <button type="submit">"Send"</button>
-            <Show when=move || post_error().is_some()>
-                <p class="error" role="alert">
-                    {post_error}
-                </p>
-            </Show>
+            <FormError message=Signal::derive(post_error) />
         </form>
     }
 }
