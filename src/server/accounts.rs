@@ -472,12 +472,38 @@ impl Accounts {
                 "Room names starting with {DIRECT_PREFIX} are kept for direct messages; choose another."
             )));
         }
+        let members = BTreeMap::from([(owner_id, owner.name.clone())]);
+        if !self
+            .restrict(room, RoomKind::Private, owner_id, members)
+            .await?
+        {
+            return Err(AccountError::Invalid(
+                "That room name is taken; choose another.".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes `room` private or direct with these members, in one transaction; false (and
+    /// nothing changed) when the room already had an access entry.
+    async fn restrict(
+        &self,
+        room: &RoomId,
+        kind: RoomKind,
+        owner_id: i64,
+        members: BTreeMap<i64, UserName>,
+    ) -> Result<bool, AccountError> {
         let mut tx = self.pool.begin().await?;
         let created = sqlx::query(
-            "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, 'private', ?, ?) \
+            "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (room) DO NOTHING",
         )
         .bind(room.as_str())
+        .bind(if kind == RoomKind::Direct {
+            "direct"
+        } else {
+            "private"
+        })
         .bind(owner_id)
         .bind(now_ms() as i64)
         .execute(&mut *tx)
@@ -485,24 +511,19 @@ impl Accounts {
         .rows_affected()
             == 1;
         if !created {
-            return Err(AccountError::Invalid(
-                "That room name is taken; choose another.".to_string(),
-            ));
+            return Ok(false);
         }
-        sqlx::query("INSERT INTO room_members (room, user_id) VALUES (?, ?)")
-            .bind(room.as_str())
-            .bind(owner_id)
-            .execute(&mut *tx)
-            .await?;
+        for id in members.keys() {
+            sqlx::query("INSERT INTO room_members (room, user_id) VALUES (?, ?)")
+                .bind(room.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        self.write_restricted().insert(
-            room.clone(),
-            Restricted {
-                kind: RoomKind::Private,
-                members: BTreeMap::from([(owner_id, owner.name.clone())]),
-            },
-        );
-        Ok(())
+        self.write_restricted()
+            .insert(room.clone(), Restricted { kind, members });
+        Ok(true)
     }
 
     /// Adds the account called `name` to a private room `by` belongs to.
@@ -571,31 +592,10 @@ impl Accounts {
         if self.read_restricted().contains_key(&room) {
             return Ok(room);
         }
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, 'direct', ?, ?) \
-             ON CONFLICT (room) DO NOTHING",
-        )
-        .bind(room.as_str())
-        .bind(my_id)
-        .bind(now_ms() as i64)
-        .execute(&mut *tx)
-        .await?;
-        for id in [lo, hi] {
-            sqlx::query("INSERT OR IGNORE INTO room_members (room, user_id) VALUES (?, ?)")
-                .bind(room.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        self.write_restricted().insert(
-            room.clone(),
-            Restricted {
-                kind: RoomKind::Direct,
-                members: BTreeMap::from([(my_id, me.name.clone()), (other_id, other_name)]),
-            },
-        );
+        // Not created means a request from the other person made it a moment ago.
+        let members = BTreeMap::from([(my_id, me.name.clone()), (other_id, other_name)]);
+        self.restrict(&room, RoomKind::Direct, my_id, members)
+            .await?;
         Ok(room)
     }
 }
