@@ -286,16 +286,12 @@ impl Reader {
     /// Applies the message rate limit to frames that do work (send, join, leave). A refused
     /// `send` names its client id so the client can resend it after `retry_after_ms`.
     fn over_rate(&mut self, msg: &ClientMsg) -> Option<Step> {
-        let client_id = match msg {
-            ClientMsg::Send { client_id, .. } => Some(client_id.clone()),
-            ClientMsg::Join { .. } | ClientMsg::Leave { .. } => None,
+        let (room, client_id) = match msg {
+            ClientMsg::Send {
+                room, client_id, ..
+            } => (room, Some(client_id)),
+            ClientMsg::Join { room, .. } | ClientMsg::Leave { room } => (room, None),
             ClientMsg::Ping | ClientMsg::Pong => return None,
-        };
-        let room = match msg {
-            ClientMsg::Send { room, .. }
-            | ClientMsg::Join { room, .. }
-            | ClientMsg::Leave { room } => room.clone(),
-            _ => RoomId(String::new()),
         };
         match self.rate.as_mut()?.check() {
             RateVerdict::Allow => None,
@@ -311,8 +307,8 @@ impl Reader {
                         "You are sending too fast; wait {:.1} s and try again.",
                         retry_after_ms as f64 / 1000.0
                     ),
-                    room: (!room.0.is_empty()).then_some(room),
-                    client_id,
+                    room: (!room.0.is_empty()).then(|| room.clone()),
+                    client_id: client_id.cloned(),
                     retry_after_ms: Some(retry_after_ms),
                 });
                 Some(Step::Continue)
