@@ -5,6 +5,7 @@
 //! functions, and the room page carries its latest messages and who is online.
 
 mod account;
+mod form_error;
 mod home_page;
 mod name_form;
 mod room_page;
