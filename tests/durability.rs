@@ -273,8 +273,20 @@ fn index(history: &[ChatMessage]) -> HashMap<(String, String), u64> {
     at
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
+/// A running server on a fresh data directory with [`WRITERS`] tabs joined to [`ROOM`], each
+/// chatting until its connection dies.
+struct Scene {
+    _dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    log: PathBuf,
+    addr: SocketAddr,
+    server: Hearth,
+    epoch: u64,
+    progress: Arc<Progress>,
+    tasks: Vec<tokio::task::JoinHandle<Traffic>>,
+}
+
+async fn start_chatting() -> Scene {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let log = dir.path().join("hearth.log");
@@ -291,15 +303,37 @@ async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
         epoch = Some(answer.epoch);
         clients.push(client);
     }
-    let epoch = epoch.unwrap();
-
-    // Steady traffic from every writer; the server is killed after about a second of it,
-    // once some messages are acknowledged and while others are still on their way.
     let progress = Arc::new(Progress::default());
-    let tasks: Vec<_> = clients
+    let tasks = clients
         .into_iter()
         .map(|c| tokio::spawn(chat_until_the_crash(c, progress.clone())))
         .collect();
+    Scene {
+        _dir: dir,
+        data_dir,
+        log,
+        addr,
+        server,
+        epoch: epoch.unwrap(),
+        progress,
+        tasks,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
+    // Steady traffic from every writer; the server is killed after about a second of it,
+    // once some messages are acknowledged and while others are still on their way.
+    let Scene {
+        _dir,
+        data_dir,
+        log,
+        addr,
+        mut server,
+        epoch,
+        progress,
+        tasks,
+    } = start_chatting().await;
     let started = Instant::now();
     loop {
         let acked = progress.acked.load(Ordering::Relaxed);
@@ -480,25 +514,15 @@ async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_traffic_exits_within_5_s_and_stores_every_acknowledged_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let log = dir.path().join("hearth.log");
-    let addr = free_addr();
-    let mut server = Hearth::start(addr, &data_dir, &log);
-    server.wait_until_accepting().await;
-
-    let mut clients = Vec::new();
-    let mut epoch = 0;
-    for i in 0..WRITERS {
-        let mut client = connect_to(addr, &format!("writer{i}"), None).await;
-        epoch = joined(client.join(ROOM).await).epoch;
-        clients.push(client);
-    }
-    let progress = Arc::new(Progress::default());
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|c| tokio::spawn(chat_until_the_crash(c, progress.clone())))
-        .collect();
+    let Scene {
+        _dir,
+        data_dir,
+        mut server,
+        epoch,
+        progress,
+        tasks,
+        ..
+    } = start_chatting().await;
     let started = Instant::now();
     while progress.acked.load(Ordering::Relaxed) < 200 || started.elapsed() < Duration::from_secs(1)
     {
