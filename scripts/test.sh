@@ -12,6 +12,9 @@ cd "$ROOT"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# A one-shot run gains nothing from incremental caches, which roughly double
+# target/'s size; set CARGO_INCREMENTAL=1 to keep them for edit-test loops.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 SUMMARY=()
 CURRENT=""
@@ -37,7 +40,8 @@ run() {
   echo "==> [$name] $*"
   local t0=$SECONDS
   "$@"
-  SUMMARY+=("$(printf '  %-12s %4ds' "$name" "$((SECONDS - t0))")")
+  SUMMARY+=("$(printf '  %-12s %4ds   target/ %s' "$name" "$((SECONDS - t0))" \
+    "$(du -sh target 2>/dev/null | cut -f1)")")
   CURRENT=""
 }
 
