@@ -12,21 +12,20 @@ pub mod queue;
 pub mod room;
 pub mod socket;
 pub mod store;
+pub mod wire;
 
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::ui::{shell, App};
 use accounts::Accounts;
-use axum::extract::{ws::WebSocketUpgrade, FromRef, State};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::StreamExt;
 use hub::Hub;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use limits::Limits;
-use socket::ReadError;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -75,8 +74,13 @@ pub fn router(state: AppState) -> Router {
 /// Upgrades to the chat protocol for a visitor with a live session (an account or a guest
 /// name). In order: a foreign `Origin` gets 403 (cross-site WebSocket hijacking), too many
 /// upgrades from one address 429, no session 401, too many open connections for one person
-/// 429.
-async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: Parts) -> Response {
+/// 429. A request that is not a WebSocket upgrade at all is refused first (400, 405 or 426).
+async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = match wire::upgrade_request(&mut parts) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return refusal.into_response(),
+    };
     let config = &state.limits.config;
     if !identity::origin_allowed(config, &parts.headers) {
         return (
@@ -122,19 +126,15 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, parts: 
         _slot: slot,
     };
     let hub = state.hub.clone();
-    let write_buffer = hub.config().ws_write_buffer;
-    // Small buffers: tungstenite's 128 KiB defaults would dominate per-connection memory.
-    // Chat frames are small; a bigger frame grows the read buffer for as long as it needs.
-    ws.read_buffer_size(1024)
-        .write_buffer_size(write_buffer)
-        .max_write_buffer_size(1024 * 1024)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            let stream = stream.map(|item| item.map_err(classify));
-            socket::serve(hub, ctx, sink, stream).await;
-        })
+    // A small read buffer: tungstenite's 128 KiB default would dominate per-connection
+    // memory. Chat frames are small; a bigger frame grows the buffer for as long as it needs.
+    let limits = wire::ReadLimits {
+        read_buffer: 1024,
+        max_frame: MAX_FRAME_BYTES,
+    };
+    upgrade.accept(limits, move |reader, writer| {
+        socket::serve(hub, ctx, writer, reader)
+    })
 }
 
 /// Refuses a state-changing request (anything but GET/HEAD) from another site's page: the
@@ -169,14 +169,4 @@ fn too_many(wait: std::time::Duration, sentence: &str) -> Response {
         format!("{sentence} Try again in {secs} s."),
     )
         .into_response()
-}
-
-/// Maps a transport error to the close code it deserves.
-fn classify(err: axum::Error) -> ReadError {
-    let inner = err.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => ReadError::TooBig,
-        Some(tungstenite::Error::Utf8(_)) => ReadError::BadUtf8,
-        _ => ReadError::Gone,
-    }
 }

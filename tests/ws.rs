@@ -3,6 +3,7 @@
 mod common;
 
 use common::{connect, quick_config, start};
+use futures_util::StreamExt;
 use hearth::protocol::{
     ClientId, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_MESSAGE_CHARS,
 };
@@ -215,4 +216,61 @@ async fn shutdown_closes_every_connection_with_going_away() {
     ada.join("general").await;
     server.hub.begin_shutdown();
     assert_eq!(ada.expect_close().await, CloseCode::Away);
+}
+
+#[tokio::test]
+async fn the_ws_address_refuses_plain_http_and_answers_protocol_pings() {
+    let server = start(quick_config()).await;
+    let plain = common::http(server.addr, "GET", "/ws", None, &[]).await;
+    assert_eq!(plain.status, 400, "{}", plain.body);
+    assert!(plain.body.contains("WebSocket only"), "{}", plain.body);
+
+    let old_version = common::http(
+        server.addr,
+        "GET",
+        "/ws",
+        None,
+        &[
+            ("Connection", "keep-alive, Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "8"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    )
+    .await;
+    assert_eq!(old_version.status, 426, "{}", old_version.body);
+    assert!(old_version
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("sec-websocket-version") && v == "13"));
+
+    // A protocol-level ping between chat frames gets its pong, and chat goes on around it.
+    let mut ada = connect(&server, "Ada").await;
+    ada.join("general").await;
+    ada.send_raw(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    ada.send(&send("general", "after-ping", "still here")).await;
+    let mut pong = false;
+    let mut acked = false;
+    while !(pong && acked) {
+        let next = tokio::time::timeout(Duration::from_secs(5), ada.ws.next())
+            .await
+            .expect("a pong and an ack within 5 s")
+            .expect("connection open")
+            .expect("no transport error");
+        match next {
+            Message::Pong(data) => {
+                assert_eq!(&data[..], b"are you there");
+                pong = true;
+            }
+            Message::Text(t) => {
+                if let ServerMsg::Ack { client_id, .. } = serde_json::from_str(t.as_str()).unwrap()
+                {
+                    assert_eq!(client_id, ClientId("after-ping".into()));
+                    acked = true;
+                }
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
 }

@@ -47,11 +47,6 @@ pub struct Config {
     #[arg(long, env = "HEARTH_RETAIN_MESSAGES", default_value_t = 0)]
     pub retain_messages: u64,
 
-    /// Bytes of outgoing frames combined per write on each WebSocket (a tuning knob: larger
-    /// means fewer writes under load, and more memory held by each busy connection).
-    #[arg(long, env = "HEARTH_WS_WRITE_BUFFER", default_value_t = 4 * 1024)]
-    pub ws_write_buffer: usize,
-
     /// Let people chat under a display name without an account (`true` or `false`).
     #[arg(long, env = "HEARTH_ALLOW_GUESTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_guests: bool,
@@ -105,7 +100,6 @@ impl Config {
             queue_frames: self.queue_frames.max(1),
             presence_grace: Duration::from_millis(self.presence_grace_ms),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
-            ws_write_buffer: self.ws_write_buffer,
             ..HubConfig::default()
         }
     }

@@ -22,12 +22,12 @@ use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
 use crate::server::room::{self, RoomCmd, RoomHandle};
 use crate::server::store::{Store, StoreError};
-use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+use tungstenite::Utf8Bytes;
 
 /// Tunables; the defaults are what `hearth` runs with unless told otherwise.
 #[derive(Clone, Debug)]
@@ -46,10 +46,6 @@ pub struct HubConfig {
     pub batch_max: usize,
     /// Most rooms one connection may join.
     pub rooms_per_connection: usize,
-    /// Bytes of outgoing frames a connection combines before writing them to the socket.
-    /// The WebSocket library keeps its buffer's largest size for the life of the
-    /// connection, so this is also about how much each busy connection holds on to.
-    pub ws_write_buffer: usize,
 }
 
 impl Default for HubConfig {
@@ -62,7 +58,6 @@ impl Default for HubConfig {
             replay_limit: 10_000,
             batch_max: 256,
             rooms_per_connection: 64,
-            ws_write_buffer: 4 * 1024,
         }
     }
 }

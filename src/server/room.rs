@@ -17,11 +17,11 @@ use crate::server::broker::Broker;
 use crate::server::hub::{now_ms, ConnHandle, HubConfig, HubError, Outbound};
 use crate::server::presence::{ConnId, Presence, Removal};
 use crate::server::store::{Appended, NewMessage, Replay, Store};
-use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+use tungstenite::Utf8Bytes;
 
 /// Where the outcome of a send goes.
 pub enum Origin {

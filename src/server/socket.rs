@@ -21,29 +21,20 @@ use crate::server::accounts::{Accounts, Identity};
 use crate::server::hub::{Hub, LagState, Outbound};
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use crate::server::wire::{self, ReadError};
+use futures_util::{Stream, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWrite;
 use tokio::sync::{oneshot, watch};
-
-/// Why reading the next frame failed, as far as the close code is concerned.
-#[derive(Debug)]
-pub enum ReadError {
-    /// The frame exceeded the size limit.
-    TooBig,
-    /// A text frame was not valid UTF-8.
-    BadUtf8,
-    /// The transport failed; nothing more can be sent.
-    Gone,
-}
+use tungstenite::{Message, Utf8Bytes};
 
 /// Bad frames tolerated within [`BAD_FRAME_WINDOW`] before the connection is closed.
 const BAD_FRAME_BUDGET: u32 = 20;
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
 
-/// Most frames combined into one write (one flush) by the writer.
+/// Most queue entries combined into one write by the writer.
 const WRITE_BATCH: usize = 64;
 
 /// Who a connection speaks for and the limits it lives under.
@@ -59,9 +50,9 @@ pub struct Session {
 }
 
 /// Serves one connection until either side closes it.
-pub async fn serve<S, R>(hub: Arc<Hub>, session: Session, sink: S, mut stream: R)
+pub async fn serve<W, R>(hub: Arc<Hub>, session: Session, out: wire::Writer<W>, mut stream: R)
 where
-    S: Sink<Message> + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
 {
     let Session {
@@ -77,7 +68,7 @@ where
     let heartbeat = hub.config().heartbeat;
     let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
     let writer = tokio::spawn(write_loop(
-        sink,
+        out,
         queue,
         conn.lag_state(),
         close_rx,
@@ -121,14 +112,16 @@ where
             Ok(Some(item)) => item,
         };
         let step = match item {
-            Ok(Message::Text(text)) => reader.on_text(&text).await,
+            // Boxed: handling a frame (a join replays history, a send waits for the store)
+            // is a big future, and inline it would sit in every idle connection's task.
+            Ok(Message::Text(text)) => Box::pin(reader.on_text(&text)).await,
             Ok(Message::Binary(_)) => Step::Close(
                 close::UNSUPPORTED_DATA,
                 "Hearth speaks JSON text frames only.",
             ),
             // Protocol-level pings are answered by the WebSocket library itself.
             Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Step::Continue,
-            Ok(Message::Close(_)) => break None,
+            Ok(Message::Close(_)) | Ok(Message::Frame(_)) => break None,
             Err(ReadError::TooBig) => Step::Close(close::TOO_BIG, "Frames are limited to 16 KiB."),
             Err(ReadError::BadUtf8) => {
                 Step::Close(close::INVALID_PAYLOAD, "Text frames must be UTF-8.")
@@ -140,7 +133,7 @@ where
         }
     };
 
-    hub.disconnect(&conn, reader.joined.drain()).await;
+    Box::pin(hub.disconnect(&conn, reader.joined.drain())).await;
     drop(ended);
     accounts.release_session(session_id);
     if let Some(close) = close {
@@ -363,77 +356,76 @@ fn frame(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(msg.encode())
 }
 
-/// Writes queued frames, combining whatever is ready into one flush; pings on a timer; sends
-/// `resync` after a lag; closes on request or at shutdown.
-async fn write_loop<S>(
-    mut sink: S,
+/// Writes queued frames, combining whatever is ready into one write; pings on a timer; sends
+/// `resync` after a lag; passes on tungstenite's pongs and close echoes; closes on request or
+/// at shutdown.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut out: wire::Writer<W>,
     mut queue: queue::Receiver<Outbound>,
     lag: Arc<LagState>,
     mut close_rx: oneshot::Receiver<(u16, &'static str)>,
     mut shutdown: watch::Receiver<bool>,
     heartbeat: Duration,
-) where
-    S: Sink<Message> + Unpin,
-{
+) {
     let ping = frame(&ServerMsg::Ping);
+    let control = out.control();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    let close_with = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }))
-    };
     loop {
         tokio::select! {
             biased;
             close = &mut close_rx => {
                 if let Ok((code, reason)) = close {
-                    // Flush what was already queued (the error frames that explain the close).
+                    // Send what was already queued (the error frames that explain the close).
                     while let Some(item) = queue.try_recv() {
-                        if feed(&mut sink, item).await.is_err() { return; }
+                        push(&mut out, item);
                     }
-                    let _ = sink.send(close_with(code, reason)).await;
+                    out.close(code, reason);
                 }
-                let _ = sink.close().await;
+                let _ = out.shutdown().await;
                 return;
             }
             _ = shutdown.changed() => {
-                let _ = sink.send(close_with(close::GOING_AWAY, "Server restarting; reconnect.")).await;
-                let _ = sink.close().await;
+                out.close(close::GOING_AWAY, "Server restarting; reconnect.");
+                let _ = out.shutdown().await;
                 return;
             }
             item = queue.recv() => {
-                let Some(item) = item else { return };
-                if feed(&mut sink, item).await.is_err() { return; }
+                let Some(item) = item else {
+                    let _ = out.shutdown().await;
+                    return;
+                };
+                push(&mut out, item);
                 for _ in 1..WRITE_BATCH {
                     match queue.try_recv() {
-                        Some(item) => if feed(&mut sink, item).await.is_err() { return; },
+                        Some(item) => push(&mut out, item),
                         None => break,
                     }
                 }
                 if queue.is_empty() {
                     for room in lag.take_resyncs() {
-                        let resync = Message::Text(frame(&ServerMsg::Resync { room }));
-                        if sink.feed(resync).await.is_err() { return; }
+                        out.text(&frame(&ServerMsg::Resync { room }));
                     }
                 }
-                if sink.flush().await.is_err() { return; }
+                if out.flush().await.is_err() { return; }
+            }
+            _ = control.ready() => {
+                if out.flush().await.is_err() { return; }
             }
             _ = ticker.tick() => {
-                if sink.send(Message::Text(ping.clone())).await.is_err() { return; }
+                out.text(&ping);
+                if out.flush().await.is_err() { return; }
             }
         }
     }
 }
 
-async fn feed<S: Sink<Message> + Unpin>(sink: &mut S, item: Outbound) -> Result<(), S::Error> {
+fn push<W: AsyncWrite + Unpin>(out: &mut wire::Writer<W>, item: Outbound) {
     match item {
-        Outbound::Frame(text) => sink.feed(Message::Text(text)).await,
+        Outbound::Frame(text) => out.text(&text),
         Outbound::Batch(frames) => {
-            for text in frames {
-                sink.feed(Message::Text(text)).await?;
+            for text in &frames {
+                out.text(text);
             }
-            Ok(())
         }
     }
 }
