@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
@@ -103,9 +103,46 @@ pub struct Accounts {
 const CACHE_MS: u64 = 60_000;
 
 struct LiveSession {
-    ended: watch::Sender<Option<&'static str>>,
+    ended: Arc<SessionEnd>,
     /// For a guest session, the name key it holds.
     guest_key: Option<String>,
+}
+
+/// Tells a session's open connections that it ended, and why (the close frame's reason).
+///
+/// Every connection holds one of these for its whole life, so it is kept small: a tokio
+/// `watch` channel, which this replaced, cost about 250 bytes per session.
+#[derive(Default)]
+pub struct SessionEnd {
+    reason: OnceLock<&'static str>,
+    notify: Notify,
+}
+
+impl SessionEnd {
+    /// Resolves with the reason once the session has ended.
+    pub async fn wait(&self) -> &'static str {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        loop {
+            // Registered before the check, so an end between the two still wakes us.
+            notified.as_mut().enable();
+            if let Some(reason) = self.reason.get() {
+                return reason;
+            }
+            notified.as_mut().await;
+            notified.set(self.notify.notified());
+        }
+    }
+
+    /// The reason, if the session has ended.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.reason.get().copied()
+    }
+
+    fn end(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        self.notify.notify_waiters();
+    }
 }
 
 struct Cached {
@@ -373,16 +410,16 @@ impl Accounts {
         Ok(())
     }
 
-    /// A receiver that gets a reason (for the close frame) when the session ends.
-    pub fn watch_session(&self, who: &Identity) -> watch::Receiver<Option<&'static str>> {
+    /// What tells a connection that its session ended, and why (for the close frame).
+    pub fn watch_session(&self, who: &Identity) -> Arc<SessionEnd> {
         let mut live = self.lock_live();
         live.entry(who.session_id)
             .or_insert_with(|| LiveSession {
-                ended: watch::channel(None).0,
+                ended: Arc::default(),
                 guest_key: who.is_guest().then(|| name_key(&who.name)),
             })
             .ended
-            .subscribe()
+            .clone()
     }
 
     /// Forgets a session's watch once none of its connections is left.
@@ -390,7 +427,7 @@ impl Accounts {
         let mut live = self.lock_live();
         if live
             .get(&session_id)
-            .is_some_and(|l| l.ended.receiver_count() == 0)
+            .is_some_and(|l| Arc::strong_count(&l.ended) == 1)
         {
             live.remove(&session_id);
         }
@@ -400,7 +437,7 @@ impl Accounts {
     fn end_live(&self, matches: impl Fn(i64, &LiveSession) -> bool, reason: &'static str) {
         self.lock_live().retain(|&id, l| {
             if matches(id, l) {
-                let _ = l.ended.send(Some(reason));
+                l.ended.end(reason);
                 false
             } else {
                 true
@@ -715,9 +752,9 @@ mod tests {
         ));
         let again = a.login(&name("ada"), "correct horse").await.unwrap();
         assert_eq!(again.identity.name, name("Ada"));
-        let mut watch = a.watch_session(&s.identity);
+        let watch = a.watch_session(&s.identity);
         a.logout(&s.token).await.unwrap();
-        assert!(watch.wait_for(|v| v.is_some()).await.is_ok());
+        assert_eq!(watch.wait().await, "Logged out.");
         assert_eq!(a.session(&s.token).await.unwrap(), None);
         assert!(a.session(&again.token).await.unwrap().is_some());
         assert!(matches!(
@@ -731,12 +768,9 @@ mod tests {
         let a = accounts().await;
         let guest = a.guest(&name("Zoë")).await.unwrap();
         assert!(a.session(&guest.token).await.unwrap().unwrap().is_guest());
-        let mut open_tab = a.watch_session(&guest.identity);
+        let open_tab = a.watch_session(&guest.identity);
         a.register(&name("zoë"), "a long password").await.unwrap();
-        assert!(
-            open_tab.borrow_and_update().is_some(),
-            "the guest's tab is closed"
-        );
+        assert!(open_tab.reason().is_some(), "the guest's tab is closed");
         // The guest loses the name as soon as it is registered, and cannot take it again.
         assert_eq!(a.session(&guest.token).await.unwrap(), None);
         assert!(matches!(

@@ -17,7 +17,7 @@ use crate::names::{clean_message, parse_room, valid_client_id, MessageProblem};
 use crate::protocol::{
     close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
-use crate::server::accounts::{Accounts, Identity};
+use crate::server::accounts::{Accounts, Identity, SessionEnd};
 use crate::server::hub::{Hub, LagState, Outbound};
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
@@ -42,7 +42,7 @@ pub struct Session {
     pub identity: Identity,
     pub accounts: Arc<Accounts>,
     /// Gets a reason when the session ends (logout, or a guest's name registered).
-    pub ended: watch::Receiver<Option<&'static str>>,
+    pub ended: Arc<SessionEnd>,
     /// `None` when the message rate limit is off.
     pub rate: Option<MessageLimit>,
     /// The person's connection slot, given back when the connection ends.
@@ -58,7 +58,7 @@ where
     let Session {
         identity,
         accounts,
-        mut ended,
+        ended,
         rate,
         _slot,
     } = session;
@@ -100,8 +100,7 @@ where
     let close = loop {
         let next = tokio::select! {
             biased;
-            reason = ended.wait_for(Option::is_some) => {
-                let reason = reason.ok().and_then(|r| *r).unwrap_or("Session ended.");
+            reason = ended.wait() => {
                 break Some((close::SESSION_ENDED, reason));
             }
             next = tokio::time::timeout(idle_limit, stream.next()) => next,
