@@ -37,6 +37,9 @@ const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
 /// Most queue entries combined into one write by the writer.
 const WRITE_BATCH: usize = 64;
 
+/// Pending bytes at which the writer writes out without waiting for the batch to end.
+const FLUSH_AT: usize = 64 * 1024;
+
 /// Who a connection speaks for and the limits it lives under.
 pub struct Session {
     pub identity: Identity,
@@ -376,7 +379,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 if let Ok((code, reason)) = close {
                     // Send what was already queued (the error frames that explain the close).
                     while let Some(item) = queue.try_recv() {
-                        push(&mut out, item);
+                        if push(&mut out, item).await.is_err() { return; }
                     }
                     out.close(code, reason);
                 }
@@ -393,10 +396,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     let _ = out.shutdown().await;
                     return;
                 };
-                push(&mut out, item);
+                if push(&mut out, item).await.is_err() { return; }
                 for _ in 1..WRITE_BATCH {
                     match queue.try_recv() {
-                        Some(item) => push(&mut out, item),
+                        Some(item) => if push(&mut out, item).await.is_err() { return; },
                         None => break,
                     }
                 }
@@ -418,13 +421,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
-fn push<W: AsyncWrite + Unpin>(out: &mut wire::Writer<W>, item: Outbound) {
+/// Formats one queue entry into the writer, writing out early once [`FLUSH_AT`] bytes are
+/// pending: a long replay goes out in pieces rather than copied whole into one buffer.
+async fn push<W: AsyncWrite + Unpin>(
+    out: &mut wire::Writer<W>,
+    item: Outbound,
+) -> std::io::Result<()> {
     match item {
         Outbound::Frame(text) => out.text(&text),
         Outbound::Batch(frames) => {
             for text in &frames {
                 out.text(text);
+                if out.pending() >= FLUSH_AT {
+                    out.flush().await?;
+                }
             }
         }
     }
+    if out.pending() >= FLUSH_AT {
+        out.flush().await?;
+    }
+    Ok(())
 }
