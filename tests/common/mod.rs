@@ -72,15 +72,19 @@ impl Client {
         self.ws.send(msg).await.unwrap();
     }
 
+    /// The next WebSocket message of any kind (pings and pongs included); fails after 5 s.
+    pub async fn next_raw(&mut self) -> Message {
+        tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("connection ended")
+            .expect("transport error")
+    }
+
     /// The next protocol frame, skipping heartbeats; fails after 5 s.
     pub async fn recv(&mut self) -> ServerMsg {
         loop {
-            let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection ended")
-                .expect("transport error");
-            match next {
+            match self.next_raw().await {
                 Message::Text(t) => {
                     let msg: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
                     if msg != ServerMsg::Ping {
