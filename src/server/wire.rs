@@ -15,14 +15,14 @@
 use axum::body::Body;
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Sink, Stream};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
@@ -264,15 +264,20 @@ impl<R: AsyncRead + Unpin> Stream for Reader<R> {
     type Item = Result<Message, ReadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.ws).poll_next(cx).map(|item| {
-            item.map(|result| {
-                result.map_err(|err| match err {
-                    tungstenite::Error::Capacity(_) => ReadError::TooBig,
-                    tungstenite::Error::Utf8(_) => ReadError::BadUtf8,
-                    _ => ReadError::Gone,
-                })
+        let item = ready!(Pin::new(&mut self.ws).poll_next(cx));
+        if let Some(Ok(Message::Close(_))) = &item {
+            // tungstenite queues its echo of the client's close and writes it on the next read
+            // or flush. Nobody reads after a close, so flush now: into the control mailbox,
+            // which never blocks.
+            let _ = Pin::new(&mut self.ws).poll_flush(cx);
+        }
+        Poll::Ready(item.map(|result| {
+            result.map_err(|err| match err {
+                tungstenite::Error::Capacity(_) => ReadError::TooBig,
+                tungstenite::Error::Utf8(_) => ReadError::BadUtf8,
+                _ => ReadError::Gone,
             })
-        })
+        }))
     }
 }
 
@@ -439,6 +444,24 @@ mod tests {
             client.next().await.unwrap().unwrap(),
             Message::Pong(vec![1, 2, 3].into())
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_close_is_echoed_when_the_writer_shuts_down() {
+        let (mut reader, mut writer, mut client) = pair().await;
+        client
+            .close(Some(tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await
+            .unwrap();
+        assert!(matches!(reader.next().await, Some(Ok(Message::Close(_)))));
+        writer.shutdown().await.unwrap();
+        match client.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal),
+            other => panic!("expected the close echo, got {other:?}"),
+        }
     }
 
     #[tokio::test]
