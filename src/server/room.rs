@@ -308,9 +308,9 @@ impl RoomActor {
         }
 
         let newly_online = self.presence.add(&conn.user, conn.id);
-        // The presence state goes out in chunks: the WebSocket writer keeps a buffer as big
-        // as the largest frame it ever sent, so one 100 KB list would cost every member of a
-        // big room 100 KB for as long as it stays connected.
+        // The presence state goes out in chunks, so no frame carries a big room's whole list:
+        // each connection's writer formats a frame into its buffer whole, and small frames
+        // let it write out and free that buffer as it goes.
         let mut online = self.presence.online();
         let rest = if online.len() > PRESENCE_CHUNK {
             online.split_off(PRESENCE_CHUNK)

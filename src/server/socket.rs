@@ -1,8 +1,8 @@
 //! One WebSocket connection: reads and checks client frames, writes the hub's queue.
 //!
-//! Generic over `Sink`/`Stream` so the same code runs over axum's socket in production and
-//! over in-memory channels in unit tests. The reader never waits on the writer: replies go
-//! through the connection's bounded queue like everything else.
+//! Frames come in through `wire`'s reader (any `Stream` of messages) and go out through its
+//! `Writer`. The reader never waits on the writer: replies go through the connection's
+//! bounded queue like everything else.
 //!
 //! Bad input is answered, never fatal to anyone else: malformed or unknown frames get an
 //! `error` frame; binary frames close with 1003, invalid UTF-8 with 1007, frames over 16 KiB
