@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
@@ -191,6 +192,9 @@ where
 #[derive(Default)]
 pub struct Control {
     bytes: Mutex<Vec<u8>>,
+    /// Set once `bytes` has something in it, so the writer's flush (run for every write on
+    /// the fan-out path) skips the lock when there is nothing, which is nearly always.
+    filled: AtomicBool,
     ready: Notify,
 }
 
@@ -205,6 +209,10 @@ impl Control {
     }
 
     fn take_into(&self, buf: &mut Vec<u8>) {
+        // Bytes added after this swap set the flag again and are taken by the next flush.
+        if !self.filled.swap(false, Ordering::Acquire) {
+            return;
+        }
         let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
         if !bytes.is_empty() {
             buf.extend_from_slice(&bytes);
@@ -242,6 +250,7 @@ impl<R: Unpin> AsyncWrite for ReadSide<R> {
         }
         bytes.extend_from_slice(data);
         drop(bytes);
+        self.control.filled.store(true, Ordering::Release);
         self.control.ready.notify_one();
         Poll::Ready(Ok(data.len()))
     }
