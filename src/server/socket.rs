@@ -405,7 +405,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
                 if queue.is_empty() {
                     for room in lag.take_resyncs() {
-                        out.text(&frame(&ServerMsg::Resync { room }));
+                        out.text(&ServerMsg::Resync { room }.encode());
                     }
                 }
                 if out.flush().await.is_err() { return; }
