@@ -302,10 +302,10 @@ if "error" in d:
 def g(k, f="{}"):
     v = d.get(k)
     return "-" if v is None else f.format(v)
-print("conns=%s/%s dps=%s p50=%sms p99=%sms lost=%s dup=%s cpu gen/server=%s/%s%% rss=%s->%s KiB%s" % (
+print("conns=%s/%s dps=%s p50=%sms p99=%sms lost=%s dup=%s cpu gen/server=%s/%s%% steal=%s%% rss=%s->%s KiB%s" % (
     g("connections_ok"), g("connections_failed"), g("deliveries_per_sec", "{:.0f}"),
     g("p50_ms", "{:.2f}"), g("p99_ms", "{:.2f}"), g("lost"), g("duplicates"),
-    g("loadgen_cpu_pct", "{:.0f}"), g("server_cpu_pct", "{:.0f}"), g("server_rss_kib_before"), g("server_rss_kib_after"),
+    g("loadgen_cpu_pct", "{:.0f}"), g("server_cpu_pct", "{:.0f}"), g("steal_pct", "{:.0f}"), g("server_rss_kib_before"), g("server_rss_kib_after"),
     " slow_complete=%s resyncs=%s" % (d.get("slow_complete"), d.get("resyncs")) if sys.argv[2] == "slow" else ""))
 ' "$1" "${2:-}"
 }
@@ -715,7 +715,7 @@ def line(label, metric, values, kind, ratios=True):
     p(f"| {label} | {metric} | {fmt(h, kind)} | {fmt(w, kind)} | {fmt(s, kind)} | "
       f"{ratio(h, w) if ratios else '—'} | {ratio(h, s) if ratios else '—'} |")
 
-NO_RATIO = {"loadgen_cpu_pct", "server_cpu_pct", "server_rss_kib_before", "lost", "connections_failed", "resyncs", "duplicates"}
+NO_RATIO = {"loadgen_cpu_pct", "server_cpu_pct", "steal_pct", "server_rss_kib_before", "lost", "connections_failed", "resyncs", "duplicates"}
 
 def block(scn, label, metrics):
     if not any(runs(scn, s) for s in SERVERS):
@@ -733,6 +733,7 @@ msg_metrics = [
     ("lost", "lost ↓", "int"),
     ("loadgen_cpu_pct", "generator CPU %", "pct"),
     ("server_cpu_pct", "server CPU % (whole run)", "pct"),
+    ("steal_pct", "machine steal % (hypervisor)", "pct"),
     ("server_rss_kib_after", "server RSS after, KiB ↓", "int"),
 ]
 block("steady", f"steady: {M('STEADY')}", msg_metrics)
@@ -769,6 +770,7 @@ if any(runs("slow", s) for s in SERVERS):
         ("p99_ms", "others' p99 ms ↓", "ms"),
         ("lost", "lost (others) ↓", "int"),
         ("resyncs", "resyncs", "int"),
+        ("steal_pct", "machine steal % (hypervisor)", "pct"),
     ])
     rel = []
     for s in SERVERS:

@@ -33,7 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 /// frames instead of after megabytes of kernel buffering.
 const SLOW_RCVBUF: u32 = 4096;
 /// Read buffer of each connection (bytes).
-const READ_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 1024;
 /// Limit for connecting and completing the protocol handshake of one connection.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Limit for writing one frame.
@@ -132,8 +132,6 @@ enum Phase {
 }
 
 type Ws = WebSocketStream<TcpStream>;
-type WsSink = futures_util::stream::SplitSink<Ws, Message>;
-type WsStream = futures_util::stream::SplitStream<Ws>;
 
 /// State every connection task shares.
 struct Shared {
@@ -491,7 +489,7 @@ struct Receiver {
 }
 
 enum Setup {
-    Ok(WsSink, WsStream, Receiver),
+    Ok(Ws, Receiver),
     Failed(String),
 }
 
@@ -522,8 +520,10 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
         let cookie = HeaderValue::from_str(session).map_err(|e| format!("cookie: {e}"))?;
         request.headers_mut().insert(header::COOKIE, cookie);
     }
-    // tungstenite zeroes `read_buffer_size` bytes before every read; its 128 KiB default made
-    // memset most of the generator's CPU time (and 128 KiB per connection).
+    // tungstenite zeroes its whole read buffer before every read (and allocates a new one
+    // when the last frame still holds the old): its 128 KiB default made memset most of the
+    // generator's CPU time, and even 8 KiB cost 8 % at 100k frames/s. Frames here are a few
+    // hundred bytes; a bigger one just takes more reads.
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0);
@@ -597,9 +597,9 @@ async fn guest_session(addr: SocketAddr, name: &str) -> Result<String, String> {
         })
 }
 
-async fn next_text(stream: &mut WsStream) -> Result<String, String> {
+async fn next_text(ws: &mut Ws) -> Result<String, String> {
     loop {
-        match stream.next().await {
+        match ws.next().await {
             Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_owned()),
             Some(Ok(Message::Close(c))) => return Err(format!("closed during setup: {c:?}")),
             Some(Ok(_)) => continue,
@@ -609,8 +609,8 @@ async fn next_text(stream: &mut WsStream) -> Result<String, String> {
     }
 }
 
-async fn write(sink: &mut WsSink, text: String) -> Result<(), String> {
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::text(text))).await {
+async fn write(ws: &mut Ws, text: String) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("write: {e}")),
         Err(_) => Err("write timed out".into()),
@@ -618,11 +618,10 @@ async fn write(sink: &mut WsSink, text: String) -> Result<(), String> {
 }
 
 async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
-    let ws = match connect(sh, idx, slow).await {
+    let mut ws = match connect(sh, idx, slow).await {
         Ok(ws) => ws,
         Err(e) => return Setup::Failed(e),
     };
-    let (mut sink, mut stream) = ws.split();
     let room = sh.room_of(idx);
     let room_senders = (room..sh.senders).step_by(sh.rooms).count();
     let mut rx = Receiver {
@@ -642,33 +641,33 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
         match sh.protocol {
             Protocol::Raw => Ok(()),
             Protocol::Socketio => {
-                let open = next_text(&mut stream).await?;
+                let open = next_text(&mut ws).await?;
                 if !open.starts_with('0') {
                     return Err(format!("expected an Engine.IO open packet, got {open:?}"));
                 }
-                write(&mut sink, "40".into()).await?;
+                write(&mut ws, "40".into()).await?;
                 loop {
-                    let t = next_text(&mut stream).await?;
+                    let t = next_text(&mut ws).await?;
                     if t.starts_with("40") {
                         return Ok(());
                     } else if t == "2" {
-                        write(&mut sink, "3".into()).await?;
+                        write(&mut ws, "3".into()).await?;
                     } else if t.starts_with("44") {
                         return Err(format!("Socket.IO refused the connection: {t}"));
                     }
                 }
             }
             Protocol::Hearth => {
-                let welcome = next_text(&mut stream).await?;
+                let welcome = next_text(&mut ws).await?;
                 if frame_type(&welcome) != Some("welcome") {
                     return Err(format!("expected welcome, got {welcome:?}"));
                 }
                 if let Some(ms) = control(&welcome).and_then(|c| c.heartbeat_ms) {
                     rx.heartbeat = Duration::from_millis(ms.max(100));
                 }
-                write(&mut sink, hearth_join(&rx.room_name, None)).await?;
+                write(&mut ws, hearth_join(&rx.room_name, None)).await?;
                 loop {
-                    let t = next_text(&mut stream).await?;
+                    let t = next_text(&mut ws).await?;
                     match frame_type(&t) {
                         Some("joined") => {
                             let c = control(&t).ok_or("unreadable joined frame")?;
@@ -676,7 +675,7 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
                             rx.epoch = c.epoch.unwrap_or(0);
                             return Ok(());
                         }
-                        Some("ping") => write(&mut sink, "{\"type\":\"pong\"}".into()).await?,
+                        Some("ping") => write(&mut ws, "{\"type\":\"pong\"}".into()).await?,
                         Some("error") => return Err(format!("join refused: {t}")),
                         _ => {}
                     }
@@ -686,7 +685,7 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
     }
     .await;
     match result {
-        Ok(()) => Setup::Ok(sink, stream, rx),
+        Ok(()) => Setup::Ok(ws, rx),
         Err(e) => Setup::Failed(e),
     }
 }
@@ -826,6 +825,15 @@ impl Receiver {
     }
 }
 
+/// The next phase the run enters, or `None` when the run is gone; hands the receiver back.
+async fn next_phase(mut rx: watch::Receiver<Phase>) -> (watch::Receiver<Phase>, Option<Phase>) {
+    let phase = match rx.changed().await {
+        Ok(()) => Some(*rx.borrow_and_update()),
+        Err(_) => None,
+    };
+    (rx, phase)
+}
+
 async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
     let slow = idx >= sh.connections - sh.slow;
     let sender = (idx < sh.senders).then_some(idx);
@@ -838,10 +846,8 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
         Err(_) => Setup::Failed("setup timed out".into()),
     };
     let mut phase_rx = sh.phase.subscribe();
-    let (mut sink, mut stream, mut rx) = match setup {
-        Setup::Ok(sink, stream, rx) if *phase_rx.borrow_and_update() == Phase::Setup => {
-            (sink, stream, rx)
-        }
+    let (mut ws, mut rx) = match setup {
+        Setup::Ok(ws, rx) if *phase_rx.borrow_and_update() == Phase::Setup => (ws, rx),
         Setup::Ok(..) => {
             // Too late: the run started without this connection.
             sh.failed.fetch_add(1, Ordering::Relaxed);
@@ -884,15 +890,16 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
     });
     let mut check: Option<Interval> = None;
     let mut signalled = false;
+    // Kept across loop turns: a fresh `changed()` per turn registered and dropped a waiter
+    // for every frame read, a visible share of the generator's CPU.
+    let mut phase_change = Box::pin(next_phase(phase_rx));
 
     let closed_early = loop {
         tokio::select! {
             biased;
-            changed = phase_rx.changed() => {
-                if changed.is_err() {
-                    break false;
-                }
-                let phase = *phase_rx.borrow_and_update();
+            (back, phase) = &mut phase_change => {
+                phase_change = Box::pin(next_phase(back));
+                let Some(phase) = phase else { break false };
                 match phase {
                     Phase::Send { start, end } => {
                         if let (Some(s), true) = (sender, quota > 0) {
@@ -939,7 +946,7 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                         hearth_send(&client_room, &client_id, &payload)
                     }
                 };
-                match write(&mut sink, frame).await {
+                match write(&mut ws, frame).await {
                     Ok(()) => {
                         counter += 1;
                         sh.sent_by_sender[s].fetch_add(1, Ordering::Relaxed);
@@ -960,7 +967,7 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                 }
             }
             _ = tick_opt(&mut keepalive) => {
-                if write(&mut sink, "{\"type\":\"ping\"}".into()).await.is_err() {
+                if write(&mut ws, "{\"type\":\"ping\"}".into()).await.is_err() {
                     break true;
                 }
             }
@@ -970,7 +977,7 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                     sh.slow_done.fetch_add(1, Ordering::Release);
                 }
             }
-            msg = stream.next(), if reading => {
+            msg = ws.next(), if reading => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break true,
@@ -979,7 +986,7 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                 match rx.on_frame(&sh, text.as_str()) {
                     Reply::None => {}
                     Reply::Send(reply) => {
-                        if write(&mut sink, reply).await.is_err() {
+                        if write(&mut ws, reply).await.is_err() {
                             break true;
                         }
                     }
@@ -1003,7 +1010,7 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
     }
     outcome.survived = !closed_early;
     // Close politely, but never wait long for it.
-    let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
     outcome
 }
 
@@ -1036,6 +1043,28 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
+/// `(steal, total)` clock ticks of the whole machine so far, from `/proc/stat`'s `cpu` line.
+/// Steal is time a virtual CPU was ready to run but the hypervisor ran someone else: on a
+/// shared host it, not the server, can set the latency tail, so every report shows it.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    Some((*ticks.get(7)?, ticks.iter().sum()))
+}
+
+/// Percent of the machine's CPU time stolen between two `machine_ticks` readings.
+fn steal_pct(start: Option<(u64, u64)>, end: Option<(u64, u64)>) -> Option<f64> {
+    let ((s0, t0), (s1, t1)) = (start?, end?);
+    (t1 > t0).then(|| 100.0 * s1.saturating_sub(s0) as f64 / (t1 - t0) as f64)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run.
 
@@ -1054,6 +1083,7 @@ struct Report {
     p99_ms: f64,
     max_ms: f64,
     loadgen_cpu_pct: f64,
+    steal_pct: Option<f64>,
     rss_before: Option<u64>,
     rss_after: Option<u64>,
     rss_per_conn: Option<f64>,
@@ -1081,7 +1111,7 @@ impl Report {
              \"deliveries_per_sec\":{:.1},\"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{},\
              \"loadgen_cpu_pct\":{:.1},\"server_rss_kib_before\":{},\"server_rss_kib_after\":{},\
              \"rss_per_conn_kib\":{},\"slow_complete\":{},\"resyncs\":{},\"duration_s\":{:.1},\
-             \"unrecovered\":{},\"server_errors\":{}}}",
+             \"unrecovered\":{},\"server_errors\":{},\"steal_pct\":{}}}",
             self.protocol.name(),
             self.connections_ok,
             self.connections_failed,
@@ -1104,6 +1134,7 @@ impl Report {
             self.duration_s,
             self.unrecovered,
             self.server_errors,
+            json_opt(self.steal_pct.map(|v| round(v, 1))),
         )
     }
 
@@ -1132,6 +1163,11 @@ impl Report {
                 ),
             ),
             ("loadgen cpu", format!("{:.1} %", self.loadgen_cpu_pct)),
+            (
+                "machine steal",
+                self.steal_pct
+                    .map_or("-".to_string(), |v| format!("{v:.1} %")),
+            ),
             (
                 "server rss before/after",
                 format!("{} / {}", kib(self.rss_before), kib(self.rss_after)),
@@ -1253,6 +1289,7 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
 
     let duration = Duration::from_secs_f64(args.duration);
     let (cpu_start, wall_start) = (cpu_seconds(), Instant::now());
+    let ticks_start = machine_ticks();
     let send_start;
     let rss_after;
     if args.idle {
@@ -1285,6 +1322,7 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
     }
     let cpu_pct =
         100.0 * (cpu_seconds() - cpu_start) / wall_start.elapsed().as_secs_f64().max(1e-3);
+    let steal_pct = steal_pct(ticks_start, machine_ticks());
 
     if sh.slow > 0 && !args.idle {
         sh.phase.send_replace(Phase::Slow);
@@ -1383,6 +1421,7 @@ async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
             stats.hist.max() as f64 / 1000.0
         },
         loadgen_cpu_pct: cpu_pct,
+        steal_pct,
         rss_before,
         rss_after,
         rss_per_conn,
