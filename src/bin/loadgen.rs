@@ -488,10 +488,8 @@ struct Receiver {
     unrecoverable: bool,
 }
 
-enum Setup {
-    Ok(Ws, Receiver),
-    Failed(String),
-}
+/// A connection that completed its handshake and joined, or why it did not.
+type Setup = Result<(Ws, Receiver), String>;
 
 async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
     let socket = match sh.addr {
@@ -620,7 +618,7 @@ async fn write(ws: &mut Ws, text: String) -> Result<(), String> {
 async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
     let mut ws = match connect(sh, idx, slow).await {
         Ok(ws) => ws,
-        Err(e) => return Setup::Failed(e),
+        Err(e) => return Err(e),
     };
     let room = sh.room_of(idx);
     let room_senders = (room..sh.senders).step_by(sh.rooms).count();
@@ -685,8 +683,8 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
     }
     .await;
     match result {
-        Ok(()) => Setup::Ok(ws, rx),
-        Err(e) => Setup::Failed(e),
+        Ok(()) => Ok((ws, rx)),
+        Err(e) => Err(e),
     }
 }
 
@@ -843,17 +841,17 @@ async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
     };
     let setup = match tokio::time::timeout(SETUP_TIMEOUT, setup(&sh, idx, slow)).await {
         Ok(s) => s,
-        Err(_) => Setup::Failed("setup timed out".into()),
+        Err(_) => Err("setup timed out".into()),
     };
     let mut phase_rx = sh.phase.subscribe();
     let (mut ws, mut rx) = match setup {
-        Setup::Ok(ws, rx) if *phase_rx.borrow_and_update() == Phase::Setup => (ws, rx),
-        Setup::Ok(..) => {
+        Ok((ws, rx)) if *phase_rx.borrow_and_update() == Phase::Setup => (ws, rx),
+        Ok(_) => {
             // Too late: the run started without this connection.
             sh.failed.fetch_add(1, Ordering::Relaxed);
             return outcome;
         }
-        Setup::Failed(e) => {
+        Err(e) => {
             if sh.failed.fetch_add(1, Ordering::Relaxed) < 5 {
                 eprintln!("hearth-loadgen: connection {idx} failed: {e}");
             }
