@@ -372,6 +372,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let ping = frame(&ServerMsg::Ping);
     let control = out.control();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    // One wait for the whole connection: a fresh `changed()` per wake-up took the watch's
+    // lock twice (register, unregister) for every delivery.
+    let going_away = shutdown.changed();
+    tokio::pin!(going_away);
     loop {
         tokio::select! {
             biased;
@@ -386,7 +390,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 let _ = out.shutdown().await;
                 return;
             }
-            _ = shutdown.changed() => {
+            _ = &mut going_away => {
                 out.close(close::GOING_AWAY, "Server restarting; reconnect.");
                 let _ = out.shutdown().await;
                 return;

@@ -15,6 +15,7 @@
 use axum::body::Body;
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::task::AtomicWaker;
 use futures_util::{Sink, Stream};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -25,7 +26,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::Message;
@@ -195,7 +195,8 @@ pub struct Control {
     /// Set once `bytes` has something in it, so the writer's flush (run for every write on
     /// the fan-out path) skips the lock when there is nothing, which is nearly always.
     filled: AtomicBool,
-    ready: Notify,
+    /// The writer's waker, registered before each look at `filled`.
+    ready: AtomicWaker,
 }
 
 impl Control {
@@ -203,9 +204,19 @@ impl Control {
     /// pong, so this bound is only reached by a peer that stopped reading.
     const MAX_BYTES: usize = 64 * 1024;
 
-    /// Resolves when tungstenite has a control frame (a pong, a close echo) for us to send.
+    /// Resolves when tungstenite has a control frame (a pong, a close echo) for us to send;
+    /// the next flush takes it. Cheap to call once per wake-up of the writer: a waker
+    /// registration and one atomic load.
     pub async fn ready(&self) {
-        self.ready.notified().await
+        std::future::poll_fn(|cx| {
+            self.ready.register(cx.waker());
+            if self.filled.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     fn take_into(&self, buf: &mut Vec<u8>) {
@@ -251,7 +262,7 @@ impl<R: Unpin> AsyncWrite for ReadSide<R> {
         bytes.extend_from_slice(data);
         drop(bytes);
         self.control.filled.store(true, Ordering::Release);
-        self.control.ready.notify_one();
+        self.control.ready.wake();
         Poll::Ready(Ok(data.len()))
     }
 
