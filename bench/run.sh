@@ -289,6 +289,12 @@ with open(out, "a") as f:
 ' "$1" "$2" "$3" "$4" "$JSONL"
 }
 
+# "steal total": the machine's stolen and total CPU ticks so far (/proc/stat), for the page
+# runs; the generator measures its own runs (`steal_pct` in its JSON).
+machine_ticks() {
+  awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat
+}
+
 # summary of one loadgen JSON line, for the progress log
 brief() {
   python3 -c '
@@ -504,6 +510,7 @@ if want http && has_server hearth; then
     [ "$SHOWN" -eq "$ROOM_MESSAGES" ] \
       || warn "the room page shows $SHOWN messages, expected $ROOM_MESSAGES (${#PAGE} bytes)"
     HTTP_OUT="$RAW/http.$rep.$HTTP_TOOL.out"
+    read -r STEAL0 TICKS0 <<<"$(machine_ticks)"
     if [ "$HTTP_TOOL" = oha ]; then
       if oha --help 2>&1 | grep -q -- '--output-format'; then FMT=(--output-format json); else FMT=(--json); fi
       bounded $((HTTP_SECS + 60)) taskset -c 1 oha -z "${HTTP_SECS}s" -w -c "$HTTP_CONC" --no-tui "${FMT[@]}" \
@@ -523,11 +530,14 @@ if want http && has_server hearth; then
     else
       warn "wrk cannot send at a fixed rate; install oha for the latency-at-3,000 req/s figure"
     fi
+    read -r STEAL1 TICKS1 <<<"$(machine_ticks)"
     stop_server
-    LINE="$(python3 - "$HTTP_TOOL" "$HTTP_OUT" "$SHOWN" "${#PAGE}" "$RATE_OUT" <<'PY'
-import json, re, sys
+    LINE="$(STEAL="$STEAL0 $TICKS0 $STEAL1 $TICKS1" python3 - "$HTTP_TOOL" "$HTTP_OUT" "$SHOWN" "${#PAGE}" "$RATE_OUT" <<'PY'
+import json, os, re, sys
 tool, path, shown, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 out = {"messages_on_page": shown, "page_bytes": size}
+s0, t0, s1, t1 = (int(v) for v in os.environ["STEAL"].split())
+out["steal_pct"] = 100.0 * (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 def read(path, out, suffix=""):
   try:
@@ -789,7 +799,8 @@ if runs("http", "hearth"):
                                              ("errors", "request errors", "int"), ("page_bytes", "page bytes", "int"),
                                              ("rps_at_rate", f"open loop at {M('HTTPRATE')} req/s: achieved ↑", "int"),
                                              ("p50_ms_at_rate", f"open loop at {M('HTTPRATE')} req/s: p50 ms ↓", "ms"),
-                                             ("p99_ms_at_rate", f"open loop at {M('HTTPRATE')} req/s: p99 ms ↓", "ms")]):
+                                             ("p99_ms_at_rate", f"open loop at {M('HTTPRATE')} req/s: p99 ms ↓", "ms"),
+                                             ("steal_pct", "machine steal % (hypervisor), both loops", "pct")]):
         label = f"room page ({M('HTTP')}): {M('HTTPDESC')}" if i == 0 else ""
         line(label, metric, [med("http", "hearth", key), None, None], kind, ratios=False)
 
