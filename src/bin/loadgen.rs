@@ -1592,6 +1592,17 @@ mod tests {
     }
 
     #[test]
+    fn steal_is_the_stolen_share_of_the_ticks_between_readings() {
+        assert_eq!(steal_pct(Some((10, 1000)), Some((60, 1500))), Some(10.0));
+        assert_eq!(steal_pct(Some((10, 1000)), Some((10, 1400))), Some(0.0));
+        // No time passed, or /proc/stat unreadable: no figure rather than a made-up one.
+        assert_eq!(steal_pct(Some((10, 1000)), Some((10, 1000))), None);
+        assert_eq!(steal_pct(None, Some((10, 1000))), None);
+        let (steal, total) = machine_ticks().expect("/proc/stat has a cpu line");
+        assert!(steal <= total && total > 0);
+    }
+
+    #[test]
     fn urls_must_be_loopback() {
         let (url, addr) = resolve_url("ws://127.0.0.1:3300/ws", Protocol::Hearth).unwrap();
         assert_eq!(url, "ws://127.0.0.1:3300/ws");
