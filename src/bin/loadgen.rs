@@ -616,10 +616,7 @@ async fn write(ws: &mut Ws, text: String) -> Result<(), String> {
 }
 
 async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
-    let mut ws = match connect(sh, idx, slow).await {
-        Ok(ws) => ws,
-        Err(e) => return Err(e),
-    };
+    let mut ws = connect(sh, idx, slow).await?;
     let room = sh.room_of(idx);
     let room_senders = (room..sh.senders).step_by(sh.rooms).count();
     let mut rx = Receiver {
@@ -682,10 +679,7 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
         }
     }
     .await;
-    match result {
-        Ok(()) => Ok((ws, rx)),
-        Err(e) => Err(e),
-    }
+    result.map(|()| (ws, rx))
 }
 
 async fn tick_opt(t: &mut Option<Interval>) {
