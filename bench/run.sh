@@ -524,7 +524,9 @@ fi
 
 if want http && has_server hearth; then
   say "room page: #bench with $ROOM_MESSAGES messages, $HTTP_TOOL ${HTTP_SECS}s x $HTTP_CONC connections (server on CPU 0 only)"
-  for rep in $(seq 1 "$REPEAT"); do
+  # The same steal rule as the message scenarios (run_scenario): one repeat that counts.
+  rep=1; attempt=1
+  while [ "$rep" -le "$REPEAT" ]; do
     start_server hearth
     # A guest session, as a browser gets one; the page is measured as that person sees it.
     COOKIE="$(curl -si -X POST -H 'Accept: application/json' --data 'name=bench' \
@@ -604,8 +606,15 @@ if len(sys.argv) > 5:
 print(json.dumps(out))
 PY
 )"
-    record http hearth "$rep" "$LINE"
     printf '    %-8s %-8s #%d  %s\n' http hearth "$rep" "$LINE"
+    if [ "$attempt" = 1 ] && too_much_steal "$LINE"; then
+      record http hearth "$rep" "$LINE" superseded
+      say "  machine steal over ${MAX_STEAL}% in that run; running it once more (the repeat counts)"
+      attempt=2
+      continue
+    fi
+    record http hearth "$rep" "$LINE"
+    rep=$((rep + 1)); attempt=1
   done
 fi
 
