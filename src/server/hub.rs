@@ -773,6 +773,79 @@ mod tests {
         );
     }
 
+    /// Applies a connection's presence frames to a list, as a client does; counts every join
+    /// of someone already listed and every leave of someone absent (neither should happen).
+    fn apply_presence(list: &mut Vec<UserName>, frames: &[ServerMsg]) -> usize {
+        let mut repeats = 0;
+        for frame in frames {
+            match frame {
+                ServerMsg::Joined { online, .. } => *list = online.clone(),
+                ServerMsg::Presence { joins, leaves, .. } => {
+                    for u in leaves {
+                        match list.iter().position(|x| x == u) {
+                            Some(i) => drop(list.remove(i)),
+                            None => repeats += 1,
+                        }
+                    }
+                    for u in joins {
+                        if list.contains(u) {
+                            repeats += 1;
+                        } else {
+                            list.push(u.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        repeats
+    }
+
+    #[tokio::test]
+    async fn joiners_of_a_big_batched_room_get_the_exact_state_once() {
+        // Big rooms hand joiners the state of the last flush plus the changes since; this
+        // checks the sum against the truth while people come and go in one batch window.
+        let hub = hub(HubConfig::default());
+        let mut members = Vec::new();
+        for i in 0..150 {
+            let (conn, rx) = hub.connect(user(&format!("u{i:03}")));
+            hub.join(&conn, &room("big"), None, None).await.unwrap();
+            members.push((conn, rx));
+        }
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let (_stayer, mut stayer_rx) = members.pop().unwrap();
+        let mut stayer_view = Vec::new();
+        apply_presence(&mut stayer_view, &drain(&mut stayer_rx).await);
+
+        // One batch window: a join (the first since the flush: it makes the snapshot), a
+        // leave, a join that reuses the snapshot, another leave.
+        let (zed, mut zed_rx) = hub.connect(user("zed"));
+        hub.join(&zed, &room("big"), None, None).await.unwrap();
+        let (first_leaver, _) = members.remove(0);
+        hub.leave(&first_leaver, &room("big")).await;
+        let (yan, mut yan_rx) = hub.connect(user("yan"));
+        hub.join(&yan, &room("big"), None, None).await.unwrap();
+        let (second_leaver, _) = members.remove(0);
+        hub.leave(&second_leaver, &room("big")).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+
+        let mut truth: Vec<UserName> = (2..150).map(|i| user(&format!("u{i:03}"))).collect();
+        truth.extend([user("yan"), user("zed")]);
+        truth.sort();
+        for (who, rx, view) in [
+            ("zed", &mut zed_rx, Vec::new()),
+            ("yan", &mut yan_rx, Vec::new()),
+            ("u149", &mut stayer_rx, stayer_view),
+        ] {
+            let mut view = view;
+            let frames = drain(rx).await;
+            let repeats = apply_presence(&mut view, &frames);
+            view.sort();
+            assert_eq!(view, truth, "{who}'s list adds up to who is online");
+            assert_eq!(repeats, 0, "{who} heard no change twice: {frames:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_stale_epoch_is_told_to_reload() {
         let hub = hub(unbatched());
