@@ -401,13 +401,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     return;
                 };
                 if push(&mut out, item).await.is_err() { return; }
+                // Known empty once a `try_recv` comes back with nothing; only a full batch
+                // has to look again (one lock fewer per wake-up on the fan-out path).
+                let mut drained = false;
                 for _ in 1..WRITE_BATCH {
                     match queue.try_recv() {
                         Some(item) => if push(&mut out, item).await.is_err() { return; },
-                        None => break,
+                        None => {
+                            drained = true;
+                            break;
+                        }
                     }
                 }
-                if queue.is_empty() {
+                if drained || queue.is_empty() {
                     for room in lag.take_resyncs() {
                         out.text(&ServerMsg::Resync { room }.encode());
                     }
@@ -431,19 +437,15 @@ async fn push<W: AsyncWrite + Unpin>(
     out: &mut wire::Writer<W>,
     item: Outbound,
 ) -> std::io::Result<()> {
-    match item {
-        Outbound::Frame(text) => out.text(&text),
-        Outbound::Batch(frames) => {
-            for text in &frames {
-                out.text(text);
-                if out.pending() >= FLUSH_AT {
-                    out.flush().await?;
-                }
-            }
+    let frames = match &item {
+        Outbound::Frame(text) => std::slice::from_ref(text),
+        Outbound::Batch(frames) => frames.as_slice(),
+    };
+    for text in frames {
+        out.text(text);
+        if out.pending() >= FLUSH_AT {
+            out.flush().await?;
         }
-    }
-    if out.pending() >= FLUSH_AT {
-        out.flush().await?;
     }
     Ok(())
 }
