@@ -307,6 +307,18 @@ sys.exit(0 if isinstance(v, (int, float)) and v > float(sys.argv[2]) else 1)
 ' "$1" "$MAX_STEAL"
 }
 
+# record_or_repeat SCENARIO SERVER REP JSON ATTEMPT: the steal rule in one place. A first
+# attempt with too much steal is recorded as superseded and the caller runs it again
+# (status 1); anything else is recorded and counts (status 0).
+record_or_repeat() {
+  if [ "$5" = 1 ] && too_much_steal "$4"; then
+    record "$1" "$2" "$3" "$4" superseded
+    say "  machine steal over ${MAX_STEAL}% in that run; running it once more (the repeat counts)"
+    return 1
+  fi
+  record "$1" "$2" "$3" "$4"
+}
+
 # "steal total": the machine's stolen and total CPU ticks so far (/proc/stat), for the page
 # runs; the generator measures its own runs (`steal_pct` in its JSON).
 machine_ticks() {
@@ -404,13 +416,7 @@ run_scenario() {
         out="$LG_OUT"
         stop_server
         printf '    %-8s %-8s #%d  %s\n' "$name" "$server" "$rep" "$(brief "$out" "$name")"
-        if [ "$attempt" = 1 ] && too_much_steal "$out"; then
-          record "$name" "$server" "$rep" "$out" superseded
-          say "  machine steal over ${MAX_STEAL}% in that run; running it once more (the repeat counts)"
-          continue
-        fi
-        record "$name" "$server" "$rep" "$out"
-        break
+        record_or_repeat "$name" "$server" "$rep" "$out" "$attempt" && break
       done
     done
   done
@@ -607,14 +613,11 @@ print(json.dumps(out))
 PY
 )"
     printf '    %-8s %-8s #%d  %s\n' http hearth "$rep" "$LINE"
-    if [ "$attempt" = 1 ] && too_much_steal "$LINE"; then
-      record http hearth "$rep" "$LINE" superseded
-      say "  machine steal over ${MAX_STEAL}% in that run; running it once more (the repeat counts)"
+    if record_or_repeat http hearth "$rep" "$LINE" "$attempt"; then
+      rep=$((rep + 1)); attempt=1
+    else
       attempt=2
-      continue
     fi
-    record http hearth "$rep" "$LINE"
-    rep=$((rep + 1)); attempt=1
   done
 fi
 
