@@ -8,6 +8,7 @@ mod account;
 mod form_error;
 mod home_page;
 mod name_form;
+mod post_form;
 mod room_page;
 
 use crate::client::provide_chat_socket;

@@ -4,35 +4,30 @@
 //! Logging in or out changes who the live connection speaks for, so a success loads the
 //! next page in full (a new socket with the new cookie) rather than navigating in place.
 
-use super::form_error::{action_error, FormError};
+use super::form_error::FormError;
+use super::post_form::{PostForm, Posted};
 use crate::api::{Login, Logout, Me, Register};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-/// After a successful action, load `/` afresh (with JavaScript on; without it the server's
+/// After a successful post, load `/` afresh (with JavaScript on; without it the server's
 /// redirect already did). Effects only run in the browser.
-fn reload_home_after<S>(action: ServerAction<S>)
-where
-    S: ServerFn + Clone + Send + Sync + 'static,
-    S::Output: Clone + Send + Sync + 'static,
-    S::Error: Clone + Send + Sync + 'static,
-{
+fn reload_home_after(posted: Posted) -> Posted {
     Effect::new(move |_| {
-        if matches!(action.value().get(), Some(Ok(_))) {
+        if posted.version.get() > 0 {
             let _ = window().location().set_href("/");
         }
     });
+    posted
 }
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let action = ServerAction::<Login>::new();
-    reload_home_after(action);
-    let error = action_error(action);
+    let posted = reload_home_after(Posted::new(Login::PATH));
     view! {
         <section class="account-form" aria-labelledby="login-heading">
             <h1 id="login-heading">"Log in"</h1>
-            <ActionForm action>
+            <PostForm posted>
                 <label for="login-name">"User name"</label>
                 <input id="login-name" name="name" type="text" autocomplete="username" required />
                 <label for="login-password">"Password"</label>
@@ -44,8 +39,8 @@ pub fn LoginPage() -> impl IntoView {
                     required
                 />
                 <button type="submit">"Log in"</button>
-            </ActionForm>
-            <FormError message=Signal::derive(error) />
+            </PostForm>
+            <FormError message=posted.error.into() />
             <p>
                 "No account yet? " <a href="/register">"Create an account"</a> " · "
                 <a href="/">"Back to the rooms"</a>
@@ -56,13 +51,11 @@ pub fn LoginPage() -> impl IntoView {
 
 #[component]
 pub fn RegisterPage() -> impl IntoView {
-    let action = ServerAction::<Register>::new();
-    reload_home_after(action);
-    let error = action_error(action);
+    let posted = reload_home_after(Posted::new(Register::PATH));
     view! {
         <section class="account-form" aria-labelledby="register-heading">
             <h1 id="register-heading">"Create an account"</h1>
-            <ActionForm action>
+            <PostForm posted>
                 <label for="register-name">"User name"</label>
                 <input
                     id="register-name"
@@ -82,8 +75,8 @@ pub fn RegisterPage() -> impl IntoView {
                 />
                 <p class="hint">"At least 8 characters."</p>
                 <button type="submit">"Create account"</button>
-            </ActionForm>
-            <FormError message=Signal::derive(error) />
+            </PostForm>
+            <FormError message=posted.error.into() />
             <p>
                 "Already registered? " <a href="/login">"Log in"</a> " · "
                 <a href="/">"Back to the rooms"</a>
@@ -95,8 +88,7 @@ pub fn RegisterPage() -> impl IntoView {
 /// Who you are, with "Log out" for a session or links to log in and register.
 #[component]
 pub fn AccountBar(me: Me) -> impl IntoView {
-    let logout = ServerAction::<Logout>::new();
-    reload_home_after(logout);
+    let logout = reload_home_after(Posted::new(Logout::PATH));
     let who = match (&me.name, me.registered) {
         (Some(name), true) => format!("Signed in as {name}"),
         (Some(name), false) => format!("{name} (guest)"),
@@ -117,9 +109,9 @@ pub fn AccountBar(me: Me) -> impl IntoView {
                 .is_some()
                 .then(|| {
                     view! {
-                        <ActionForm action=logout attr:class="inline">
+                        <PostForm posted=logout class="inline">
                             <button type="submit">"Log out"</button>
-                        </ActionForm>
+                        </PostForm>
                     }
                 })}
         </nav>

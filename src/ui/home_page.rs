@@ -2,19 +2,21 @@
 //! an account) starting a direct conversation.
 
 use super::account::AccountBar;
-use super::form_error::{action_error, FormError};
+use super::form_error::FormError;
 use super::name_form::NameForm;
+use super::post_form::{PostForm, Posted};
 use crate::api::{list_rooms, whoami, CreateRoom, Me, OpenDirect, SetName, Visibility};
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let set_name = ServerAction::<SetName>::new();
-    let create_room = ServerAction::<CreateRoom>::new();
-    let me = Resource::new(move || set_name.version().get(), |_| whoami());
+    let set_name = Posted::new(SetName::PATH);
+    let create_room = Posted::new(CreateRoom::PATH);
+    let me = Resource::new(move || set_name.version.get(), |_| whoami());
     let rooms = Resource::new(
-        move || (create_room.version().get(), set_name.version().get()),
+        move || (create_room.version.get(), set_name.version.get()),
         |_| list_rooms(),
     );
 
@@ -45,7 +47,7 @@ pub fn HomePage() -> impl IntoView {
                     <section class="rooms" aria-labelledby="rooms-heading">
                         <h2 id="rooms-heading">"Rooms"</h2>
                         <RoomList rooms />
-                        <CreateRoomForm action=create_room registered=me.registered />
+                        <CreateRoomForm posted=create_room registered=me.registered />
                     </section>
                     {me.registered.then(|| view! { <DirectForm /> })}
                 }
@@ -56,12 +58,12 @@ pub fn HomePage() -> impl IntoView {
 
 /// The guest name form, or what to do when guests are not allowed.
 #[component]
-fn Identity(me: Me, set_name: ServerAction<SetName>) -> impl IntoView {
+fn Identity(me: Me, set_name: Posted) -> impl IntoView {
     if me.registered {
         return None;
     }
     Some(if me.guests_allowed {
-        Either::Left(view! { <NameForm action=set_name current=me.name /> })
+        Either::Left(view! { <NameForm posted=set_name current=me.name /> })
     } else {
         Either::Right(view! {
             <section class="name-form">
@@ -118,10 +120,9 @@ fn RoomList(
 }
 
 #[component]
-fn CreateRoomForm(action: ServerAction<CreateRoom>, registered: bool) -> impl IntoView {
-    let error = action_error(action);
+fn CreateRoomForm(posted: Posted, registered: bool) -> impl IntoView {
     view! {
-        <ActionForm action>
+        <PostForm posted>
             <label for="room-name">"Room name"</label>
             <input id="room-name" name="name" type="text" autocomplete="off" />
             {registered
@@ -134,24 +135,23 @@ fn CreateRoomForm(action: ServerAction<CreateRoom>, registered: bool) -> impl In
                     }
                 })}
             <button type="submit">"Create room"</button>
-        </ActionForm>
-        <FormError message=Signal::derive(error) />
+        </PostForm>
+        <FormError message=posted.error.into() />
     }
 }
 
 #[component]
 fn DirectForm() -> impl IntoView {
-    let action = ServerAction::<OpenDirect>::new();
-    let error = action_error(action);
+    let posted = Posted::new(OpenDirect::PATH);
     view! {
         <section class="direct" aria-labelledby="direct-heading">
             <h2 id="direct-heading">"Direct messages"</h2>
-            <ActionForm action>
+            <PostForm posted>
                 <label for="direct-name">"Message a person"</label>
                 <input id="direct-name" name="name" type="text" autocomplete="off" />
                 <button type="submit">"Open conversation"</button>
-            </ActionForm>
-            <FormError message=Signal::derive(error) />
+            </PostForm>
+            <FormError message=posted.error.into() />
         </section>
     }
 }

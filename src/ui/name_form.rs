@@ -1,20 +1,14 @@
 //! Choosing a guest display name: the first thing a visitor does, on either page.
 
-use super::form_error::{action_error, FormError};
-use crate::api::SetName;
+use super::form_error::FormError;
+use super::post_form::{PostForm, Posted};
 use leptos::prelude::*;
 
-/// The "Display name" form. `current` is the name already chosen, if any.
+/// The "Display name" form, posting to `SetName`. `current` is the name already chosen, if
+/// any.
 #[component]
-pub fn NameForm(action: ServerAction<SetName>, current: Option<String>) -> impl IntoView {
-    let error = action_error(action);
-    let chosen = move || {
-        action
-            .value()
-            .get()
-            .and_then(|r| r.ok())
-            .or_else(|| current.clone())
-    };
+pub fn NameForm(posted: Posted, current: Option<String>) -> impl IntoView {
+    let chosen = move || posted.done.get().or_else(|| current.clone());
     view! {
         <section class="name-form" aria-labelledby="name-heading">
             <h2 id="name-heading">
@@ -23,12 +17,12 @@ pub fn NameForm(action: ServerAction<SetName>, current: Option<String>) -> impl 
                     None => "Choose a display name".to_string(),
                 }}
             </h2>
-            <ActionForm action=action>
+            <PostForm posted>
                 <label for="display-name">"Display name"</label>
                 <input id="display-name" name="name" type="text" autocomplete="nickname" />
                 <button type="submit">"Continue"</button>
-            </ActionForm>
-            <FormError message=Signal::derive(error) />
+            </PostForm>
+            <FormError message=posted.error.into() />
         </section>
     }
 }

@@ -1,7 +1,8 @@
 //! `/r/{room}`: the room's messages, the composer, who is online, and the connection state.
 
-use super::form_error::{action_error, FormError};
+use super::form_error::FormError;
 use super::name_form::NameForm;
+use super::post_form::{PostForm, Posted};
 use crate::api::{load_room, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
 use leptos::either::{Either, EitherOf3};
@@ -51,10 +52,10 @@ fn Room(data: RoomData) -> impl IntoView {
         move || socket.close_room(&room)
     });
 
-    let set_name = ServerAction::<SetName>::new();
+    let set_name = Posted::new(SetName::PATH);
     let named = RwSignal::new(data.me.is_some());
     Effect::new(move |_| {
-        if matches!(set_name.value().get(), Some(Ok(_))) {
+        if set_name.version.get() > 0 {
             named.set(true);
             socket.reconnect_now();
         }
@@ -89,7 +90,7 @@ fn Room(data: RoomData) -> impl IntoView {
                         if named.get() {
                             EitherOf3::A(view! { <Composer live /> })
                         } else if guests_allowed {
-                            EitherOf3::B(view! { <NameForm action=set_name current=me.clone() /> })
+                            EitherOf3::B(view! { <NameForm posted=set_name current=me.clone() /> })
                         } else {
                             EitherOf3::C(view! {
                                 <p class="sign-in">
@@ -121,10 +122,10 @@ fn heading(data: &RoomData) -> String {
 /// Who belongs to a private room or direct conversation, and (private rooms) inviting more.
 #[component]
 fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoView {
-    let invite = ServerAction::<Invite>::new();
+    let invite = Posted::new(Invite::PATH);
     let members = RwSignal::new(members);
     Effect::new(move |_| {
-        if let Some(Ok(name)) = invite.value().get() {
+        if let Some(name) = invite.done.get() {
             members.update(|m| {
                 if !m.contains(&name) {
                     m.push(name);
@@ -133,12 +134,10 @@ fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoVie
             });
         }
     });
-    let error = action_error(invite);
     let done = move || {
         invite
-            .value()
+            .done
             .get()
-            .and_then(|r| r.ok())
             .map(|name| format!("{name} can now open this room."))
     };
     view! {
@@ -152,16 +151,16 @@ fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoVie
             {can_invite
                 .then(|| {
                     view! {
-                        <ActionForm action=invite>
+                        <PostForm posted=invite>
                             <input type="hidden" name="room" value=room.clone() />
                             <label for="invite-name">"Invite by user name"</label>
                             <input id="invite-name" name="name" type="text" autocomplete="off" />
                             <button type="submit">"Invite"</button>
-                        </ActionForm>
+                        </PostForm>
                         <p class="note" aria-live="polite">
                             {done}
                         </p>
-                        <FormError message=Signal::derive(error) />
+                        <FormError message=invite.error.into() />
                     }
                 })}
         </aside>
@@ -375,16 +374,8 @@ fn Composer(live: LiveRoom) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
     // Reads an error a plain (JavaScript-off) form post came back with.
-    let posted = ServerAction::<PostMessage>::new();
-    let post_error = move || {
-        problem.get().or_else(|| {
-            posted
-                .value()
-                .get()
-                .and_then(|r| r.err())
-                .map(|e| e.to_string())
-        })
-    };
+    let posted = Posted::new(PostMessage::PATH);
+    let post_error = move || problem.get().or_else(|| posted.error.get());
     let room = live.room.get_value();
 
     let submit = move || {
