@@ -15,7 +15,7 @@ pub mod store;
 pub mod wire;
 
 use crate::protocol::MAX_FRAME_BYTES;
-use crate::ui::{shell, App};
+use crate::ui::shell;
 use accounts::Accounts;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, StatusCode};
@@ -24,7 +24,6 @@ use axum::routing::get;
 use axum::Router;
 use hub::Hub;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use limits::Limits;
 use std::sync::Arc;
 
@@ -47,22 +46,38 @@ impl FromRef<AppState> for LeptosOptions {
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the per-IP limits
 /// need the peer address.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let context = state.clone();
+    // Server functions and pages spawn on tokio.
+    let _ = any_spawner::Executor::init_tokio();
+    let context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.clone());
+            provide_context(state.hub.clone());
+            provide_context(state.accounts.clone());
+            provide_context(state.limits.clone());
+        }
+    };
     let options = state.leptos_options.clone();
     let limits = state.limits.clone();
-    Router::new()
+    // Pages render whole, data included, before the first byte goes out (no out-of-order
+    // streaming), so they read and work with JavaScript off.
+    let page =
+        leptos_axum::render_app_async_with_context(context.clone(), move || shell(options.clone()));
+    let mut router = Router::new()
         .route("/ws", get(ws_upgrade))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || {
-                provide_context(context.hub.clone());
-                provide_context(context.accounts.clone());
-                provide_context(context.limits.clone());
-            },
-            move || shell(options.clone()),
-        )
+        .route("/", get(page.clone()))
+        .route("/r/{room}", get(page.clone()))
+        .route("/login", get(page.clone()))
+        .route("/register", get(page));
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        let context = context.clone();
+        let handler = move |req: Request| leptos_axum::handle_server_fns_with_context(context, req);
+        match axum::routing::MethodFilter::try_from(method) {
+            Ok(method) => router = router.route(path, axum::routing::on(method, handler)),
+            Err(e) => tracing::error!(path, %e, "server function not served"),
+        }
+    }
+    router
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             limits,

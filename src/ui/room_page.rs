@@ -2,27 +2,23 @@
 
 use super::form_error::FormError;
 use super::name_form::NameForm;
+use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use crate::api::{load_room, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn RoomPage() -> impl IntoView {
-    let params = use_params_map();
-    let query = use_query_map();
-    let key = move || {
-        let room = params.read().get("room").unwrap_or_default();
-        let before = query
-            .read()
-            .get("before")
-            .and_then(|b| b.parse::<u64>().ok());
-        (room, before)
-    };
-    let page = Resource::new(key, |(room, before)| load_room(room, before));
+    let nav = expect_context::<Nav>();
+    // The room and `before` the address names; when the address moves off rooms, the last
+    // one (this page is about to go, and must not load anything on the way out).
+    let key = Memo::new(move |last: Option<&(String, Option<u64>)>| {
+        nav.room().or_else(|| last.cloned()).unwrap_or_default()
+    });
+    let page = Resource::new(move || key.get(), |(room, before)| load_room(room, before));
     view! {
         <Suspense fallback=|| view! { <p>"Loading the room…"</p> }>
             {move || Suspend::new(async move {

@@ -1,0 +1,72 @@
+// With JavaScript on, moving between pages by link, Back and Forward happens in place: the
+// document is never reloaded (a marker on `window` survives), and leaving a room ends this
+// tab's presence there as closing the tab would.
+
+import {
+  createRoom,
+  expect,
+  onlineEntries,
+  openRoom,
+  roomLinks,
+  setNameOnHome,
+  test,
+  uniqueName,
+  uniqueRoom,
+  waitUntilInRoom,
+} from "./fixtures";
+import type { Page } from "@playwright/test";
+
+async function setMarker(page: Page): Promise<void> {
+  await page.evaluate(() => ((window as unknown as { __e2eMarker?: string }).__e2eMarker = "same document"));
+}
+
+async function expectSameDocument(page: Page): Promise<void> {
+  expect(
+    await page.evaluate(() => (window as unknown as { __e2eMarker?: string }).__e2eMarker),
+    "the page was reloaded",
+  ).toBe("same document");
+}
+
+test("links, Back and Forward change pages in place, and leaving a room leaves it", async ({ users }) => {
+  const ana = uniqueName("Ana");
+  const ben = uniqueName("Ben");
+  const room = uniqueRoom("nav");
+
+  const b = await users.open();
+  await setNameOnHome(b.page, ben);
+  await createRoom(b.page, room);
+  await waitUntilInRoom(b.page);
+
+  const a = await users.open();
+  await openRoom(a.page, room, ana);
+  await expect(onlineEntries(b.page, ana)).toHaveCount(1);
+  await setMarker(a.page);
+
+  // The room's "← Rooms" link: the home page, in place; Ana leaves the room.
+  await a.page.getByRole("link", { name: "← Rooms" }).click();
+  await expect(a.page).toHaveURL(/\/$/);
+  await expect(a.page.getByRole("heading", { name: "Rooms" })).toBeVisible();
+  await expect(onlineEntries(b.page, ana)).toHaveCount(0, { timeout: 5_000 });
+
+  // Back: the room again, live, and Ana is back in its Online list.
+  await a.page.goBack();
+  await expect(a.page).toHaveURL(new RegExp(`/r/${room}$`));
+  await waitUntilInRoom(a.page);
+  await expect(onlineEntries(b.page, ana)).toHaveCount(1);
+
+  // Forward, then the room's link in the home page's list.
+  await a.page.goForward();
+  await expect(a.page.getByRole("heading", { name: "Rooms" })).toBeVisible();
+  await roomLinks(a.page, room).click();
+  await expect(a.page).toHaveURL(new RegExp(`/r/${room}$`));
+  await expect(a.page.getByRole("heading", { level: 1 })).toContainText(room);
+  await waitUntilInRoom(a.page);
+  await expectSameDocument(a.page);
+});
+
+test("an address that names no page says so, with status 404", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Back to the rooms" })).toBeVisible();
+});
