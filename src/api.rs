@@ -44,6 +44,29 @@ impl FromServerFnError for AppError {
     }
 }
 
+/// How resources carry server-rendered data into the browser: JSON, like Leptos's default,
+/// but read through [`crate::protocol::from_json`] so the bundle shares its decoders with the
+/// server functions' answers.
+pub struct PageJson;
+
+impl<T: Serialize> leptos::server::codee::Encoder<T> for PageJson {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(val: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(val)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> leptos::server::codee::Decoder<T> for PageJson {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(val: &str) -> Result<T, serde_json::Error> {
+        crate::protocol::from_json(val)
+    }
+}
+
 /// Who is looking at the page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {

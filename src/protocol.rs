@@ -325,6 +325,13 @@ impl ClientMsg {
 
 const KNOWN_CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "ping", "pong"];
 
+/// Decodes JSON the way all of the browser bundle does: from bytes. serde_json's string and
+/// byte readers are separate instantiations of every decoder, and server functions' answers
+/// arrive as bytes, so reading everything else as bytes too keeps one copy of each decoder.
+pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_slice(text.as_bytes())
+}
+
 impl ServerMsg {
     /// Serializes a frame. Serializing these types cannot fail (no maps with non-string keys).
     pub fn encode(&self) -> String {

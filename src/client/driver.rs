@@ -69,7 +69,7 @@ fn storage() -> Option<web_sys::Storage> {
 fn load_outbox(room: &RoomId) -> Vec<(ClientId, String)> {
     storage()
         .and_then(|s| s.get_item(&format!("{OUTBOX_KEY}{room}")).ok().flatten())
-        .and_then(|json| serde_json::from_str(&json).ok())
+        .and_then(|json| crate::protocol::from_json(&json).ok())
         .unwrap_or_default()
 }
 
@@ -463,7 +463,7 @@ fn start_heartbeat(generation: u64, every_ms: u32) -> Interval {
 }
 
 fn on_frame(generation: u64, text: &str) {
-    let Ok(msg) = serde_json::from_str::<ServerMsg>(text) else {
+    let Ok(msg) = crate::protocol::from_json::<ServerMsg>(text) else {
         web_sys::console::warn_1(&format!("hearth: ignoring an unreadable frame: {text}").into());
         return;
     };

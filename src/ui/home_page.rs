@@ -5,7 +5,10 @@ use super::account::AccountBar;
 use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::post_form::{PostForm, Posted};
-use crate::api::{list_rooms, whoami, CreateRoom, Me, OpenDirect, SetName, Visibility};
+use crate::api::{
+    list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomEntry, SetName,
+    Visibility,
+};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -14,30 +17,25 @@ use leptos::server_fn::ServerFn;
 pub fn HomePage() -> impl IntoView {
     let set_name = Posted::new(SetName::PATH);
     let create_room = Posted::new(CreateRoom::PATH);
-    let me = Resource::new(move || set_name.version.get(), |_| whoami());
-    let rooms = Resource::new(
-        move || (create_room.version.get(), set_name.version.get()),
-        |_| list_rooms(),
+    // One resource for the whole page: who is looking and the rooms they may see. The list
+    // then keeps itself fresh (`RoomList`).
+    let page = Resource::<_, PageJson>::new_with_options(
+        move || set_name.version.get(),
+        |_| async {
+            let me = whoami().await.unwrap_or(Me {
+                name: None,
+                registered: false,
+                guests_allowed: false,
+            });
+            (me, list_rooms().await)
+        },
+        false,
     );
-
-    // Keep the online counts fresh while the page is open.
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Ok(timer) =
-            set_interval_with_handle(move || rooms.refetch(), std::time::Duration::from_secs(5))
-        {
-            on_cleanup(move || timer.clear());
-        }
-    });
 
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let me = me.await.unwrap_or(Me {
-                    name: None,
-                    registered: false,
-                    guests_allowed: false,
-                });
+                let (me, rooms) = page.await;
                 view! {
                     <header class="top">
                         <h1>"Hearth"</h1>
@@ -77,46 +75,57 @@ fn Identity(me: Me, set_name: Posted) -> impl IntoView {
     })
 }
 
+/// The rooms, with how many people are online in each; reloaded every few seconds while the
+/// page is open. A reload that fails keeps the list shown.
 #[component]
-fn RoomList(
-    rooms: Resource<Result<Vec<crate::api::RoomEntry>, crate::api::AppError>>,
-) -> impl IntoView {
-    view! {
-        <Transition fallback=|| view! { <p>"Loading rooms…"</p> }>
-            {move || Suspend::new(async move {
-                match rooms.await {
-                    Ok(list) => Either::Left(view! {
-                        <ul class="room-list">
-                            {list
-                                .into_iter()
-                                .map(|r| {
-                                    let href = format!("/r/{}", r.name);
-                                    let badge = match r.visibility {
-                                        Visibility::Public => None,
-                                        Visibility::Private => Some("private"),
-                                        Visibility::Direct => Some("direct message"),
-                                    };
-                                    view! {
-                                        <li>
-                                            <a href=href>
-                                                <span class="room-name">{r.title}</span>
-                                                {badge.map(|b| view! { " " <span class="badge">{b}</span> })}
-                                                " "
-                                                <span class="online-count">
-                                                    {format!("{} online", r.online)}
-                                                </span>
-                                            </a>
-                                        </li>
-                                    }
-                                })
-                                .collect_view()}
-                        </ul>
-                    }),
-                    Err(e) => Either::Right(view! { <p role="alert">{e.to_string()}</p> }),
+fn RoomList(rooms: Result<Vec<RoomEntry>, AppError>) -> impl IntoView {
+    let rooms = match rooms {
+        Ok(list) => RwSignal::new(list),
+        Err(e) => return Either::Right(view! { <p role="alert">{e.to_string()}</p> }),
+    };
+    #[cfg(feature = "hydrate")]
+    if let Ok(timer) = set_interval_with_handle(
+        move || {
+            leptos::task::spawn_local(async move {
+                if let Ok(list) = list_rooms().await {
+                    let _ = rooms.try_set(list);
                 }
-            })}
-        </Transition>
+            })
+        },
+        std::time::Duration::from_secs(5),
+    ) {
+        on_cleanup(move || timer.clear());
     }
+    Either::Left(view! {
+        <ul class="room-list">
+            {move || {
+                rooms
+                    .get()
+                    .into_iter()
+                    .map(|r| {
+                        let href = format!("/r/{}", r.name);
+                        let badge = match r.visibility {
+                            Visibility::Public => None,
+                            Visibility::Private => Some("private"),
+                            Visibility::Direct => Some("direct message"),
+                        };
+                        view! {
+                            <li>
+                                <a href=href>
+                                    <span class="room-name">{r.title}</span>
+                                    {badge.map(|b| view! { " " <span class="badge">{b}</span> })}
+                                    " "
+                                    <span class="online-count">
+                                        {format!("{} online", r.online)}
+                                    </span>
+                                </a>
+                            </li>
+                        }
+                    })
+                    .collect_view()
+            }}
+        </ul>
+    })
 }
 
 #[component]

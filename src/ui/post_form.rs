@@ -8,6 +8,8 @@
 //! every form-backed server function answers with a string (or nothing).
 
 use crate::api::AppError;
+#[cfg(feature = "hydrate")]
+use crate::protocol::from_json;
 use leptos::prelude::*;
 use leptos::server::ServerActionError;
 use leptos::server_fn::error::ServerFnUrlError;
@@ -85,7 +87,7 @@ async fn post(
         .map_err(|e| transport(&e))?;
     let text = res.text().await.map_err(|e| transport(&e))?;
     if !res.ok() {
-        return Err(serde_json::from_str::<AppError>(&text)
+        return Err(from_json::<AppError>(&text)
             .unwrap_or_else(|_| transport(&format_args!("HTTP {}", res.status()))));
     }
     let redirect = res
@@ -94,7 +96,7 @@ async fn post(
         .then(|| res.headers().get("location"))
         .flatten();
     // Every form-backed server function returns a `String` or `()` (JSON `null`).
-    let answer = serde_json::from_str::<Option<String>>(&text)
+    let answer = from_json::<Option<String>>(&text)
         .map_err(|e| transport(&e))?
         .unwrap_or_default();
     Ok((answer, redirect))

@@ -4,8 +4,11 @@ use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
-use crate::api::{load_room, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility};
+use crate::api::{
+    load_room, Invite, PageJson, PostMessage, RoomPage as RoomData, SetName, Visibility,
+};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
+use crate::protocol::UserName;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -18,7 +21,11 @@ pub fn RoomPage() -> impl IntoView {
     let key = Memo::new(move |last: Option<&(String, Option<u64>)>| {
         nav.room().or_else(|| last.cloned()).unwrap_or_default()
     });
-    let page = Resource::new(move || key.get(), |(room, before)| load_room(room, before));
+    let page = Resource::<_, PageJson>::new_with_options(
+        move || key.get(),
+        |(room, before)| load_room(room, before),
+        false,
+    );
     view! {
         <Suspense fallback=|| view! { <p>"Loading the room…"</p> }>
             {move || Suspend::new(async move {
@@ -63,7 +70,7 @@ fn Room(data: RoomData) -> impl IntoView {
         view! {
             <Members
                 room=room.0.clone()
-                members=data.members.iter().map(|m| m.0.clone()).collect()
+                members=data.members.clone()
                 can_invite=data.visibility == Visibility::Private
             />
         }
@@ -117,14 +124,14 @@ fn heading(data: &RoomData) -> String {
 
 /// Who belongs to a private room or direct conversation, and (private rooms) inviting more.
 #[component]
-fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoView {
+fn Members(room: String, members: Vec<UserName>, can_invite: bool) -> impl IntoView {
     let invite = Posted::new(Invite::PATH);
     let members = RwSignal::new(members);
     Effect::new(move |_| {
         if let Some(name) = invite.done.get() {
             members.update(|m| {
-                if !m.contains(&name) {
-                    m.push(name);
+                if !m.iter().any(|u| u.0 == name) {
+                    m.push(UserName(name));
                     m.sort();
                 }
             });
@@ -139,11 +146,7 @@ fn Members(room: String, members: Vec<String>, can_invite: bool) -> impl IntoVie
     view! {
         <aside class="members" aria-labelledby="members-heading">
             <h2 id="members-heading">"Members"</h2>
-            <ul aria-labelledby="members-heading">
-                <For each=move || members.get() key=|m| m.clone() let:member>
-                    <li>{member}</li>
-                </For>
-            </ul>
+            <NameList names=members labelledby="members-heading" />
             {can_invite
                 .then(|| {
                     view! {
@@ -419,11 +422,20 @@ fn PresenceList(live: LiveRoom) -> impl IntoView {
     view! {
         <aside class="presence" aria-labelledby="online-heading">
             <h2 id="online-heading">"Online"</h2>
-            <ul aria-labelledby="online-heading">
-                <For each=move || live.online.get() key=|u| u.0.clone() let:user>
-                    <li>{user.0}</li>
-                </For>
-            </ul>
+            <NameList names=live.online labelledby="online-heading" />
         </aside>
+    }
+}
+
+/// A list of people, named by the heading `labelledby` points at. The Online and Members
+/// lists share it, so the browser bundle holds one keyed list of names rather than two.
+#[component]
+fn NameList(names: RwSignal<Vec<UserName>>, labelledby: &'static str) -> impl IntoView {
+    view! {
+        <ul aria-labelledby=labelledby>
+            <For each=move || names.get() key=|u| u.0.clone() let:user>
+                <li>{user.0}</li>
+            </For>
+        </ul>
     }
 }
