@@ -63,12 +63,10 @@ pub fn router(state: AppState) -> Router {
     // streaming), so they read and work with JavaScript off.
     let page =
         leptos_axum::render_app_async_with_context(context.clone(), move || shell(options.clone()));
-    let mut router = Router::new()
-        .route("/ws", get(ws_upgrade))
-        .route("/", get(page.clone()))
-        .route("/r/{room}", get(page.clone()))
-        .route("/login", get(page.clone()))
-        .route("/register", get(page));
+    let mut router = Router::new().route("/ws", get(ws_upgrade));
+    for path in crate::ui::nav::PAGE_PATHS {
+        router = router.route(path, get(page.clone()));
+    }
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
         let handler = move |req: Request| leptos_axum::handle_server_fns_with_context(context, req);

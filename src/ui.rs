@@ -8,7 +8,7 @@ mod account;
 mod form_error;
 mod home_page;
 mod name_form;
-mod nav;
+pub(crate) mod nav;
 mod post_form;
 mod room_page;
 

@@ -20,6 +20,11 @@ pub enum Page {
     NotFound,
 }
 
+/// The paths the server renders a page for, in axum's syntax; [`page_of`] says which page
+/// each is, and anything else gets the "Page not found" page with status 404.
+#[cfg(any(feature = "ssr", test))]
+pub const PAGE_PATHS: [&str; 4] = ["/", "/r/{room}", "/login", "/register"];
+
 /// The current address (path and query), provided to every component.
 #[derive(Clone, Copy)]
 pub struct Nav {
@@ -112,7 +117,7 @@ fn follow_the_browser(nav: Nav) {
 }
 
 /// The path a click should show in place: a plain left click on a same-origin link that
-/// does not ask for a new window or a download.
+/// does not ask for a new window, a download, or (`rel="external"`) a full page load.
 #[cfg(feature = "hydrate")]
 fn link_target(ev: &web_sys::MouseEvent) -> Option<String> {
     use wasm_bindgen::JsCast;
@@ -131,7 +136,10 @@ fn link_target(ev: &web_sys::MouseEvent) -> Option<String> {
         .ok()??
         .dyn_into::<web_sys::HtmlAnchorElement>()
         .ok()?;
-    if !link.target().is_empty() || link.has_attribute("download") {
+    if !link.target().is_empty()
+        || link.has_attribute("download")
+        || link.rel().split_ascii_whitespace().any(|r| r == "external")
+    {
         return None;
     }
     same_origin_path(&link.href())
@@ -211,6 +219,14 @@ mod tests {
         assert_eq!(page_of("/r/a/b"), Page::NotFound);
         assert_eq!(page_of("/nope"), Page::NotFound);
         assert_eq!(path_of("/r/general?before=40#x"), "/r/general");
+    }
+
+    #[test]
+    fn every_served_path_names_a_page() {
+        for path in PAGE_PATHS {
+            let page = page_of(&path.replace("{room}", "general"));
+            assert_ne!(page, Page::NotFound, "{path}");
+        }
     }
 
     #[test]

@@ -74,9 +74,10 @@ async fn post(
 ) -> Result<(String, Option<String>), AppError> {
     use wasm_bindgen::JsCast;
     let transport = |e: &dyn std::fmt::Display| AppError::Transport(e.to_string());
-    let fields = web_sys::FormData::new_with_form(form).map_err(|_| transport(&"form"))?;
+    let unreadable = |_| transport(&"this browser could not read the form");
+    let fields = web_sys::FormData::new_with_form(form).map_err(unreadable)?;
     let body = web_sys::UrlSearchParams::new_with_str_sequence_sequence(fields.unchecked_ref())
-        .map_err(|_| transport(&"form"))?;
+        .map_err(unreadable)?;
     let res = gloo_net::http::RequestBuilder::new(path)
         .method(gloo_net::http::Method::POST)
         .header("Accept", "application/json")
