@@ -58,6 +58,21 @@ export async function waitForHydration(page: Page): Promise<void> {
   );
 }
 
+/**
+ * Marks the current document; `expectSameDocument` then fails if a navigation since has
+ * loaded a new one (the "no reload" contract of forms and links with JavaScript on).
+ */
+export async function setMarker(page: Page): Promise<void> {
+  await page.evaluate(() => ((window as unknown as { __e2eMarker?: string }).__e2eMarker = "same document"));
+}
+
+export async function expectSameDocument(page: Page): Promise<void> {
+  expect(
+    await page.evaluate(() => (window as unknown as { __e2eMarker?: string }).__e2eMarker),
+    "the page was reloaded",
+  ).toBe("same document");
+}
+
 /** A name that no other test (or earlier run against the same data dir) uses. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Math.random().toString(36).slice(2, 8)}`;

@@ -5,24 +5,14 @@ import {
   createRoom,
   enterDisplayName,
   expect,
+  expectSameDocument,
+  setMarker,
   test,
   uniqueName,
   uniqueRoom,
   waitForHydration,
   waitUntilInRoom,
 } from "./fixtures";
-import type { Page } from "@playwright/test";
-
-async function setMarker(page: Page): Promise<void> {
-  await page.evaluate(() => ((window as unknown as { __e2eMarker?: string }).__e2eMarker = "same document"));
-}
-
-async function expectSameDocument(page: Page): Promise<void> {
-  expect(
-    await page.evaluate(() => (window as unknown as { __e2eMarker?: string }).__e2eMarker),
-    "the page was reloaded",
-  ).toBe("same document");
-}
 
 test("the name and room forms work without reloading the page", async ({ page }) => {
   let documentLoads = 0;

@@ -5,27 +5,17 @@
 import {
   createRoom,
   expect,
+  expectSameDocument,
   onlineEntries,
   openRoom,
   roomLinks,
+  setMarker,
   setNameOnHome,
   test,
   uniqueName,
   uniqueRoom,
   waitUntilInRoom,
 } from "./fixtures";
-import type { Page } from "@playwright/test";
-
-async function setMarker(page: Page): Promise<void> {
-  await page.evaluate(() => ((window as unknown as { __e2eMarker?: string }).__e2eMarker = "same document"));
-}
-
-async function expectSameDocument(page: Page): Promise<void> {
-  expect(
-    await page.evaluate(() => (window as unknown as { __e2eMarker?: string }).__e2eMarker),
-    "the page was reloaded",
-  ).toBe("same document");
-}
 
 test("links, Back and Forward change pages in place, and leaving a room leaves it", async ({ users }) => {
   const ana = uniqueName("Ana");
