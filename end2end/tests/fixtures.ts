@@ -137,6 +137,13 @@ export async function createRoom(page: Page, room: string): Promise<void> {
   await expect(page.getByRole("heading", { level: 1 })).toContainText(room);
 }
 
+/** On `/`: takes the display name `name`, creates `room` and waits until live in it. */
+export async function startRoom(page: Page, name: string, room: string): Promise<void> {
+  await setNameOnHome(page, name);
+  await createRoom(page, room);
+  await waitUntilInRoom(page);
+}
+
 /**
  * Opens `/r/<room>` as a visitor. When the page asks for a display name, gives
  * `name`; then waits for the composer and, with JS on, for "Connected".

@@ -2,24 +2,20 @@
 // reload: someone entering a room shows up in its count within a few seconds.
 
 import {
-  createRoom,
   expect,
   openRoom,
   roomLinks,
-  setNameOnHome,
+  startRoom,
   test,
   uniqueName,
   uniqueRoom,
-  waitUntilInRoom,
 } from "./fixtures";
 
 test("the room list's online counts follow people in and out of a room", async ({ users }) => {
   const room = uniqueRoom("count");
 
   const a = await users.open();
-  await setNameOnHome(a.page, uniqueName("Ivy"));
-  await createRoom(a.page, room);
-  await waitUntilInRoom(a.page);
+  await startRoom(a.page, uniqueName("Ivy"), room);
   await a.page.getByRole("link", { name: "← Rooms" }).click();
   // Ivy left the room; the list says nobody is in it (presence has a short grace period).
   await expect(roomLinks(a.page, room)).toContainText("0 online", { timeout: 10_000 });

@@ -3,14 +3,13 @@
 // tab's presence there as closing the tab would.
 
 import {
-  createRoom,
   expect,
   expectSameDocument,
   onlineEntries,
   openRoom,
   roomLinks,
   setMarker,
-  setNameOnHome,
+  startRoom,
   test,
   uniqueName,
   uniqueRoom,
@@ -23,9 +22,7 @@ test("links, Back and Forward change pages in place, and leaving a room leaves i
   const room = uniqueRoom("nav");
 
   const b = await users.open();
-  await setNameOnHome(b.page, ben);
-  await createRoom(b.page, room);
-  await waitUntilInRoom(b.page);
+  await startRoom(b.page, ben, room);
 
   const a = await users.open();
   await openRoom(a.page, room, ana);

@@ -2,16 +2,14 @@
 // and drops them shortly after their last tab closes (grace is 1 s in tests).
 
 import {
-  createRoom,
   expect,
   onlineEntries,
   onlineList,
   openRoom,
-  setNameOnHome,
+  startRoom,
   test,
   uniqueName,
   uniqueRoom,
-  waitUntilInRoom,
 } from "./fixtures";
 
 test("a person is listed once across tabs and leaves with the last tab", async ({ users }) => {
@@ -21,9 +19,7 @@ test("a person is listed once across tabs and leaves with the last tab", async (
 
   // A fresh room, so nobody from other tests is in the list.
   const a = await users.open();
-  await setNameOnHome(a.page, alice);
-  await createRoom(a.page, room);
-  await waitUntilInRoom(a.page);
+  await startRoom(a.page, alice, room);
   await expect(onlineEntries(a.page, alice)).toHaveCount(1);
 
   // Bob's first tab.

@@ -3,7 +3,6 @@
 
 import {
   accountNav,
-  createRoom,
   expect,
   messageBox,
   messageEntries,
@@ -14,6 +13,7 @@ import {
   sendButton,
   sendMessage,
   setNameOnHome,
+  startRoom,
   test,
   uniqueName,
   uniqueRoom,
@@ -231,9 +231,7 @@ test("classic XSS payloads in messages show as text and never run", async ({ use
   const tags = tagsIn(MESSAGE_PAYLOADS);
   const sender = await watchedPerson(users);
   const reader = await watchedPerson(users);
-  await setNameOnHome(sender.page, uniqueName("Mallory"));
-  await createRoom(sender.page, room);
-  await waitUntilInRoom(sender.page);
+  await startRoom(sender.page, uniqueName("Mallory"), room);
   await openRoom(reader.page, room, uniqueName("Bob"));
 
   // Typed and sent one by one, each waited for (which also keeps within the rate limit).
@@ -287,9 +285,7 @@ test("XSS payloads as guest display names show as text and never run", async ({ 
 
   const watcher = await watchedPerson(users);
   const watcherName = uniqueName("Watcher");
-  await setNameOnHome(watcher.page, watcherName);
-  await createRoom(watcher.page, room);
-  await waitUntilInRoom(watcher.page);
+  await startRoom(watcher.page, watcherName, room);
 
   const guests: { page: Page; dialogs: string[] }[] = [];
   const said = new Map<string, string>();
