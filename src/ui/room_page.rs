@@ -48,7 +48,6 @@ pub fn RoomPage() -> impl IntoView {
 #[component]
 fn Room(data: RoomData) -> impl IntoView {
     let socket = expect_context::<ChatSocket>();
-    let live = socket.open_room(&data);
     let room = data.room.clone();
     on_cleanup({
         let room = room.clone();
@@ -75,6 +74,7 @@ fn Room(data: RoomData) -> impl IntoView {
             />
         }
     });
+    let live = socket.open_room(&data);
 
     view! {
         <div class="room">
@@ -297,12 +297,7 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
                 }}
             </div>
             <ol class="messages" role="log" aria-label="Messages" aria-live="polite">
-                <For each=move || live.messages.get() key=|m| m.seq let:msg>
-                    <li class="message">
-                        <span class="author">{msg.author.0}</span>
-                        <span class="text">{msg.text}</span>
-                    </li>
-                </For>
+                {message_rows(live)}
                 <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
                     <li class="message pending">
                         <span class="author">"You"</span>
@@ -317,6 +312,41 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
                 </For>
             </ol>
         </div>
+    }
+}
+
+/// The messages of the list, oldest first.
+///
+/// In the browser a keyed `For`, so new and older messages insert rows in place. On the
+/// server the list cannot change while the page renders, so the rows are rendered straight
+/// from it: the same HTML a `For` writes (each row, then one `<!>` marker, which the
+/// browser's `For` hydrates), without a reactive owner and a cloned message per row.
+fn message_rows(live: LiveRoom) -> impl IntoView {
+    #[cfg(not(feature = "ssr"))]
+    {
+        view! {
+            <For each=move || live.messages.get() key=|m| m.seq let:msg>
+                {message_row(msg.author.0, msg.text)}
+            </For>
+        }
+    }
+    #[cfg(feature = "ssr")]
+    {
+        live.messages.with_untracked(|list| {
+            list.iter()
+                .map(|msg| message_row(msg.author.0.clone(), msg.text.clone()))
+                .collect_view()
+        })
+    }
+}
+
+/// One message: who wrote it and what they wrote.
+fn message_row(author: String, text: String) -> impl IntoView {
+    view! {
+        <li class="message">
+            <span class="author">{author}</span>
+            <span class="text">{text}</span>
+        </li>
     }
 }
 
@@ -353,14 +383,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                 {data
                     .messages
                     .into_iter()
-                    .map(|msg| {
-                        view! {
-                            <li class="message">
-                                <span class="author">{msg.author.0}</span>
-                                <span class="text">{msg.text}</span>
-                            </li>
-                        }
-                    })
+                    .map(|msg| message_row(msg.author.0, msg.text))
                     .collect_view()}
             </ol>
         </div>
