@@ -12,10 +12,11 @@
 #   BENCH_QUICK=1        small counts and short durations
 #   BENCH_SKIP_BUILD=1   use the binaries and site already in target/ (no cargo at all)
 #   BENCH_ONLY=a,b       run only these parts: steady,large,sweep,idle,join,slow,http,store,wasm
-#   BENCH_SERVERS=a,b    subset of hearth,ws,socketio,floor (default all four). `floor` is
-#                        hearth-floor (src/bin/floor.rs): a bare Rust fan-out and a server that
-#                        answers with Hearth's page bytes, no logic at all. It runs the steady,
-#                        large and page scenarios only, and shows what this machine allows.
+#   BENCH_SERVERS=a,b    subset of hearth,ws,socketio,bare (default all four). `bare` is
+#                        hearth-bare (src/bin/bare.rs): a bare Rust fan-out, and a server that
+#                        answers with Hearth's page bytes; no chat logic at all. It runs the
+#                        steady, large and page scenarios only: a reference for how much of a
+#                        latency figure is the machine rather than the chat server.
 #   BENCH_PORT_BASE=N    first TCP port to use (default 23100; every server run gets a new one)
 #   BENCH_LOADGEN=PATH   another generator binary (default target/release/hearth-loadgen)
 #   BENCH_SWEEP_CONN=N   connections in the sweep (default 1000; 200 quick)
@@ -35,7 +36,7 @@ QUICK="${BENCH_QUICK:-0}"
 [ "$QUICK" = 0 ] || [ "$QUICK" = 1 ] || { echo "bench: BENCH_QUICK must be 0 or 1" >&2; exit 2; }
 if [ "$QUICK" = 1 ]; then REPEAT="${BENCH_REPEAT:-1}"; else REPEAT="${BENCH_REPEAT:-3}"; fi
 ONLY=",${BENCH_ONLY:-steady,large,sweep,idle,join,slow,http,store,wasm},"
-SERVERS="${BENCH_SERVERS:-hearth,ws,socketio,floor}"
+SERVERS="${BENCH_SERVERS:-hearth,ws,socketio,bare}"
 PORT="${BENCH_PORT_BASE:-23100}"
 SIZE=64        # bytes per message body
 SENDERS=10     # of the N connections, this many send
@@ -144,7 +145,7 @@ wasm_sizes() {
 }
 WASM_SIZES=""
 HEARTH_BIN="$ROOT/target/release/hearth"
-FLOOR_BIN="$ROOT/target/release/hearth-floor"
+BARE_BIN="$ROOT/target/release/hearth-bare"
 LOADGEN="${BENCH_LOADGEN:-$ROOT/target/release/hearth-loadgen}"
 WASM="$ROOT/target/site/pkg/hearth.wasm"
 if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
@@ -152,8 +153,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
 else
   # The generator first: its feature set differs from the server's, and switching features
   # rebuilds the `hearth` library, so the two server builds (same features) go together.
-  say "cargo build --release --features loadgen --bin hearth-loadgen --bin hearth-floor"
-  cargo build --release --features loadgen --bin hearth-loadgen --bin hearth-floor
+  say "cargo build --release --features loadgen --bin hearth-loadgen --bin hearth-bare"
+  cargo build --release --features loadgen --bin hearth-loadgen --bin hearth-bare
   if want wasm || want http; then
     cargo leptos --version >/dev/null 2>&1 \
       || die "cargo-leptos is missing: run scripts/setup.sh once (it installs it and the WASM tools)."
@@ -169,8 +170,8 @@ fi
 if has_server hearth; then
   [ -x "$HEARTH_BIN" ] || die "$HEARTH_BIN is missing (build it, or drop BENCH_SKIP_BUILD)."
 fi
-if has_server floor; then
-  [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN is missing (build it, or drop BENCH_SKIP_BUILD)."
+if has_server bare; then
+  [ -x "$BARE_BIN" ] || die "$BARE_BIN is missing (build it, or drop BENCH_SKIP_BUILD)."
 fi
 [ -x "$LOADGEN" ] || die "$LOADGEN is missing (build it, or drop BENCH_SKIP_BUILD)."
 if want http && has_server hearth && [ ! -d "$ROOT/target/site/pkg" ]; then
@@ -256,9 +257,9 @@ start_server() {
     socketio)
       taskset -c 0 node "$PEERS/socketio-server.js" "$SERVER_PORT" >"$SERVER_LOG" 2>&1 9>&- &
       SERVER_URL="ws://127.0.0.1:$SERVER_PORT/socket.io/?EIO=4&transport=websocket"; SERVER_PROTO=socketio ;;
-    floor)
-      # FLOOR_PAGE set: answer every HTTP request with those bytes instead of fanning out.
-      taskset -c 0 "$FLOOR_BIN" "$SERVER_PORT" ${FLOOR_PAGE:+--page "$FLOOR_PAGE"} >"$SERVER_LOG" 2>&1 9>&- &
+    bare)
+      # BARE_PAGE set: answer every HTTP request with those bytes instead of fanning out.
+      taskset -c 0 "$BARE_BIN" "$SERVER_PORT" ${BARE_PAGE:+--page "$BARE_PAGE"} >"$SERVER_LOG" 2>&1 9>&- &
       SERVER_URL="ws://127.0.0.1:$SERVER_PORT/"; SERVER_PROTO=raw ;;
     *) die "unknown server $SERVER_KIND" ;;
   esac
@@ -418,10 +419,10 @@ run_scenario() {
   local name="$1" conns="$2" ramp="$3" dur="$4"; shift 4
   local rep server out attempt
   for rep in $(seq 1 "$REPEAT"); do
-    for server in hearth ws socketio floor; do
+    for server in hearth ws socketio bare; do
       has_server "$server" || continue
-      # The floor answers "what does this machine allow" for the latency targets only.
-      [ "$server" != floor ] || [ "$name" = steady ] || [ "$name" = large ] || continue
+      # The bare server is a reference for the latency targets only.
+      [ "$server" != bare ] || [ "$name" = steady ] || [ "$name" = large ] || continue
       for attempt in 1 2; do
         start_server "$server"
         run_loadgen "$(bound_for "$conns" "$ramp" "$dur")" --connections "$conns" --ramp "$ramp" \
@@ -611,7 +612,7 @@ PY
 
 if want http && has_server hearth; then
   say "room page: #bench with $ROOM_MESSAGES messages, $HTTP_TOOL ${HTTP_SECS}s x $HTTP_CONC connections (server on CPU 0 only)"
-  has_server floor && say "  then hearth-floor answering with the same page bytes, no rendering (what this machine allows)"
+  has_server bare && say "  then hearth-bare answering with the same page bytes, no rendering"
   # The same steal rule as the message scenarios (run_scenario): one repeat that counts.
   rep=1; attempt=1
   while [ "$rep" -le "$REPEAT" ]; do
@@ -639,22 +640,22 @@ if want http && has_server hearth; then
       attempt=2
     fi
   done
-  if has_server floor && [ -n "$PAGE" ]; then
-    FLOOR_PAGE="$RAW/page.html"
-    printf '%s' "$PAGE" >"$FLOOR_PAGE"
+  if has_server bare && [ -n "$PAGE" ]; then
+    BARE_PAGE="$RAW/page.html"
+    printf '%s' "$PAGE" >"$BARE_PAGE"
     rep=1; attempt=1
     while [ "$rep" -le "$REPEAT" ]; do
-      start_server floor
-      page_loops floor "http://127.0.0.1:$SERVER_PORT/r/bench" ""
+      start_server bare
+      page_loops bare "http://127.0.0.1:$SERVER_PORT/r/bench" ""
       stop_server
-      printf '    %-8s %-8s #%d  %s\n' http floor "$rep" "$LINE"
-      if record_or_repeat http floor "$rep" "$LINE" "$attempt"; then
+      printf '    %-8s %-8s #%d  %s\n' http bare "$rep" "$LINE"
+      if record_or_repeat http bare "$rep" "$LINE" "$attempt"; then
         rep=$((rep + 1)); attempt=1
       else
         attempt=2
       fi
     done
-    unset FLOOR_PAGE
+    unset BARE_PAGE
   fi
 fi
 
@@ -761,8 +762,8 @@ all_rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rows = [r for r in all_rows if not r.get("superseded_for_steal")]
 superseded = [r for r in all_rows if r.get("superseded_for_steal")]
 M = lambda k: os.environ.get("BENCH_META_" + k, "")
-SERVERS = ["hearth", "ws", "socketio", "floor"]
-NAMES = {"hearth": "Hearth", "ws": "Node ws", "socketio": "Socket.IO", "floor": "Rust floor"}
+SERVERS = ["hearth", "ws", "socketio", "bare"]
+NAMES = {"hearth": "Hearth", "ws": "Node ws", "socketio": "Socket.IO", "bare": "bare Rust"}
 
 def runs(scn, srv):
     return [r for r in rows if r["scenario"] == scn and r["server"] == srv]
@@ -800,10 +801,11 @@ p("")
 p(f"Medians of {M('REPEAT')} run(s) per scenario and server; a fresh server process per run, pinned to CPU 0; "
   f"`hearth-loadgen` pinned to CPU 1; loopback; {M('SIZE')}-byte messages; Hearth with the SQLite store. "
   "↑ = higher is better, ↓ = lower is better; ratios are Hearth ÷ peer. "
-  "Rust floor is `hearth-floor` (src/bin/floor.rs), a server with no logic at all (bare fan-out; "
-  "the page's bytes from memory), run for the latency targets only: what this machine allows.")
+  "bare Rust is `hearth-bare` (src/bin/bare.rs), a server with no chat logic at all (a bare "
+  "tokio-tungstenite fan-out; the page's bytes from memory), run for the latency targets only: "
+  "how much of a latency figure is the machine.")
 p("")
-p("| scenario | metric | Hearth | Node ws | Socket.IO | Rust floor | Hearth/ws | Hearth/Socket.IO | Hearth/floor |")
+p("| scenario | metric | Hearth | Node ws | Socket.IO | bare Rust | Hearth/ws | Hearth/Socket.IO | Hearth/bare |")
 p("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 
 def line(label, metric, values, kind, ratios=True):
@@ -888,7 +890,7 @@ if runs("http", "hearth"):
                                              ("p99_ms_at_rate", f"open loop at {M('HTTPRATE')} req/s: p99 ms ↓", "ms"),
                                              ("steal_pct", "machine steal % (hypervisor), both loops", "pct")]):
         label = f"room page ({M('HTTP')}): {M('HTTPDESC')}" if i == 0 else ""
-        line(label, metric, [med("http", "hearth", key), None, None, med("http", "floor", key)], kind,
+        line(label, metric, [med("http", "hearth", key), None, None, med("http", "bare", key)], kind,
              ratios=key in ("rps", "p50_ms", "p99_ms", "rps_at_rate", "p50_ms_at_rate", "p99_ms_at_rate"))
 
 for r in runs("store", "hearth"):
@@ -955,15 +957,15 @@ if ch is not None and cw:
 if ch is not None and cs:
     target("ceiling ≥ 8× Socket.IO", f"{ch / cs:.2f}×" + (" (Hearth generator-bound: a lower bound)" if gen_bound else ""),
            ch / cs >= 8 or (None if gen_bound else False))
-def floor_note(scn, key):
-    f = med(scn, "floor", key)
-    return "" if f is None else f" (Rust floor: {f:.2f} ms)"
+def bare_note(scn, key):
+    f = med(scn, "bare", key)
+    return "" if f is None else f" (bare Rust: {f:.2f} ms)"
 v = med("steady", "hearth", "p99_ms")
 if v is not None:
-    target(f"p99 ≤ 5 ms at steady ({M('STEADY')})", f"{v:.2f} ms" + floor_note("steady", "p99_ms"), v <= 5)
+    target(f"p99 ≤ 5 ms at steady ({M('STEADY')})", f"{v:.2f} ms" + bare_note("steady", "p99_ms"), v <= 5)
 v = med("large", "hearth", "p99_ms")
 if v is not None:
-    target(f"p99 ≤ 40 ms at large room ({M('LARGE')})", f"{v:.2f} ms" + floor_note("large", "p99_ms"), v <= 40)
+    target(f"p99 ≤ 40 ms at large room ({M('LARGE')})", f"{v:.2f} ms" + bare_note("large", "p99_ms"), v <= 40)
 v = med("idle", "hearth", "rss_per_conn_kib")
 if v is not None:
     target(f"≤ 8 KiB RSS per idle connection ({M('IDLE')})", f"{v:.1f} KiB", v <= 8)
@@ -995,7 +997,7 @@ if rps is not None:
 if p99r is not None and got is not None:
     rate = float(M('HTTPRATE'))
     target(f"room page p99 ≤ 10 ms at {rate:,.0f} req/s",
-           f"{p99r:.2f} ms (achieved {got:,.0f} req/s)" + floor_note("http", "p99_ms_at_rate"),
+           f"{p99r:.2f} ms (achieved {got:,.0f} req/s)" + bare_note("http", "p99_ms_at_rate"),
            p99r <= 10 and got >= 0.95 * rate)
 for r in runs("wasm", "hearth"):
     if "brotli" in r:

@@ -49,8 +49,8 @@ run setup        bash "$ROOT/scripts/setup.sh"
 run fmt          cargo fmt --check
 run clippy-ssr   cargo clippy --features ssr --all-targets -- -D warnings
 run clippy-wasm  cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
-run clippy-load  cargo clippy --features loadgen --bin hearth-loadgen --bin hearth-floor -- -D warnings
-run test-load    cargo test --features loadgen --bin hearth-loadgen --bin hearth-floor
+run clippy-load  cargo clippy --features loadgen --bin hearth-loadgen --bin hearth-bare -- -D warnings
+run test-load    cargo test --features loadgen --bin hearth-loadgen --bin hearth-bare
 run cargo-test   cargo test --features ssr
 run fuzz         env FUZZ_CASES=5000 FUZZ_SECONDS=180 bash "$ROOT/scripts/fuzz.sh"
 run build        cargo leptos build

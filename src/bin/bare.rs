@@ -1,17 +1,16 @@
-//! `hearth-floor`: the cheapest server that can pass the benchmark, so `bench/run.sh` can show
-//! what this machine allows before any chat logic runs.
+//! `hearth-bare`: a WebSocket server with no chat logic at all, run beside Hearth by
+//! `bench/run.sh` as a reference for how much of a latency figure is this machine (kernel,
+//! loopback, the generator) rather than the chat server.
 //!
-//! Two jobs, both with no logic at all:
-//! - a WebSocket fan-out speaking the generator's `raw` protocol: every text frame a client
-//!   sends goes, as the same shared bytes, to every open connection (the sender included). It
-//!   does what the issue calls "a bare Rust fan-out": tokio-tungstenite, one task per
-//!   connection, queued frames combined into one write, TCP_NODELAY, small buffers;
+//! Two jobs:
+//! - the issue's "bare Rust fan-out", speaking the generator's `raw` protocol: every text frame
+//!   a client sends goes, as the same shared bytes, to every open connection (the sender
+//!   included). tokio-tungstenite, one task per connection, queued frames combined into one
+//!   write, TCP_NODELAY, small buffers. No rooms, presence, history or limits;
 //! - with `--page FILE`, plain HTTP/1.1 keep-alive that answers every request with that file's
 //!   bytes (the bench hands it a copy of Hearth's rendered room page), read and framed by hand.
 //!
 //! One thread, like the servers it is compared with on their one core. Loopback only.
-//! A latency target that this server misses on the same machine in the same run is out of
-//! reach for any server there; one it meets is not.
 
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
@@ -35,7 +34,7 @@ fn main() {
         match arg.as_str() {
             "--page" => page = args.next(),
             "-h" | "--help" => {
-                println!("usage: hearth-floor [PORT] [--page FILE]");
+                println!("usage: hearth-bare [PORT] [--page FILE]");
                 return;
             }
             other => match other.parse() {
@@ -58,7 +57,7 @@ fn main() {
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
-        println!("hearth-floor listening on 127.0.0.1:{port}");
+        println!("hearth-bare listening on 127.0.0.1:{port}");
         serve(listener, page).await
     });
 }
@@ -85,7 +84,7 @@ async fn serve(listener: TcpListener, page: Option<Rc<Vec<u8>>>) {
 }
 
 fn fail(why: &str) -> ! {
-    eprintln!("hearth-floor: {why}");
+    eprintln!("hearth-bare: {why}");
     std::process::exit(2);
 }
 
@@ -168,8 +167,8 @@ mod tests {
     use std::time::Duration;
     use tokio::time::timeout;
 
-    /// Runs `check` against a floor server on a free loopback port.
-    fn with_floor<F: std::future::Future<Output = ()>>(
+    /// Runs `check` against a bare server on a free loopback port.
+    fn with_bare<F: std::future::Future<Output = ()>>(
         page: Option<&[u8]>,
         check: impl FnOnce(SocketAddr) -> F,
     ) {
@@ -185,13 +184,13 @@ mod tests {
             tokio::task::spawn_local(serve(listener, page));
             timeout(Duration::from_secs(10), check(addr))
                 .await
-                .expect("the floor answered in time");
+                .expect("the server answered in time");
         });
     }
 
     #[test]
     fn every_frame_reaches_every_connection_once() {
-        with_floor(None, |addr| async move {
+        with_bare(None, |addr| async move {
             let url = format!("ws://{addr}/");
             let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
             let (mut b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
@@ -212,7 +211,7 @@ mod tests {
 
     #[test]
     fn every_request_on_a_connection_gets_the_page() {
-        with_floor(Some(b"<p>page</p>"), |addr| async move {
+        with_bare(Some(b"<p>page</p>"), |addr| async move {
             let mut stream = TcpStream::connect(addr).await.unwrap();
             let request = "GET /r/bench HTTP/1.1\r\nhost: x\r\n\r\n";
             stream
