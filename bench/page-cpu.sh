@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Server CPU per room page: the server's user+system time divided by the requests it served.
+# Time the hypervisor takes is not charged to the process, so on a shared host this moves less
+# than requests/s and latency do, though still by ±25 % from run to run here: compare two
+# builds by alternating them several times (BIN=...). Starts a release Hearth on CPU 0, fills
+# #bench with 50 messages, and sends N requests with oha from CPU 1.
+#
+#   bench/page-cpu.sh                        # target/release/hearth, 20,000 requests
+#   BIN=/tmp/hearth-old N=8000 bench/page-cpu.sh
+#   PROFILE=1 bench/page-cpu.sh              # then 8 s of `perf record -g` into /tmp/page-cpu.perf
+#
+# Needs what bench/run.sh builds and installs: the release server and site, node with
+# bench/peers/node_modules, oha. Loopback only.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+BIN="${BIN:-target/release/hearth}"
+N="${N:-20000}"
+PORT="${PORT:-23990}"
+[ -x "$BIN" ] || { echo "page-cpu: $BIN is missing (cargo build --release --features ssr)" >&2; exit 1; }
+DATA="$(mktemp -d)"
+trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+env HEARTH_STORE=sqlite HEARTH_DATA_DIR="$DATA" HEARTH_ADDR="127.0.0.1:$PORT" \
+  HEARTH_MESSAGE_RATE=0 HEARTH_UPGRADES_PER_MINUTE=0 HEARTH_CONNECTIONS_PER_USER=0 \
+  LEPTOS_OUTPUT_NAME=hearth LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+  RUST_LOG=warn taskset -c 0 "$BIN" >"$DATA/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+COOKIE="$(curl -si -X POST -H 'Accept: application/json' --data 'name=bench' \
+  "http://127.0.0.1:$PORT/api/set_name" | tr -d '\r' \
+  | sed -n 's/^[Ss]et-[Cc]ookie: \(hearth_session=[0-9a-f]*\).*/\1/p' | head -n 1)"
+node bench/peers/seed-room.js "$PORT" bench 50 "$COOKIE" >/dev/null
+URL="http://127.0.0.1:$PORT/r/bench"
+ROWS="$(curl -s -H "Cookie: $COOKIE" "$URL" | grep -o '<li class="message"' | wc -l)"
+[ "$ROWS" -eq 50 ] || echo "page-cpu: the page shows $ROWS messages, expected 50" >&2
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+steal() { awk '/^cpu /{print $9}' /proc/stat; }
+taskset -c 1 oha -n 2000 -c 20 --no-tui -H "Cookie: $COOKIE" "$URL" >/dev/null   # warm-up
+T0="$(cpu)"; S0="$(steal)"
+taskset -c 1 oha -n "$N" -c 20 --no-tui -H "Cookie: $COOKIE" "$URL" | grep -E "Success rate|Requests/sec"
+T1="$(cpu)"; S1="$(steal)"
+python3 -c "import sys; t, n, s = map(int, sys.argv[1:]); print(f'server CPU per page: {t * 1e6 / $(getconf CLK_TCK) / n:.0f} us  (machine steal ticks meanwhile: {s})')" \
+  "$((T1 - T0))" "$N" "$((S1 - S0))"
+if [ -n "${PROFILE:-}" ]; then
+  perf record -F 999 -g -p "$PID" -o /tmp/page-cpu.perf -- sleep 8 2>/dev/null &
+  PERF=$!
+  taskset -c 1 oha -z 8s -c 20 --no-tui -H "Cookie: $COOKIE" "$URL" >/dev/null
+  wait "$PERF"
+  echo "profile: perf report -i /tmp/page-cpu.perf --no-children"
+fi
