@@ -610,51 +610,49 @@ PY
 )"
 }
 
-if want http && has_server hearth; then
-  say "room page: #bench with $ROOM_MESSAGES messages, $HTTP_TOOL ${HTTP_SECS}s x $HTTP_CONC connections (server on CPU 0 only)"
-  has_server bare && say "  then hearth-bare answering with the same page bytes, no rendering"
-  # The same steal rule as the message scenarios (run_scenario): one repeat that counts.
-  rep=1; attempt=1
+# page_server SERVER: the page scenario's runs against one server, under the same steal rule
+# as the message scenarios (run_scenario): one repeat that counts. Hearth's runs set PAGE, the
+# page bytes the bare server then answers with.
+page_server() {
+  local server="$1" rep=1 attempt=1 url cookie
   while [ "$rep" -le "$REPEAT" ]; do
-    start_server hearth
-    # A guest session, as a browser gets one; the page is measured as that person sees it.
-    COOKIE="$(curl -si -X POST -H 'Accept: application/json' --data 'name=bench' \
-      "http://127.0.0.1:$SERVER_PORT/api/set_name" | tr -d '\r' \
-      | sed -n 's/^[Ss]et-[Cc]ookie: \(hearth_session=[0-9a-f]*\).*/\1/p' | head -n 1)"
-    [ -n "$COOKIE" ] || warn "could not get a session cookie from /api/set_name"
-    if ! bounded 30 node "$PEERS/seed-room.js" "$SERVER_PORT" bench "$ROOM_MESSAGES" "$COOKIE" >>"$RAW/http.log" 2>&1; then
-      tail -n 5 "$RAW/http.log" >&2
-      warn "could not fill the room; the page is measured with what it has (log: ${RAW#"$ROOT"/}/http.log)"
+    start_server "$server"
+    url="http://127.0.0.1:$SERVER_PORT/r/bench"
+    cookie=""
+    if [ "$server" = hearth ]; then
+      # A guest session, as a browser gets one; the page is measured as that person sees it.
+      cookie="$(curl -si -X POST -H 'Accept: application/json' --data 'name=bench' \
+        "http://127.0.0.1:$SERVER_PORT/api/set_name" | tr -d '\r' \
+        | sed -n 's/^[Ss]et-[Cc]ookie: \(hearth_session=[0-9a-f]*\).*/\1/p' | head -n 1)"
+      [ -n "$cookie" ] || warn "could not get a session cookie from /api/set_name"
+      if ! bounded 30 node "$PEERS/seed-room.js" "$SERVER_PORT" bench "$ROOM_MESSAGES" "$cookie" >>"$RAW/http.log" 2>&1; then
+        tail -n 5 "$RAW/http.log" >&2
+        warn "could not fill the room; the page is measured with what it has (log: ${RAW#"$ROOT"/}/http.log)"
+      fi
+      PAGE="$(curl -sf -H "Cookie: $cookie" "$url" || true)"
+      SHOWN="$(grep -o '<li class="message"' <<<"$PAGE" | wc -l)"
+      [ "$SHOWN" -eq "$ROOM_MESSAGES" ] \
+        || warn "the room page shows $SHOWN messages, expected $ROOM_MESSAGES (${#PAGE} bytes)"
     fi
-    URL="http://127.0.0.1:$SERVER_PORT/r/bench"
-    PAGE="$(curl -sf -H "Cookie: $COOKIE" "$URL" || true)"
-    SHOWN="$(grep -o '<li class="message"' <<<"$PAGE" | wc -l)"
-    [ "$SHOWN" -eq "$ROOM_MESSAGES" ] \
-      || warn "the room page shows $SHOWN messages, expected $ROOM_MESSAGES (${#PAGE} bytes)"
-    page_loops hearth "$URL" "$COOKIE"
+    page_loops "$server" "$url" "$cookie"
     stop_server
-    printf '    %-8s %-8s #%d  %s\n' http hearth "$rep" "$LINE"
-    if record_or_repeat http hearth "$rep" "$LINE" "$attempt"; then
+    printf '    %-8s %-8s #%d  %s\n' http "$server" "$rep" "$LINE"
+    if record_or_repeat http "$server" "$rep" "$LINE" "$attempt"; then
       rep=$((rep + 1)); attempt=1
     else
       attempt=2
     fi
   done
+}
+
+if want http && has_server hearth; then
+  say "room page: #bench with $ROOM_MESSAGES messages, $HTTP_TOOL ${HTTP_SECS}s x $HTTP_CONC connections (server on CPU 0 only)"
+  page_server hearth
   if has_server bare && [ -n "$PAGE" ]; then
+    say "  the same page bytes from hearth-bare (no rendering)"
     BARE_PAGE="$RAW/page.html"
     printf '%s' "$PAGE" >"$BARE_PAGE"
-    rep=1; attempt=1
-    while [ "$rep" -le "$REPEAT" ]; do
-      start_server bare
-      page_loops bare "http://127.0.0.1:$SERVER_PORT/r/bench" ""
-      stop_server
-      printf '    %-8s %-8s #%d  %s\n' http bare "$rep" "$LINE"
-      if record_or_repeat http bare "$rep" "$LINE" "$attempt"; then
-        rep=$((rep + 1)); attempt=1
-      else
-        attempt=2
-      fi
-    done
+    page_server bare
     unset BARE_PAGE
   fi
 fi
