@@ -32,7 +32,7 @@ fn main() {
     let mut page: Option<String> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--page" => page = args.next(),
+            "--page" => page = Some(args.next().unwrap_or_else(|| fail("--page needs a file"))),
             "-h" | "--help" => {
                 println!("usage: hearth-bare [PORT] [--page FILE]");
                 return;

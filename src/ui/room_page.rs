@@ -48,6 +48,7 @@ pub fn RoomPage() -> impl IntoView {
 #[component]
 fn Room(data: RoomData) -> impl IntoView {
     let socket = expect_context::<ChatSocket>();
+    let live = socket.open_room(&data);
     let room = data.room.clone();
     on_cleanup({
         let room = room.clone();
@@ -74,7 +75,6 @@ fn Room(data: RoomData) -> impl IntoView {
             />
         }
     });
-    let live = socket.open_room(&data);
 
     view! {
         <div class="room">
