@@ -14,21 +14,19 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/hearth-env.sh
+. "$ROOT/bench/hearth-env.sh"
 BIN="${BIN:-target/release/hearth}"
 N="${N:-20000}"
 PORT="${PORT:-23990}"
 [ -x "$BIN" ] || { echo "page-cpu: $BIN is missing (cargo build --release --features ssr)" >&2; exit 1; }
 DATA="$(mktemp -d)"
 trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
-env HEARTH_STORE=sqlite HEARTH_DATA_DIR="$DATA" HEARTH_ADDR="127.0.0.1:$PORT" \
-  HEARTH_MESSAGE_RATE=0 HEARTH_UPGRADES_PER_MINUTE=0 HEARTH_CONNECTIONS_PER_USER=0 \
-  LEPTOS_OUTPUT_NAME=hearth LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
-  RUST_LOG=warn taskset -c 0 "$BIN" >"$DATA/server.log" 2>&1 &
+# shellcheck disable=SC2046 # the variables are NAME=value words, split on purpose
+env $(hearth_bench_env "$PORT" "$DATA") taskset -c 0 "$BIN" >"$DATA/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
-COOKIE="$(curl -si -X POST -H 'Accept: application/json' --data 'name=bench' \
-  "http://127.0.0.1:$PORT/api/set_name" | tr -d '\r' \
-  | sed -n 's/^[Ss]et-[Cc]ookie: \(hearth_session=[0-9a-f]*\).*/\1/p' | head -n 1)"
+COOKIE="$(guest_cookie "$PORT")"
 node bench/peers/seed-room.js "$PORT" bench 50 "$COOKIE" >/dev/null
 URL="http://127.0.0.1:$PORT/r/bench"
 ROWS="$(curl -s -H "Cookie: $COOKIE" "$URL" | grep -o '<li class="message"' | wc -l)"

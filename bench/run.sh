@@ -27,6 +27,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/hearth-env.sh
+. "$ROOT/bench/hearth-env.sh"
 cd "$ROOT"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
@@ -244,12 +246,9 @@ start_server() {
     hearth)
       local data
       data="$(mktemp -d "$TMP_ROOT/data.XXXXXX")"
-      # The abuse limits are for people; the generator is thousands of "people" on one
-      # address sending far faster than anyone types, so they are off for the benchmark.
-      env HEARTH_STORE=sqlite HEARTH_DATA_DIR="$data" HEARTH_ADDR="127.0.0.1:$SERVER_PORT" \
-        HEARTH_MESSAGE_RATE=0 HEARTH_UPGRADES_PER_MINUTE=0 HEARTH_CONNECTIONS_PER_USER=0 \
-        LEPTOS_OUTPUT_NAME=hearth LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
-        RUST_LOG=warn taskset -c 0 "$HEARTH_BIN" >"$SERVER_LOG" 2>&1 9>&- &
+      # shellcheck disable=SC2046 # the variables are NAME=value words, split on purpose
+      env $(hearth_bench_env "$SERVER_PORT" "$data") \
+        taskset -c 0 "$HEARTH_BIN" >"$SERVER_LOG" 2>&1 9>&- &
       SERVER_URL="ws://127.0.0.1:$SERVER_PORT/ws"; SERVER_PROTO=hearth ;;
     ws)
       taskset -c 0 node "$PEERS/ws-server.js" "$SERVER_PORT" >"$SERVER_LOG" 2>&1 9>&- &
@@ -621,9 +620,7 @@ page_server() {
     cookie=""
     if [ "$server" = hearth ]; then
       # A guest session, as a browser gets one; the page is measured as that person sees it.
-      cookie="$(curl -si -X POST -H 'Accept: application/json' --data 'name=bench' \
-        "http://127.0.0.1:$SERVER_PORT/api/set_name" | tr -d '\r' \
-        | sed -n 's/^[Ss]et-[Cc]ookie: \(hearth_session=[0-9a-f]*\).*/\1/p' | head -n 1)"
+      cookie="$(guest_cookie "$SERVER_PORT")"
       [ -n "$cookie" ] || warn "could not get a session cookie from /api/set_name"
       if ! bounded 30 node "$PEERS/seed-room.js" "$SERVER_PORT" bench "$ROOM_MESSAGES" "$cookie" >>"$RAW/http.log" 2>&1; then
         tail -n 5 "$RAW/http.log" >&2
