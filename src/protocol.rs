@@ -329,7 +329,12 @@ const KNOWN_CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "ping", "pong"];
 /// byte readers are separate instantiations of every decoder, and server functions' answers
 /// arrive as bytes, so reading everything else as bytes too keeps one copy of each decoder.
 pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
-    serde_json::from_slice(text.as_bytes())
+    from_json_bytes(text.as_bytes())
+}
+
+/// [`from_json`] for text already in bytes.
+pub fn from_json_bytes<T: serde::de::DeserializeOwned>(json: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(json)
 }
 
 impl ServerMsg {
