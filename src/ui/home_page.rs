@@ -5,6 +5,7 @@ use super::account::AccountBar;
 use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::post_form::{PostForm, Posted};
+use super::synchronous;
 use crate::api::{
     list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomEntry, SetName,
     Visibility,
@@ -36,7 +37,7 @@ pub fn HomePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let (me, rooms) = page.await;
-                view! {
+                synchronous(view! {
                     <header class="top">
                         <h1>"Hearth"</h1>
                         <AccountBar me=me.clone() />
@@ -48,7 +49,7 @@ pub fn HomePage() -> impl IntoView {
                         <CreateRoomForm posted=create_room registered=me.registered />
                     </section>
                     {me.registered.then(|| view! { <DirectForm /> })}
-                }
+                })
             })}
         </Suspense>
     }

@@ -4,6 +4,7 @@ use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
+use super::synchronous;
 use crate::api::{
     load_room, Invite, PageJson, PostMessage, RoomPage as RoomData, SetName, Visibility,
 };
@@ -31,9 +32,9 @@ pub fn RoomPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match page.await {
                     Ok(data) if data.before.is_some() => {
-                        EitherOf3::A(view! { <Archive data /> })
+                        EitherOf3::A(synchronous(view! { <Archive data /> }))
                     }
-                    Ok(data) => EitherOf3::B(view! { <Room data /> }),
+                    Ok(data) => EitherOf3::B(synchronous(view! { <Room data /> })),
                     Err(e) => EitherOf3::C(view! {
                         <h1>"Room not found"</h1>
                         <p role="alert">{e.to_string()}</p>
@@ -318,9 +319,10 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
 /// The messages of the list, oldest first.
 ///
 /// In the browser a keyed `For`, so new and older messages insert rows in place. On the
-/// server the list cannot change while the page renders, so the rows are rendered straight
-/// from it: the same HTML a `For` writes (each row, then one `<!>` marker, which the
-/// browser's `For` hydrates), without a reactive owner and a cloned message per row.
+/// server the list cannot change while the page renders, so the rows are written straight
+/// into one string sized up front, from the messages as they are: the same HTML a `For`
+/// writes (each row, then one `<!>` marker, which the browser's `For` hydrates), without a
+/// reactive owner and a copy of every author and text.
 fn message_rows(live: LiveRoom) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
@@ -332,16 +334,31 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     }
     #[cfg(feature = "ssr")]
     {
-        live.messages.with_untracked(|list| {
-            list.iter()
-                .map(|msg| message_row(msg.author.0.clone(), msg.text.clone()))
-                .collect_view()
-        })
+        use leptos::tachys::html::InertElement;
+        use leptos::tachys::view::{Position, RenderHtml};
+        let html = live.messages.with_untracked(|list| {
+            let bytes = list.iter().map(|m| m.author.0.len() + m.text.len());
+            let mut html = String::with_capacity(bytes.sum::<usize>() + 80 * list.len() + 3);
+            let mut position = Position::FirstChild;
+            for msg in list {
+                message_row(msg.author.0.as_str(), msg.text.as_str()).to_html_with_buf(
+                    &mut html,
+                    &mut position,
+                    true,
+                    false,
+                    Vec::new(),
+                );
+            }
+            // What a list writes after its items when rendered with escaping, as `For` is.
+            html.push_str("<!>");
+            html
+        });
+        InertElement::new(html)
     }
 }
 
 /// One message: who wrote it and what they wrote.
-fn message_row(author: String, text: String) -> impl IntoView {
+fn message_row<T: IntoView>(author: T, text: T) -> impl IntoView {
     view! {
         <li class="message">
             <span class="author">{author}</span>
