@@ -47,9 +47,9 @@ pub fn RoomPage() -> impl IntoView {
 }
 
 #[component]
-fn Room(data: RoomData) -> impl IntoView {
+fn Room(mut data: RoomData) -> impl IntoView {
     let socket = expect_context::<ChatSocket>();
-    let live = socket.open_room(&data);
+    let live = socket.open_room(&mut data);
     let room = data.room.clone();
     on_cleanup({
         let room = room.clone();
