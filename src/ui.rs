@@ -70,8 +70,7 @@ pub fn App() -> impl IntoView {
 /// Under a `Suspense` Leptos renders asynchronously, giving every element its own growing
 /// string and every string a chunk of its own; a page has nothing left to wait for once its
 /// data is loaded, and rendered in one pass it costs the server less (3–5 % of a room page,
-/// `bench/page-cpu.sh`). The HTML is the same,
-/// so the browser hydrates the view as it is.
+/// `bench/page-cpu.sh`). The HTML is the same, so the browser hydrates the view as it is.
 pub(crate) fn synchronous(view: impl IntoView) -> impl IntoView {
     #[cfg(feature = "ssr")]
     {

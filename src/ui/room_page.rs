@@ -319,10 +319,10 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
 /// The messages of the list, oldest first.
 ///
 /// In the browser a keyed `For`, so new and older messages insert rows in place. On the
-/// server the list cannot change while the page renders, so the rows are written straight
-/// into one string sized up front, from the messages as they are: the same HTML a `For`
-/// writes (each row, then one `<!>` marker, which the browser's `For` hydrates), without a
-/// reactive owner and a copy of every author and text.
+/// server the list cannot change while the page renders, so the rows are rendered straight
+/// from it into finished HTML: the same HTML a `For` writes (each row, then one `<!>` marker,
+/// which the browser's `For` hydrates), without a reactive owner and a copy of every author
+/// and text.
 fn message_rows(live: LiveRoom) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
@@ -334,26 +334,14 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     }
     #[cfg(feature = "ssr")]
     {
-        use leptos::tachys::html::InertElement;
-        use leptos::tachys::view::{Position, RenderHtml};
+        // Rendered while the list is borrowed, so each row reads its author and text in place.
         let html = live.messages.with_untracked(|list| {
-            let bytes = list.iter().map(|m| m.author.0.len() + m.text.len());
-            let mut html = String::with_capacity(bytes.sum::<usize>() + 80 * list.len() + 3);
-            let mut position = Position::FirstChild;
-            for msg in list {
-                message_row(msg.author.0.as_str(), msg.text.as_str()).to_html_with_buf(
-                    &mut html,
-                    &mut position,
-                    true,
-                    false,
-                    Vec::new(),
-                );
-            }
-            // What a list writes after its items when rendered with escaping, as `For` is.
-            html.push_str("<!>");
-            html
+            list.iter()
+                .map(|msg| message_row(msg.author.0.as_str(), msg.text.as_str()))
+                .collect_view()
+                .to_html()
         });
-        InertElement::new(html)
+        leptos::tachys::html::InertElement::new(html)
     }
 }
 
