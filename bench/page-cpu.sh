@@ -27,7 +27,7 @@ N="${N:-20000}"
 MSGS="${MSGS:-50}"
 PORT="${PORT:-23990}"
 BURSTS=20
-for bin in "$BIN" $BASE; do
+for bin in "$BIN" ${BASE:+"$BASE"}; do
   [ -x "$bin" ] || { echo "page-cpu: $bin is missing (cargo build --release --features ssr)" >&2; exit 1; }
 done
 DATA="$(mktemp -d)"
@@ -52,14 +52,15 @@ serve() {
 }
 cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }   # user and system ticks
 steal() { awk '/^cpu /{print $9}' /proc/stat; }
-# load PID URL COOKIE REQUESTS: sends the requests; prints the user and system ticks they took.
+# load PID URL COOKIE REQUESTS: sends the requests; sets U and K to the user and system ticks
+# they took (variables, not output: a failed request must stop the script, not a subshell).
 load() {
   local u0 k0 u1 k1
   read -r u0 k0 <<<"$(cpu "$1")"
   taskset -c 1 oha -n "$4" -c 20 --no-tui -H "Cookie: $3" "$2" >"$DATA/oha.out"
   grep -q "Success rate:.*100.00%" "$DATA/oha.out" || { echo "page-cpu: requests to $2 failed" >&2; cat "$DATA/oha.out" >&2; exit 1; }
   read -r u1 k1 <<<"$(cpu "$1")"
-  echo "$((u1 - u0)) $((k1 - k0))"
+  U=$((u1 - u0)) K=$((k1 - k0))
 }
 # report NAME USER SYSTEM REQUESTS
 report() {
@@ -69,7 +70,7 @@ report() {
 serve "$BIN" "$PORT"
 S0="$(steal)"
 if [ -z "$BASE" ]; then
-  read -r U K <<<"$(load "$PID" "$URL" "$COOKIE" "$N")"
+  load "$PID" "$URL" "$COOKIE" "$N"
   report "$BIN" "$U" "$K" "$N"
 else
   NEW=("$PID" "$URL" "$COOKIE")
@@ -77,8 +78,8 @@ else
   OLD=("$PID" "$URL" "$COOKIE")
   NU=0 NK=0 OU=0 OK=0
   for _ in $(seq "$BURSTS"); do
-    read -r U K <<<"$(load "${NEW[@]}" $((N / BURSTS)))"; NU=$((NU + U)); NK=$((NK + K))
-    read -r U K <<<"$(load "${OLD[@]}" $((N / BURSTS)))"; OU=$((OU + U)); OK=$((OK + K))
+    load "${NEW[@]}" $((N / BURSTS)); NU=$((NU + U)); NK=$((NK + K))
+    load "${OLD[@]}" $((N / BURSTS)); OU=$((OU + U)); OK=$((OK + K))
   done
   report "$BIN" "$NU" "$NK" "$((N / BURSTS * BURSTS))"
   report "$BASE" "$OU" "$OK" "$((N / BURSTS * BURSTS))"
