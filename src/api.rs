@@ -50,9 +50,10 @@ impl FromServerFnError for AppError {
 ///
 /// Leptos embeds the encoded text in the page as a Debug-quoted string, and quoting JSON
 /// escapes every `"` of every key and string one character at a time. With the quotes
-/// swapped there is next to nothing to escape: a room page with 50 messages costs the server
-/// about 30 µs less (of 220–300, `bench/page-cpu.sh`) and is 1 KB smaller. The swap exchanges
-/// two ASCII bytes, so it keeps UTF-8 intact and undoes itself.
+/// swapped there is next to nothing to escape: when the room page still used a resource, its
+/// 50 messages cost the server about 30 µs less (of 220–300, `bench/page-cpu.sh`) and the
+/// page was 1 KB smaller. The home page's resource uses it now. The swap exchanges two ASCII
+/// bytes, so it keeps UTF-8 intact and undoes itself.
 pub struct PageJson;
 
 /// Exchanges `"` and `'` (the encoding of [`PageJson`], both ways).
@@ -141,14 +142,14 @@ pub struct RoomPage {
 }
 
 #[cfg(feature = "ssr")]
-mod ssr {
-    use super::{AppError, Visibility};
-    use crate::protocol::{RoomId, UserName};
+pub(crate) mod ssr {
+    use super::{AppError, RoomPage, Visibility, PAGE_MESSAGES};
+    use crate::protocol::{RoomId, Seq, UserName};
     use crate::server::accounts::{AccountError, Accounts, Identity, NewSession, RoomKind};
     use crate::server::hub::{Hub, HubError};
     use crate::server::identity;
     use crate::server::limits::Limits;
-    use axum::http::{header, request::Parts, StatusCode};
+    use axum::http::{header, request::Parts, HeaderMap, StatusCode};
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
     use std::sync::Arc;
@@ -172,22 +173,30 @@ mod ssr {
         context("limits")
     }
 
-    fn parts() -> Result<Parts, AppError> {
+    pub fn parts() -> Result<Parts, AppError> {
         context("request")
     }
 
     /// The session behind this request, if any.
     pub async fn me() -> Result<Option<Identity>, AppError> {
-        let parts = parts()?;
-        let Some(token) = identity::session_token(&parts.headers) else {
+        session(&*accounts()?, &*limits()?, &parts()?.headers).await
+    }
+
+    /// The session behind a request with these headers, if any.
+    async fn session(
+        accounts: &Accounts,
+        limits: &Limits,
+        headers: &HeaderMap,
+    ) -> Result<Option<Identity>, AppError> {
+        let Some(token) = identity::session_token(headers) else {
             return Ok(None);
         };
-        let who = accounts()?
+        let who = accounts
             .session(token)
             .await
             .map_err(|e| internal(HubError::from(e)))?;
         // Switching guests off also ends the guest sessions that already exist.
-        let guests = limits()?.config.allow_guests;
+        let guests = limits.config.allow_guests;
         Ok(who.filter(|w| guests || !w.is_guest()))
     }
 
@@ -258,6 +267,14 @@ mod ssr {
     /// The room, if `who` may enter it; otherwise the same "not found" a missing room gets,
     /// so private rooms do not reveal that they exist.
     pub fn enter(raw: &str, who: Option<&Identity>) -> Result<RoomId, AppError> {
+        enter_with(&*accounts()?, raw, who)
+    }
+
+    fn enter_with(
+        accounts: &Accounts,
+        raw: &str,
+        who: Option<&Identity>,
+    ) -> Result<RoomId, AppError> {
         let denied = || {
             fail(AppError::NotFound(format!(
                 "There is no room called {raw:?} that you can open. Private rooms and direct \
@@ -265,7 +282,7 @@ mod ssr {
             )))
         };
         let room = crate::names::parse_room(raw).map_err(|_| denied())?;
-        if accounts()?.may_enter(&room, who) {
+        if accounts.may_enter(&room, who) {
             Ok(room)
         } else {
             Err(denied())
@@ -314,17 +331,61 @@ mod ssr {
         if form_post {
             return err;
         }
-        let status = match err {
+        if let Some(res) = use_context::<ResponseOptions>() {
+            res.set_status(status(&err));
+        }
+        err
+    }
+
+    /// The HTTP status an error is answered with.
+    pub fn status(err: &AppError) -> StatusCode {
+        match err {
             AppError::Invalid(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if let Some(res) = use_context::<ResponseOptions>() {
-            res.set_status(status);
         }
-        err
+    }
+
+    /// The body of [`super::load_room`] for callers that hold the server's state rather than
+    /// a server function's context (the room page's handler, `server::room_page`).
+    pub async fn room_page(
+        hub: &Hub,
+        accounts: &Accounts,
+        limits: &Limits,
+        headers: &HeaderMap,
+        room: &str,
+        before: Option<u64>,
+    ) -> Result<RoomPage, AppError> {
+        let who = session(accounts, limits, headers).await?;
+        let room = enter_with(accounts, room, who.as_ref())?;
+        let snapshot = hub.snapshot(&room, PAGE_MESSAGES).await.map_err(internal)?;
+        let before = before.map(Seq);
+        let messages = match before {
+            None => snapshot.messages,
+            Some(before) => hub
+                .store()
+                .latest(&room, Some(before), PAGE_MESSAGES)
+                .await
+                .map_err(|e| internal(e.into()))?,
+        };
+        let (visibility, title, members) = describe(accounts, &room, who.as_ref());
+        Ok(RoomPage {
+            room,
+            title,
+            visibility,
+            members,
+            has_older: messages.first().is_some_and(|m| m.seq.0 > 1),
+            messages,
+            online: snapshot.online,
+            last_seq: snapshot.last_seq,
+            epoch: snapshot.epoch,
+            registered: who.as_ref().is_some_and(|w| !w.is_guest()),
+            me: who.map(|w| w.name),
+            guests_allowed: limits.config.allow_guests,
+            before,
+        })
     }
 
     pub fn internal(err: HubError) -> AppError {
@@ -513,39 +574,16 @@ pub async fn open_direct(name: String) -> Result<String, AppError> {
 /// messages before that sequence number) and who is online.
 #[server]
 pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, AppError> {
-    let who = ssr::me().await?;
-    let room = ssr::enter(&room, who.as_ref())?;
-    let hub = ssr::hub()?;
-    let accounts = ssr::accounts()?;
-    let snapshot = hub
-        .snapshot(&room, PAGE_MESSAGES)
-        .await
-        .map_err(ssr::internal)?;
-    let before = before.map(Seq);
-    let messages = match before {
-        None => snapshot.messages,
-        Some(before) => hub
-            .store()
-            .latest(&room, Some(before), PAGE_MESSAGES)
-            .await
-            .map_err(|e| ssr::internal(e.into()))?,
-    };
-    let (visibility, title, members) = ssr::describe(&accounts, &room, who.as_ref());
-    Ok(RoomPage {
-        room,
-        title,
-        visibility,
-        members,
-        has_older: messages.first().is_some_and(|m| m.seq.0 > 1),
-        messages,
-        online: snapshot.online,
-        last_seq: snapshot.last_seq,
-        epoch: snapshot.epoch,
-        registered: who.as_ref().is_some_and(|w| !w.is_guest()),
-        me: who.map(|w| w.name),
-        guests_allowed: ssr::limits()?.config.allow_guests,
+    let (hub, accounts, limits) = (ssr::hub()?, ssr::accounts()?, ssr::limits()?);
+    ssr::room_page(
+        &hub,
+        &accounts,
+        &limits,
+        &ssr::parts()?.headers,
+        &room,
         before,
-    })
+    )
+    .await
 }
 
 /// Up to one page of messages before `before`, oldest first (scrolling back in a room).

@@ -15,7 +15,7 @@ pub mod store;
 pub mod wire;
 
 use crate::protocol::MAX_FRAME_BYTES;
-use crate::ui::shell;
+use crate::ui::{shell, Preloaded};
 use accounts::Accounts;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, StatusCode};
@@ -50,12 +50,7 @@ pub fn router(state: AppState) -> Router {
     let _ = any_spawner::Executor::init_tokio();
     let context = {
         let state = state.clone();
-        move || {
-            provide_context(state.clone());
-            provide_context(state.hub.clone());
-            provide_context(state.accounts.clone());
-            provide_context(state.limits.clone());
-        }
+        move || provide_state(&state)
     };
     let options = state.leptos_options.clone();
     let limits = state.limits.clone();
@@ -63,9 +58,13 @@ pub fn router(state: AppState) -> Router {
     // streaming), so they read and work with JavaScript off.
     let page =
         leptos_axum::render_app_async_with_context(context.clone(), move || shell(options.clone()));
-    let mut router = Router::new().route("/ws", get(ws_upgrade));
+    let mut router = Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route(ROOM_PATH, get(room_page));
     for path in crate::ui::nav::PAGE_PATHS {
-        router = router.route(path, get(page.clone()));
+        if path != ROOM_PATH {
+            router = router.route(path, get(page.clone()));
+        }
     }
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
@@ -82,6 +81,49 @@ pub fn router(state: AppState) -> Router {
             same_origin_writes,
         ))
         .with_state(state)
+}
+
+/// What every page and server function finds in its context.
+fn provide_state(state: &AppState) {
+    provide_context(state.clone());
+    provide_context(state.hub.clone());
+    provide_context(state.accounts.clone());
+    provide_context(state.limits.clone());
+}
+
+/// The room page's address (one of [`crate::ui::nav::PAGE_PATHS`]).
+const ROOM_PATH: &str = "/r/{room}";
+
+/// A room page: its data is loaded first and the page then renders from it at once, without
+/// a resource (see [`Preloaded`]). A room that is missing or closed to this visitor gets the
+/// page saying so, with the error's status.
+async fn room_page(State(state): State<AppState>, request: Request) -> Response {
+    let address = request.uri().path_and_query().map_or("/", |a| a.as_str());
+    let (room, before) = crate::ui::nav::room_of(address).unwrap_or_default();
+    let page = crate::api::ssr::room_page(
+        &state.hub,
+        &state.accounts,
+        &state.limits,
+        request.headers(),
+        &room,
+        before,
+    )
+    .await;
+    let status = page.as_ref().err().map(crate::api::ssr::status);
+    let preloaded = Preloaded::new(page);
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_state(&state);
+            provide_context(preloaded.clone());
+        },
+        move || shell(options.clone()),
+    );
+    let mut response = render(request).await;
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
+    response
 }
 
 /// Upgrades to the chat protocol for a visitor with a live session (an account or a guest

@@ -1,10 +1,15 @@
-//! Recovery over a real port: a rejoin with `since` replays exactly the gap before any live
-//! message, a resend is stored once, a position from another history is told to reload, and a
-//! slow consumer is resynced instead of being dropped or holding the room back.
+//! Recovery over a real port: a room page carries exactly its messages and the position to
+//! subscribe from, a rejoin with `since` replays exactly the gap before any live message, a
+//! resend is stored once, a position from another history is told to reload, and a slow
+//! consumer is resynced instead of being dropped or holding the room back.
 
 mod common;
 
-use common::{connect, connect_to, joined, quick_config, start_with, Client, TestServer};
+use common::{
+    connect, connect_cookie, connect_to, guest_cookie, http, joined, quick_config, start_with,
+    Client, TestServer,
+};
+use hearth::api::{AppError, RoomPage};
 use hearth::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
 use hearth::server::store::{sqlite::SqliteStore, MemoryStore, Store};
@@ -39,6 +44,83 @@ async fn sqlite_server(config: HubConfig) -> (TestServer, tempfile::TempDir) {
         .await
         .expect("open the store");
     (start_with(Arc::new(store), config).await, dir)
+}
+
+/// The data a room page carries for the browser to hydrate from: the JSON in its
+/// `hearth-room` script element, which must be the page's only one.
+fn page_data(html: &str) -> Result<RoomPage, AppError> {
+    const OPEN: &str = r#"<script type="application/json" id="hearth-room">"#;
+    assert_eq!(html.matches(OPEN).count(), 1, "one data script: {html}");
+    let json = html.split(OPEN).nth(1).unwrap();
+    let json = &json[..json.find("</script>").expect("the script ends")];
+    assert!(!json.contains('<'), "markup in the data is escaped: {json}");
+    serde_json::from_str(json).expect("the page data decodes")
+}
+
+#[tokio::test]
+async fn a_room_page_carries_exactly_its_messages_and_position() {
+    let (server, _dir) = sqlite_server(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
+    ada.join("pages").await;
+    // Text that would end the data's script element or open a comment if it were not
+    // escaped, and characters JSON and HTML treat differently.
+    let texts = [
+        "</script><script>window.__xss=1</script>",
+        "<!-- a comment? -->",
+        "quotes \" ' and \\ backslash, line\u{2028}separator, café",
+        "plain",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        ada.send(&send("pages", &format!("p{i}"), text)).await;
+    }
+    ada.acks(texts.len()).await;
+
+    let page = http(server.addr, "GET", "/r/pages", None, &[("Cookie", &cookie)]).await;
+    assert_eq!(page.status, 200);
+    let data = page_data(&page.body).expect("the room loads");
+    let shown: Vec<_> = data
+        .messages
+        .iter()
+        .map(|m| (m.seq.0, m.text.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        texts
+            .iter()
+            .copied()
+            .zip(1..)
+            .map(|(t, s)| (s, t))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!((data.last_seq.0, data.before), (4, None));
+    assert_eq!(data.me.map(|m| m.0).as_deref(), Some("Ada"));
+    assert!(!page.body.contains("<script>window.__xss"), "{}", page.body);
+
+    // An older page carries the messages before its `before`, and no live position.
+    let older = http(
+        server.addr,
+        "GET",
+        "/r/pages?before=3",
+        None,
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(older.status, 200);
+    let data = page_data(&older.body).expect("the older page loads");
+    let seqs: Vec<_> = data.messages.iter().map(|m| m.seq.0).collect();
+    assert_eq!((seqs, data.before.map(|b| b.0)), (vec![1, 2], Some(3)));
+
+    // A room that cannot exist gets the page saying so, with its status and the same error
+    // in the data.
+    let bad = format!("/r/{}", "x".repeat(300));
+    let missing = http(server.addr, "GET", &bad, None, &[("Cookie", &cookie)]).await;
+    assert_eq!(missing.status, 404);
+    assert!(matches!(
+        page_data(&missing.body),
+        Err(AppError::NotFound(_))
+    ));
+    assert!(missing.body.contains("Room not found"));
 }
 
 #[tokio::test]

@@ -39,11 +39,7 @@ impl Nav {
 
     /// The room the current address names, and its `before` (tracked); `None` off a room.
     pub fn room(&self) -> Option<(String, Option<u64>)> {
-        self.address.with(|a| {
-            let room = path_of(a).strip_prefix("/r/")?;
-            let before = query_value(a, "before").and_then(|b| b.parse().ok());
-            Some((decode(room, false), before))
-        })
+        self.address.with(|a| room_of(a))
     }
 
     /// Shows `to` (a path on this site) without reloading, as a new history entry.
@@ -152,6 +148,13 @@ fn same_origin_path(url: &str) -> Option<String> {
     let url = web_sys::Url::new_with_base(url, &here).ok()?;
     (url.origin() == window().location().origin().ok()?)
         .then(|| url.pathname() + &url.search() + &url.hash())
+}
+
+/// The room an address (path and query) names, and its `before`; `None` off a room.
+pub fn room_of(address: &str) -> Option<(String, Option<u64>)> {
+    let room = path_of(address).strip_prefix("/r/")?;
+    let before = query_value(address, "before").and_then(|b| b.parse().ok());
+    Some((decode(room, false), before))
 }
 
 fn path_of(address: &str) -> &str {
