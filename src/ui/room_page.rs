@@ -25,18 +25,24 @@ pub fn RoomPage() -> impl IntoView {
         nav.room().or_else(|| last.cloned()).unwrap_or_default()
     });
     let mut preloaded = preloaded();
-    move || {
-        let (room, before) = key.get();
-        let preloaded = preloaded.take();
-        // Ready at once with the page's own data, so the server renders it in one pass and
-        // the browser hydrates it; a room the browser moves to loads while the last one
-        // stays in view.
-        Suspend::new(async move {
-            loaded(match preloaded {
-                Some(page) => page,
-                None => load_room(room, before).await,
-            })
-        })
+    move || match preloaded.take() {
+        // The page's own data: ready at once, so the server renders it in one pass and the
+        // browser hydrates it. Shown until the address names another room.
+        Some(page) => {
+            key.track();
+            Either::Left(loaded(page))
+        }
+        // A room the browser moves to. The room before it goes at once and the placeholder
+        // stands in while this one loads: the old room's view would otherwise stay on screen
+        // with its reactive state already disposed, and a click on it would reach dead signals.
+        None => Either::Right(view! {
+            <Suspense fallback=|| view! { <p>"Loading the room…"</p> }>
+                {move || {
+                    let (room, before) = key.get();
+                    Suspend::new(async move { loaded(load_room(room, before).await) })
+                }}
+            </Suspense>
+        }),
     }
 }
 
