@@ -97,7 +97,7 @@ async fn a_room_page_carries_exactly_its_messages_and_position() {
     assert_eq!(data.me.map(|m| m.0).as_deref(), Some("Ada"));
     assert!(!page.body.contains("<script>window.__xss"), "{}", page.body);
 
-    // An older page carries the messages before its `before`, and no live position.
+    // An older page carries the messages before its `before`, and says which page it is.
     let older = http(
         server.addr,
         "GET",
