@@ -412,10 +412,8 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
 /// The messages of the list, oldest first.
 ///
 /// In the browser a keyed `For`, so new and older messages insert rows in place. On the
-/// server the list cannot change while the page renders, so the rows are rendered straight
-/// from it into finished HTML: the same HTML a `For` writes (each row, then one `<!>` marker,
-/// which the browser's `For` hydrates), without a reactive owner and a copy of every author
-/// and text.
+/// server the list cannot change while the page renders, so the rows are written straight
+/// from it as finished HTML ([`rows_html`]), which the browser's `For` hydrates.
 fn message_rows(live: LiveRoom) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
@@ -427,14 +425,7 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     }
     #[cfg(feature = "ssr")]
     {
-        // Rendered while the list is borrowed, so each row reads its author and text in place.
-        let html = live.messages.with_untracked(|list| {
-            list.iter()
-                .map(|msg| message_row(msg.author.0.as_str(), msg.text.as_str()))
-                .collect_view()
-                .to_html()
-        });
-        leptos::tachys::html::InertElement::new(html)
+        leptos::tachys::html::InertElement::new(live.messages.with_untracked(|m| rows_html(m)))
     }
 }
 
@@ -446,6 +437,55 @@ fn message_row<T: IntoView>(author: T, text: T) -> impl IntoView {
             <span class="text">{text}</span>
         </li>
     }
+}
+
+/// The HTML a `For` of [`message_row`]s writes on the server: each row, then one `<!>`
+/// marker. The rows are most of a room page, and written by hand into one buffer of the
+/// right size they cost a sixth of rendering each as a view (50 rows: about 3 against
+/// 18 µs, measured in a release build); a test holds the two to the same bytes.
+#[cfg(feature = "ssr")]
+fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
+    const MARKUP: &str = concat!(
+        r#"<li class="message"><span class="author">"#,
+        r#"</span><span class="text">"#,
+        "</span></li>"
+    );
+    let size = messages
+        .iter()
+        .map(|m| MARKUP.len() + m.author.0.len() + m.text.len())
+        .sum::<usize>();
+    // Room for a few escapes before the buffer has to grow.
+    let mut html = String::with_capacity(size + size / 16 + 3);
+    for msg in messages {
+        html.push_str(r#"<li class="message"><span class="author">"#);
+        push_text(&mut html, &msg.author.0);
+        html.push_str(r#"</span><span class="text">"#);
+        push_text(&mut html, &msg.text);
+        html.push_str("</span></li>");
+    }
+    html.push_str("<!>");
+    html
+}
+
+/// Appends `text` as the content of an element, escaped as Leptos escapes text: `&`, `<`
+/// and `>`, and an empty text as one space (so the browser still finds a text node there).
+#[cfg(feature = "ssr")]
+fn push_text(html: &mut String, text: &str) {
+    if text.is_empty() {
+        html.push(' ');
+        return;
+    }
+    let mut rest = text;
+    while let Some(at) = memchr::memchr3(b'&', b'<', b'>', rest.as_bytes()) {
+        html.push_str(&rest[..at]);
+        html.push_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            _ => "&gt;",
+        });
+        rest = &rest[at + 1..];
+    }
+    html.push_str(rest);
 }
 
 /// An older page of a room (`?before=`), server-rendered and static: the way back through
@@ -558,5 +598,58 @@ fn NameList(names: RwSignal<Vec<UserName>>, labelledby: &'static str) -> impl In
                 <li>{user.0}</li>
             </For>
         </ul>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::protocol::{ChatMessage, ClientId, RoomId, Seq};
+
+    fn message(seq: u64, author: &str, text: &str) -> ChatMessage {
+        ChatMessage {
+            room: RoomId("r".into()),
+            seq: Seq(seq),
+            author: UserName(author.into()),
+            text: text.into(),
+            client_id: ClientId(format!("c{seq}")),
+            ts: 0,
+        }
+    }
+
+    /// The rows written by hand are byte for byte what Leptos renders for the same views,
+    /// which is what the browser's `For` hydrates.
+    #[test]
+    fn rows_are_the_html_leptos_renders() {
+        let texts = [
+            "plain",
+            "",
+            " ",
+            "<script>alert(1)</script>",
+            "a & b && c < d > e",
+            "&amp; &lt; already escaped",
+            "\"quotes\" and 'apostrophes'",
+            "<!-- a comment --> <!> ]]>",
+            "ünïcødé ✓ 🔥 — 中文",
+            "line\nbreak\ttab",
+            ">",
+        ];
+        let lists: Vec<Vec<ChatMessage>> = vec![
+            Vec::new(),
+            vec![message(1, "solo", "one")],
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| message(i as u64 + 1, if i % 2 == 0 { t } else { "<b>&</b>" }, t))
+                .collect(),
+        ];
+        for list in lists {
+            let leptos = list
+                .iter()
+                .map(|m| message_row(m.author.0.as_str(), m.text.as_str()))
+                .collect_view()
+                .to_html();
+            assert_eq!(rows_html(&list), leptos);
+        }
     }
 }
