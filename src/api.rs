@@ -117,6 +117,104 @@ pub struct RoomEntry {
     pub online: usize,
 }
 
+/// A page's messages, oldest first, shared rather than copied.
+///
+/// A room keeps its latest page as one `Messages` until its next message (`server::room`),
+/// and every room page rendered meanwhile shares it. On the server it also keeps what the
+/// page makes of the messages, made once for all those pages: the JSON (serializing to
+/// JSON writes it as it is, so this type must only be serialized with `serde_json`, as the
+/// room page and `load_room` do) and the rows' HTML ([`Messages::html`]). In the browser it
+/// is a list like any other: changing it copies it only if it is shared.
+#[derive(Clone, Default)]
+pub struct Messages(std::sync::Arc<Shared>);
+
+#[derive(Clone, Default)]
+struct Shared {
+    list: Vec<ChatMessage>,
+    #[cfg(feature = "ssr")]
+    json: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>,
+    #[cfg(feature = "ssr")]
+    html: std::sync::OnceLock<String>,
+}
+
+impl Messages {
+    /// The list to change (a copy if it is shared); what was made of it is dropped.
+    pub fn list_mut(&mut self) -> &mut Vec<ChatMessage> {
+        let shared = std::sync::Arc::make_mut(&mut self.0);
+        #[cfg(feature = "ssr")]
+        {
+            shared.json = Default::default();
+            shared.html = Default::default();
+        }
+        &mut shared.list
+    }
+
+    /// The list itself (a copy if it is shared).
+    pub fn into_vec(self) -> Vec<ChatMessage> {
+        std::sync::Arc::try_unwrap(self.0).map_or_else(|shared| shared.list.clone(), |s| s.list)
+    }
+
+    /// The messages as HTML, made by `render` the first time it is asked for.
+    #[cfg(feature = "ssr")]
+    pub fn html(&self, render: impl FnOnce(&[ChatMessage]) -> String) -> &str {
+        self.0.html.get_or_init(|| render(&self.0.list))
+    }
+}
+
+impl std::ops::Deref for Messages {
+    type Target = [ChatMessage];
+
+    fn deref(&self) -> &[ChatMessage] {
+        &self.0.list
+    }
+}
+
+impl From<Vec<ChatMessage>> for Messages {
+    fn from(list: Vec<ChatMessage>) -> Self {
+        Messages(std::sync::Arc::new(Shared {
+            list,
+            #[cfg(feature = "ssr")]
+            json: Default::default(),
+            #[cfg(feature = "ssr")]
+            html: Default::default(),
+        }))
+    }
+}
+
+impl PartialEq for Messages {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.list == other.0.list
+    }
+}
+
+impl Eq for Messages {}
+
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.list.fmt(f)
+    }
+}
+
+impl Serialize for Messages {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[cfg(feature = "ssr")]
+        if let Some(json) = self
+            .0
+            .json
+            .get_or_init(|| serde_json::value::to_raw_value(&self.0.list).ok())
+        {
+            return json.serialize(serializer);
+        }
+        self.0.list.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Messages::from)
+    }
+}
+
 /// Everything a room page renders before the live connection takes over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomPage {
@@ -126,7 +224,7 @@ pub struct RoomPage {
     pub visibility: Visibility,
     /// Members of a private room or direct conversation (empty for public rooms).
     pub members: Vec<UserName>,
-    pub messages: Vec<ChatMessage>,
+    pub messages: Messages,
     pub online: Vec<UserName>,
     /// The newest sequence number included: the live connection subscribes from here.
     pub last_seq: Seq,
@@ -143,7 +241,7 @@ pub struct RoomPage {
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
-    use super::{AppError, RoomPage, Visibility, PAGE_MESSAGES};
+    use super::{AppError, Messages, RoomPage, Visibility, PAGE_MESSAGES};
     use crate::protocol::{RoomId, Seq, UserName};
     use crate::server::accounts::{AccountError, Accounts, Identity, NewSession, RoomKind};
     use crate::server::hub::{Hub, HubError};
@@ -364,11 +462,12 @@ pub(crate) mod ssr {
         let before = before.map(Seq);
         let messages = match before {
             None => snapshot.messages,
-            Some(before) => hub
-                .store()
-                .latest(&room, Some(before), PAGE_MESSAGES)
-                .await
-                .map_err(|e| internal(e.into()))?,
+            Some(before) => Messages::from(
+                hub.store()
+                    .latest(&room, Some(before), PAGE_MESSAGES)
+                    .await
+                    .map_err(|e| internal(e.into()))?,
+            ),
         };
         let (visibility, title, members) = describe(accounts, &room, who.as_ref());
         Ok(RoomPage {

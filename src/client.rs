@@ -12,7 +12,7 @@
 //! sent after reconnecting and (thanks to its client id) stored once; a rejoin asks for
 //! everything after the last sequence number seen, so the view has neither gaps nor repeats.
 
-use crate::api::RoomPage;
+use crate::api::{Messages, RoomPage};
 use crate::protocol::{ChatMessage, ClientId, RoomId, UserName};
 use leptos::prelude::*;
 
@@ -57,7 +57,7 @@ pub struct PendingMessage {
 pub struct LiveRoom {
     pub room: StoredValue<RoomId>,
     /// Confirmed messages, in sequence order, without repeats.
-    pub messages: RwSignal<Vec<ChatMessage>>,
+    pub messages: RwSignal<Messages>,
     pub online: RwSignal<Vec<UserName>>,
     pub pending: RwSignal<Vec<PendingMessage>>,
     /// True when the server could not replay what this tab missed.
@@ -121,8 +121,9 @@ impl ChatSocket {
             if let Ok(page) = crate::api::load_room(room.0, None).await {
                 let newest = page.last_seq;
                 let _ = live.messages.try_update(|list| {
+                    let list = list.list_mut();
                     list.retain(|m| m.seq > newest);
-                    merge_messages(list, page.messages);
+                    merge_messages(list, page.messages.into_vec());
                 });
                 let _ = live.has_older.try_set(page.has_older);
                 let _ = live.gap.try_set(false);

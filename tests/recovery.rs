@@ -123,6 +123,44 @@ async fn a_room_page_carries_exactly_its_messages_and_position() {
     assert!(missing.body.contains("Room not found"));
 }
 
+/// A room shares its latest page between page loads until its next message; the next
+/// message must then show on the very next page, in the rows and in the data.
+#[tokio::test]
+async fn a_room_page_after_a_new_message_shows_it() {
+    let (server, _dir) = sqlite_server(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
+    ada.join("fresh").await;
+    let headers = [("Cookie", cookie.as_str())];
+    let load = || http(server.addr, "GET", "/r/fresh", None, &headers);
+    let rows = |body: &str| body.matches(r#"<li class="message">"#).count();
+
+    ada.send(&send("fresh", "f0", "first")).await;
+    ada.acks(1).await;
+    for _ in 0..2 {
+        let page = load().await;
+        let data = page_data(&page.body).expect("the room loads");
+        assert_eq!(
+            (rows(&page.body), data.messages.len(), data.last_seq.0),
+            (1, 1, 1)
+        );
+    }
+
+    ada.send(&send("fresh", "f1", "second <b>&</b>")).await;
+    ada.acks(1).await;
+    let page = load().await;
+    let data = page_data(&page.body).expect("the room loads");
+    let texts: Vec<_> = data.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["first", "second <b>&</b>"]);
+    assert_eq!((rows(&page.body), data.last_seq.0), (2, 2));
+    assert!(
+        page.body
+            .contains(r#"<span class="text">second &lt;b&gt;&amp;&lt;/b&gt;</span>"#),
+        "{}",
+        page.body
+    );
+}
+
 #[tokio::test]
 async fn a_rejoin_replays_exactly_the_missed_messages_before_live_ones() {
     let (server, _dir) = sqlite_server(quick_config()).await;

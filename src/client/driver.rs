@@ -4,7 +4,7 @@
 //! the driver mid-update.
 
 use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
-use crate::api::RoomPage;
+use crate::api::{Messages, RoomPage};
 use crate::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg, UserName};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
@@ -526,11 +526,11 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 let room = room.clone();
                 updates.push(Box::new(move || {
                     let _ = live.gap.try_set(true);
-                    let _ = live.messages.try_set(Vec::new());
+                    let _ = live.messages.try_set(Messages::default());
                     leptos::task::spawn_local(async move {
                         if let Ok(page) = crate::api::load_room(room.0.clone(), None).await {
                             let _ = live.messages.try_update(|list| {
-                                merge_messages(list, page.messages);
+                                merge_messages(list.list_mut(), page.messages.into_vec());
                             });
                             let _ = live.has_older.try_set(page.has_older);
                         }
@@ -578,7 +578,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                         .try_update(|p| p.retain(|m| m.client_id != msg.client_id));
                 }
                 let _ = live.messages.try_update(|list| {
-                    merge_messages(list, [msg]);
+                    merge_messages(list.list_mut(), [msg]);
                 });
             }));
         }

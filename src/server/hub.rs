@@ -17,6 +17,7 @@
 //!   before a person whose last tab closed is announced as gone.
 
 use super::queue;
+use crate::api::Messages;
 use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
@@ -177,7 +178,8 @@ pub struct RoomSummary {
 /// What a server-rendered room page starts from.
 #[derive(Clone, Debug)]
 pub struct RoomSnapshot {
-    pub messages: Vec<ChatMessage>,
+    /// Shared with every other snapshot of the room until its next message.
+    pub messages: Messages,
     pub online: Vec<UserName>,
     pub last_seq: Seq,
     pub epoch: u64,
@@ -410,7 +412,7 @@ impl Hub {
         let mut messages = self.store.latest(room, None, limit).await?;
         messages.retain(|m| m.seq <= last_seq);
         Ok(RoomSnapshot {
-            messages,
+            messages: messages.into(),
             online: Vec::new(),
             last_seq,
             epoch: self.store.epoch(),

@@ -11,6 +11,7 @@
 //! logged event toggles one user's membership, its own diff is "the users with an odd number
 //! of events after my snapshot", so every tab's view ends up exact.
 
+use crate::api::Messages;
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, ServerMsg, UserName};
 use crate::server::broker::Broker;
@@ -66,7 +67,7 @@ pub enum RoomCmd {
 
 /// What a page render needs from a room.
 pub struct RoomView {
-    pub messages: Vec<ChatMessage>,
+    pub messages: Messages,
     pub online: Vec<UserName>,
     pub last_seq: Seq,
 }
@@ -83,6 +84,11 @@ struct Recent {
     messages: std::collections::VecDeque<ChatMessage>,
     /// Never more than the store retains.
     capacity: usize,
+    /// The latest page (the last `limit` messages), made at the first page asked for since
+    /// the last message and shared by every page until the next: a busy room page is read
+    /// far more often than its room gets a message, and a copy of 50 messages per page was
+    /// a tenth of what the page cost the server.
+    page: Option<(usize, Messages)>,
 }
 
 impl Recent {
@@ -104,7 +110,22 @@ impl Recent {
         })
     }
 
+    /// The last `limit` messages.
+    fn page(&mut self, limit: usize) -> Messages {
+        match &self.page {
+            Some((made_for, page)) if *made_for == limit => page.clone(),
+            _ => {
+                let skip = self.messages.len().saturating_sub(limit);
+                let page =
+                    Messages::from(self.messages.iter().skip(skip).cloned().collect::<Vec<_>>());
+                self.page = Some((limit, page.clone()));
+                page
+            }
+        }
+    }
+
     fn push(&mut self, msg: ChatMessage) {
+        self.page = None;
         self.last_seq = msg.seq;
         self.messages.push_back(msg);
         while self.messages.len() > self.capacity {
@@ -258,14 +279,11 @@ impl RoomActor {
                 }
                 RoomCmd::Snapshot { limit, reply } => {
                     let view = match self.recent().await {
-                        Ok(recent) => {
-                            let skip = recent.messages.len().saturating_sub(limit);
-                            Ok(RoomView {
-                                messages: recent.messages.iter().skip(skip).cloned().collect(),
-                                online: Vec::new(),
-                                last_seq: recent.last_seq,
-                            })
-                        }
+                        Ok(recent) => Ok(RoomView {
+                            messages: recent.page(limit),
+                            online: Vec::new(),
+                            last_seq: recent.last_seq,
+                        }),
                         Err(err) => Err(err),
                     };
                     let _ = reply.send(view.map(|mut v| {
@@ -401,7 +419,7 @@ impl RoomActor {
     }
 
     /// The in-memory tail of the room, loading it from the store the first time.
-    async fn recent(&mut self) -> Result<&Recent, HubError> {
+    async fn recent(&mut self) -> Result<&mut Recent, HubError> {
         if self.recent.is_none() {
             let capacity = self
                 .store
@@ -413,12 +431,14 @@ impl RoomActor {
                 last_seq,
                 messages: messages.into(),
                 capacity,
+                page: None,
             });
         }
         Ok(self.recent.get_or_insert_with(|| Recent {
             last_seq: Seq(0),
             messages: Default::default(),
             capacity: RECENT,
+            page: None,
         }))
     }
 

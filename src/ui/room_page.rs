@@ -314,7 +314,7 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
                     let complete = older.len() < crate::api::PAGE_MESSAGES
                         || older.first().is_some_and(|m| m.seq.0 <= 1);
                     live.messages.update(|list| {
-                        crate::client::merge_messages(list, older);
+                        crate::client::merge_messages(list.list_mut(), older);
                     });
                     live.has_older.set(!complete);
                     request_animation_frame(move || {
@@ -418,14 +418,18 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
         view! {
-            <For each=move || live.messages.get() key=|m| m.seq let:msg>
+            <For each=move || live.messages.get().into_vec() key=|m| m.seq let:msg>
                 {message_row(msg.author.0, msg.text)}
             </For>
         }
     }
     #[cfg(feature = "ssr")]
     {
-        leptos::tachys::html::InertElement::new(live.messages.with_untracked(|m| rows_html(m)))
+        // Made once for every page of the room until its next message (see `Messages`).
+        let html = live
+            .messages
+            .with_untracked(|m| m.html(rows_html).to_string());
+        leptos::tachys::html::InertElement::new(html)
     }
 }
 
@@ -520,6 +524,7 @@ fn Archive(data: RoomData) -> impl IntoView {
             <ol class="messages" role="log" aria-label="Messages">
                 {data
                     .messages
+                    .into_vec()
                     .into_iter()
                     .map(|msg| message_row(msg.author.0, msg.text))
                     .collect_view()}
