@@ -758,6 +758,28 @@ mod tests {
         }
     }
 
+    /// A shared page encodes exactly as its list does, and a change makes a private copy
+    /// whose JSON and HTML are made again, leaving the shared one as it was.
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn shared_messages_encode_as_a_list_and_remake_what_a_change_outdates() {
+        use super::Messages;
+        let list = vec![message("a </script> <b>"), message("c \"d\"")];
+        let mut mine = Messages::from(list.clone());
+        let shared = mine.clone();
+        let json = |m: &Messages| serde_json::to_string(m).unwrap();
+        assert_eq!(json(&mine), serde_json::to_string(&list).unwrap());
+        assert_eq!(mine.html(|m| format!("{} rows", m.len())), "2 rows");
+
+        mine.list_mut().pop();
+        assert_eq!(json(&mine), serde_json::to_string(&list[..1]).unwrap());
+        assert_eq!(mine.html(|m| format!("{} rows", m.len())), "1 rows");
+        assert_eq!(json(&shared), serde_json::to_string(&list).unwrap());
+        assert_eq!(shared.html(|_| "made again".into()), "2 rows");
+        let decoded: Messages = serde_json::from_str(&json(&shared)).unwrap();
+        assert_eq!(decoded, shared);
+    }
+
     /// The point of the encoding: keys and plain strings carry no `"` for the page's quoting
     /// to escape.
     #[test]

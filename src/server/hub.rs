@@ -178,7 +178,7 @@ pub struct RoomSummary {
 /// What a server-rendered room page starts from.
 #[derive(Clone, Debug)]
 pub struct RoomSnapshot {
-    /// Shared with every other snapshot of the room until its next message.
+    /// For a room in memory, shared with every other snapshot of it until its next message.
     pub messages: Messages,
     pub online: Vec<UserName>,
     pub last_seq: Seq,
