@@ -4,7 +4,6 @@ use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
-use super::synchronous;
 use crate::api::{
     load_room, AppError, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility,
 };
@@ -49,8 +48,8 @@ pub fn RoomPage() -> impl IntoView {
 /// What a loaded room page shows: the room, an older page of it, or why it cannot be shown.
 fn loaded(page: Result<RoomData, AppError>) -> impl IntoView {
     match page {
-        Ok(data) if data.before.is_some() => EitherOf3::A(synchronous(view! { <Archive data /> })),
-        Ok(data) => EitherOf3::B(synchronous(view! { <Room data /> })),
+        Ok(data) if data.before.is_some() => EitherOf3::A(view! { <Archive data /> }),
+        Ok(data) => EitherOf3::B(view! { <Room data /> }),
         Err(e) => EitherOf3::C(view! {
             <h1>"Room not found"</h1>
             <p role="alert">{e.to_string()}</p>
