@@ -448,23 +448,21 @@ fn message_row<T: IntoView>(author: T, text: T) -> impl IntoView {
 /// 18 µs, measured in a release build); a test holds the two to the same bytes.
 #[cfg(all(feature = "ssr", not(erase_components)))]
 fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
-    const MARKUP: &str = concat!(
-        r#"<li class="message"><span class="author">"#,
-        r#"</span><span class="text">"#,
-        "</span></li>"
-    );
+    const OPEN: &str = r#"<li class="message"><span class="author">"#;
+    const BETWEEN: &str = r#"</span><span class="text">"#;
+    const CLOSE: &str = "</span></li>";
     let size = messages
         .iter()
-        .map(|m| MARKUP.len() + m.author.0.len() + m.text.len())
+        .map(|m| OPEN.len() + BETWEEN.len() + CLOSE.len() + m.author.0.len() + m.text.len())
         .sum::<usize>();
     // Room for a few escapes before the buffer has to grow.
     let mut html = String::with_capacity(size + size / 16 + 3);
     for msg in messages {
-        html.push_str(r#"<li class="message"><span class="author">"#);
+        html.push_str(OPEN);
         push_text(&mut html, &msg.author.0);
-        html.push_str(r#"</span><span class="text">"#);
+        html.push_str(BETWEEN);
         push_text(&mut html, &msg.text);
-        html.push_str("</span></li>");
+        html.push_str(CLOSE);
     }
     html.push_str("<!>");
     html
