@@ -136,8 +136,9 @@ impl SqliteStore {
                 out.push(Appended::Duplicate(Seq(existing as u64)));
             }
         }
-        sqlx::query("UPDATE rooms SET last_seq = ? WHERE name = ?")
+        sqlx::query("UPDATE rooms SET last_seq = ?, last_active = ? WHERE name = ?")
             .bind(last)
+            .bind(now)
             .bind(room.as_str())
             .execute(&mut *tx)
             .await?;
@@ -211,12 +212,33 @@ impl Store for SqliteStore {
 
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)")
-                .bind(room.as_str())
-                .bind(crate::server::hub::now_ms() as i64)
-                .execute(&self.pool)
-                .await?;
+            let now = crate::server::hub::now_ms() as i64;
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO rooms (name, created_at, last_active) VALUES (?, ?, ?)",
+            )
+            .bind(room.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn rooms_by_activity(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
+        Box::pin(async move {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM rooms ORDER BY last_active DESC, name LIMIT ? OFFSET ?",
+            )
+            .bind(limit as i64)
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(names.into_iter().map(RoomId).collect())
         })
     }
 
