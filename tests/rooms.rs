@@ -180,3 +180,19 @@ async fn the_home_page_stays_small_with_thousands_of_rooms() {
         "the next page lists other rooms"
     );
 }
+
+#[tokio::test]
+async fn general_can_never_be_claimed_as_a_private_room() {
+    let server = start(quick_config()).await;
+    let ada = register(server.addr, "ada", "password one").await;
+    let r = call::<CreateRoom>(
+        server.addr,
+        &[("name", "general"), ("private", "on")],
+        Some(&ada),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("taken"), "{}", r.body);
+    let mut gus = connect_cookie(server.addr, &guest_cookie(server.addr, "gus").await).await;
+    gus.join("general").await;
+}

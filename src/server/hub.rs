@@ -184,13 +184,6 @@ impl ConnHandle {
     }
 }
 
-/// A room as the home page lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomSummary {
-    pub room: RoomId,
-    pub online: usize,
-}
-
 /// What a server-rendered room page starts from.
 #[derive(Clone, Debug)]
 pub struct RoomSnapshot {
@@ -450,22 +443,6 @@ impl Hub {
         }
     }
 
-    /// Every room with how many people are online, `general` always included.
-    pub async fn room_summaries(&self) -> Result<Vec<RoomSummary>, HubError> {
-        let mut ids = self.store.list_rooms().await?;
-        let general = RoomId(crate::names::DEFAULT_ROOM.to_string());
-        if !ids.contains(&general) {
-            ids.insert(0, general);
-        }
-        Ok(ids
-            .into_iter()
-            .map(|room| {
-                let online = self.existing_room(&room).map_or(0, |h| h.online());
-                RoomSummary { room, online }
-            })
-            .collect())
-    }
-
     /// The latest `limit` messages plus who is online, for a server-rendered room page.
     /// Rooms with an actor answer from memory; others are read from the store.
     pub async fn snapshot(&self, room: &RoomId, limit: usize) -> Result<RoomSnapshot, HubError> {
@@ -631,9 +608,7 @@ mod tests {
             drain(&mut bob_rx).await.is_empty(),
             "one tab left: ada stays online"
         );
-        let summaries = hub.room_summaries().await.unwrap();
-        let x = summaries.iter().find(|r| r.room == room("x")).unwrap();
-        assert_eq!(x.online, 2, "ada (one tab left) and bob");
+        assert_eq!(hub.online(&room("x")), 2, "ada (one tab left) and bob");
 
         hub.disconnect(&tab2, [room("x")]).await;
         assert!(
