@@ -73,9 +73,12 @@ async fn a_room_creation_flood_gets_429_after_the_per_person_and_per_address_bud
     'people: for who in ["bob", "cy", "dee", "eve"] {
         let cookie = guest_cookie(server.addr, who).await;
         for i in 0..20 {
-            let r =
-                call::<CreateRoom>(server.addr, &[("name", &format!("{who}{i}"))], Some(&cookie))
-                    .await;
+            let r = call::<CreateRoom>(
+                server.addr,
+                &[("name", &format!("{who}{i}"))],
+                Some(&cookie),
+            )
+            .await;
             if r.status >= 400 {
                 first_refusal = Some(r);
                 break 'people;
@@ -83,7 +86,10 @@ async fn a_room_creation_flood_gets_429_after_the_per_person_and_per_address_bud
             by_address += 1;
         }
     }
-    assert_eq!(by_address, 60, "one address creates at most 60 rooms an hour");
+    assert_eq!(
+        by_address, 60,
+        "one address creates at most 60 rooms an hour"
+    );
     assert_eq!(first_refusal.expect("a refusal").status, 429);
 }
 
@@ -117,8 +123,7 @@ async fn a_join_racing_a_private_room_creation_never_admits_a_non_member() {
         let create = {
             let (addr, owner, name) = (server.addr, owner.clone(), room.0.clone());
             tokio::spawn(async move {
-                call::<CreateRoom>(addr, &[("name", &name), ("private", "on")], Some(&owner))
-                    .await
+                call::<CreateRoom>(addr, &[("name", &name), ("private", "on")], Some(&owner)).await
             })
         };
         // Spread the join over the first milliseconds of the creation.

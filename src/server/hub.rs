@@ -248,6 +248,11 @@ impl Hub {
         &self.creations
     }
 
+    /// Whether `room` has an actor in memory now.
+    pub fn in_memory(&self, room: &RoomId) -> bool {
+        self.existing_room(room).is_some()
+    }
+
     /// How many people are online in `room` (0 for a room not in memory).
     pub fn online(&self, room: &RoomId) -> usize {
         self.existing_room(room).map_or(0, |h| h.online())
@@ -901,7 +906,10 @@ mod tests {
     async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !done() {
-            assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never happened: {what}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -927,7 +935,10 @@ mod tests {
         // A member keeps the room in memory however quiet it is.
         hub.join(&ada, &room("busy"), None, None).await.unwrap();
         hub.leave(&ada, &room("quiet")).await;
-        eventually("the quiet room leaves memory", || hub.rooms_in_memory() == 1).await;
+        eventually("the quiet room leaves memory", || {
+            hub.rooms_in_memory() == 1
+        })
+        .await;
 
         let (bob, mut bob_rx) = hub.connect(user("bob"));
         hub.join(&bob, &room("quiet"), None, None).await.unwrap();

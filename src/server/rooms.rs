@@ -131,11 +131,12 @@ async fn ensure_public(
     address: IpAddr,
     room: &RoomId,
 ) -> Result<(), RoomError> {
-    if room.as_str() == DEFAULT_ROOM {
-        hub.store().create_room(room).await?;
+    // A room with an actor exists: actors start only for rooms that passed this check.
+    if hub.in_memory(room) || hub.store().room_exists(room).await? {
         return Ok(());
     }
-    if hub.store().room_exists(room).await? {
+    if room.as_str() == DEFAULT_ROOM {
+        hub.store().create_room(room).await?;
         return Ok(());
     }
     hub.creations().take(who, address)?;
@@ -338,7 +339,9 @@ impl CreationBudget {
             if *cap == 0 {
                 continue;
             }
-            let tokens = buckets.get(key).map_or(*cap as f64, |b| refill(*b, *cap, now));
+            let tokens = buckets
+                .get(key)
+                .map_or(*cap as f64, |b| refill(*b, *cap, now));
             if tokens < 1.0 {
                 wait = wait.max(Duration::from_secs_f64((1.0 - tokens) / rate(*cap)));
             }
@@ -370,7 +373,9 @@ impl CreationBudget {
             if cap == 0 {
                 continue;
             }
-            let tokens = buckets.get(&key).map_or(cap as f64, |b| refill(*b, cap, now));
+            let tokens = buckets
+                .get(&key)
+                .map_or(cap as f64, |b| refill(*b, cap, now));
             buckets.insert(
                 key,
                 Bucket {

@@ -18,10 +18,10 @@ use crate::protocol::{
     close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use crate::server::accounts::{Accounts, Identity, SessionEnd};
-use crate::server::rooms::RoomError;
 use crate::server::hub::{Hub, LagState, Outbound};
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
+use crate::server::rooms::RoomError;
 use crate::server::wire::{self, ReadError};
 use futures_util::{Stream, StreamExt};
 use std::collections::HashSet;

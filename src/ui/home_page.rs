@@ -6,13 +6,13 @@
 
 use super::account::AccountBar;
 use super::form_error::FormError;
-use super::nav::Nav;
 use super::name_form::NameForm;
+use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use super::synchronous;
 use crate::api::{
-    list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomList as Rooms,
-    SetName, Visibility,
+    list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomList as Rooms, SetName,
+    Visibility,
 };
 use leptos::either::Either;
 use leptos::prelude::*;
