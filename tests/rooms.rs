@@ -201,3 +201,48 @@ async fn general_can_never_be_claimed_as_a_private_room() {
     let mut gus = connect_cookie(server.addr, &guest_cookie(server.addr, "gus").await).await;
     gus.join("general").await;
 }
+
+#[tokio::test]
+async fn a_join_of_a_room_that_does_not_exist_creates_it_only_within_the_budget() {
+    let server = start(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
+    let (mut joined, mut refusal) = (0, None);
+    for i in 0..25 {
+        let room = RoomId(format!("minted{i}"));
+        ada.send(&ClientMsg::Join {
+            room: room.clone(),
+            since: None,
+            epoch: None,
+        })
+        .await;
+        loop {
+            match ada.recv().await {
+                ServerMsg::Joined { room: r, .. } if r == room => {
+                    joined += 1;
+                    break;
+                }
+                ServerMsg::Error {
+                    code,
+                    message,
+                    room: Some(r),
+                    retry_after_ms,
+                    ..
+                } if r == room => {
+                    refusal.get_or_insert((code, message, retry_after_ms));
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(joined, 20, "joins created {joined} rooms");
+    let (code, message, retry_after_ms) = refusal.expect("a refusal");
+    assert_eq!(code, hearth::protocol::ErrorCode::RateLimited);
+    assert!(message.contains("rooms"), "{message}");
+    assert!(retry_after_ms.is_some_and(|ms| ms > 0));
+    // Rooms that exist are joined freely, by anyone.
+    let mut bob = connect_cookie(server.addr, &guest_cookie(server.addr, "bob").await).await;
+    bob.join("minted0").await;
+    bob.join("general").await;
+}
