@@ -9,7 +9,10 @@
 //! Room access is read on every join, send and history load, so the membership of the
 //! (few) non-public rooms is also kept in memory and checked without touching the database.
 //! A room that is not in `room_access` is public; names starting with `dm-` are reserved for
-//! direct messages and are never public.
+//! direct messages and are never public. A new restricted room's rules enter that memory
+//! before the room exists anywhere, and the room is stored together with them
+//! ([`Accounts::create_restricted`]), so no join can find the room without its rules. The
+//! rules for who may create and enter rooms are in `server::rooms`.
 
 use crate::protocol::{RoomId, UserName};
 use crate::server::hub::now_ms;

@@ -332,6 +332,25 @@ mod tests {
     }
 
     #[test]
+    fn rooms_are_listed_most_recently_active_first_a_page_at_a_time() {
+        let store = MemoryStore::new(1, 100);
+        let room = |n: &str| RoomId(n.to_string());
+        for name in ["a", "b", "c"] {
+            block(store.create_room(&room(name))).unwrap();
+            let now = crate::server::hub::now_ms();
+            while crate::server::hub::now_ms() == now {
+                std::hint::spin_loop();
+            }
+        }
+        block(store.append(&room("a"), vec![new_msg("ada", "1")])).unwrap();
+        let names = |list: Vec<RoomId>| list.into_iter().map(|r| r.0).collect::<Vec<_>>();
+        let page = |offset, limit| names(block(store.rooms_by_activity(offset, limit)).unwrap());
+        assert_eq!(page(0, 10), ["a", "c", "b"]);
+        assert_eq!(page(1, 1), ["c"]);
+        assert!(page(3, 10).is_empty());
+    }
+
+    #[test]
     fn since_replays_in_order_or_reports_a_gap() {
         let store = MemoryStore::new(1, 5);
         let room = RoomId("r".into());

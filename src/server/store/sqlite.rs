@@ -365,6 +365,36 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Waits until the millisecond clock moves on, so two events get different times.
+    fn next_ms() {
+        let now = crate::server::hub::now_ms();
+        while crate::server::hub::now_ms() == now {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[tokio::test]
+    async fn rooms_are_listed_most_recently_active_first_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let room = |n: &str| RoomId(n.to_string());
+        for name in ["a", "b", "c"] {
+            assert!(store.create_room(&room(name)).await.unwrap());
+            next_ms();
+        }
+        store
+            .append(&room("a"), vec![msg("ada", "1")])
+            .await
+            .unwrap();
+        let names = |list: Vec<RoomId>| list.into_iter().map(|r| r.0).collect::<Vec<_>>();
+        assert_eq!(
+            names(store.rooms_by_activity(0, 10).await.unwrap()),
+            ["a", "c", "b"]
+        );
+        assert_eq!(names(store.rooms_by_activity(1, 1).await.unwrap()), ["c"]);
+        assert!(store.rooms_by_activity(3, 10).await.unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn retention_forgets_old_messages_but_never_reuses_seqs() {
         let dir = std::env::temp_dir().join(format!("hearth-retain-{}", std::process::id()));
