@@ -215,6 +215,16 @@ impl<'de> Deserialize<'de> for Messages {
     }
 }
 
+/// One page of the room list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomEntry>,
+    /// This page's number (from 0).
+    pub page: u32,
+    /// The next page's number, when more rooms may follow.
+    pub next_page: Option<u32>,
+}
+
 /// Everything a room page renders before the live connection takes over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomPage {
@@ -247,6 +257,7 @@ pub(crate) mod ssr {
     use crate::server::hub::{Hub, HubError};
     use crate::server::identity;
     use crate::server::limits::Limits;
+    use crate::server::rooms::RoomError;
     use axum::http::{header, request::Parts, HeaderMap, StatusCode};
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
@@ -405,6 +416,27 @@ pub(crate) mod ssr {
                     .collect();
                 (Visibility::Direct, others.join(", "), members)
             }
+        }
+    }
+
+    /// The address this request came from, as the per-address limits see it.
+    pub fn address() -> Result<std::net::IpAddr, AppError> {
+        Ok(identity::client_ip(&limits()?.config, &parts()?))
+    }
+
+    /// A refusal from the room rules, with its status (and `Retry-After` for 429).
+    pub fn room_error(err: RoomError) -> AppError {
+        match err {
+            RoomError::NeedSession(s) => fail(AppError::Unauthorized(s)),
+            RoomError::Invalid(s) => fail(AppError::Invalid(s)),
+            RoomError::Forbidden(s) => fail(AppError::NotFound(s)),
+            RoomError::TooMany { wait, sentence } => {
+                if let Some(res) = use_context::<ResponseOptions>() {
+                    res.insert_header(header::RETRY_AFTER, wait.as_secs().max(1).into());
+                }
+                fail(AppError::TooMany(sentence))
+            }
+            RoomError::Store(e) => internal(HubError::from(e)),
         }
     }
 
@@ -577,15 +609,19 @@ pub async fn logout() -> Result<(), AppError> {
     Ok(())
 }
 
-/// Every room this visitor may see, with how many people are online in it.
+/// One page (from 0) of the rooms this visitor may see, most recently active first, with how
+/// many people are online in each.
 #[server]
-pub async fn list_rooms() -> Result<Vec<RoomEntry>, AppError> {
+pub async fn list_rooms(page: Option<u32>) -> Result<RoomList, AppError> {
     let who = ssr::me().await?;
     let accounts = ssr::accounts()?;
-    let rooms = ssr::hub()?.room_summaries().await.map_err(ssr::internal)?;
-    Ok(rooms
+    let page = page.unwrap_or(0);
+    let (rooms, more) =
+        crate::server::rooms::list(&*ssr::hub()?, &accounts, who.as_ref(), page as usize)
+            .await
+            .map_err(ssr::room_error)?;
+    let rooms = rooms
         .into_iter()
-        .filter(|r| accounts.may_enter(&r.room, who.as_ref()))
         .map(|r| {
             let (visibility, title, _) = ssr::describe(&accounts, &r.room, who.as_ref());
             RoomEntry {
@@ -595,44 +631,31 @@ pub async fn list_rooms() -> Result<Vec<RoomEntry>, AppError> {
                 online: r.online,
             }
         })
-        .collect())
+        .collect();
+    Ok(RoomList {
+        rooms,
+        page,
+        next_page: more.then_some(page + 1),
+    })
 }
 
-/// Creates a room (or finds the public one of that name) and goes to it. A private room
-/// needs an account; its creator is its first member.
+/// Creates a room (or finds the public one of that name) and goes to it. Creating needs a
+/// session and fits a per-person and per-address budget; a private room needs an account,
+/// and its creator is its first member.
 #[server]
 pub async fn create_room(name: String, private: Option<String>) -> Result<String, AppError> {
     let room = crate::names::parse_room(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
-    let hub = ssr::hub()?;
-    let accounts = ssr::accounts()?;
     let who = ssr::me().await?;
-    if private.is_some() {
-        let owner = ssr::registered("create a private room").await?;
-        if hub
-            .store()
-            .room_exists(&room)
-            .await
-            .map_err(|e| ssr::internal(e.into()))?
-        {
-            return Err(ssr::fail(AppError::Invalid(
-                "That room name is taken; choose another.".to_string(),
-            )));
-        }
-        accounts
-            .create_private(&room, &owner)
-            .await
-            .map_err(ssr::account_error)?;
-    } else if crate::server::accounts::is_reserved(&room) {
-        return Err(ssr::fail(AppError::Invalid(format!(
-            "Room names starting with {} are kept for direct messages; choose another.",
-            crate::server::accounts::DIRECT_PREFIX
-        ))));
-    } else if !accounts.may_enter(&room, who.as_ref()) {
-        return Err(ssr::fail(AppError::Invalid(
-            "That room name is taken; choose another.".to_string(),
-        )));
-    }
-    hub.create_room(&room).await.map_err(ssr::internal)?;
+    crate::server::rooms::create(
+        &*ssr::hub()?,
+        &*ssr::accounts()?,
+        who.as_ref(),
+        ssr::address()?,
+        &room,
+        private.is_some(),
+    )
+    .await
+    .map_err(ssr::room_error)?;
     leptos_axum::redirect(&format!("/r/{room}"));
     Ok(room.0)
 }
@@ -644,10 +667,9 @@ pub async fn invite(room: String, name: String) -> Result<String, AppError> {
     let room = ssr::enter(&room, Some(&who))?;
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
-    let invited = ssr::accounts()?
-        .invite(&room, &who, &name)
+    let invited = crate::server::rooms::invite(&*ssr::accounts()?, &room, &who, &name)
         .await
-        .map_err(ssr::account_error)?;
+        .map_err(ssr::room_error)?;
     Ok(invited.0)
 }
 
@@ -657,14 +679,15 @@ pub async fn open_direct(name: String) -> Result<String, AppError> {
     let who = ssr::registered("send direct messages").await?;
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
-    let room = ssr::accounts()?
-        .direct(&who, &name)
-        .await
-        .map_err(ssr::account_error)?;
-    ssr::hub()?
-        .create_room(&room)
-        .await
-        .map_err(ssr::internal)?;
+    let room = crate::server::rooms::open_direct(
+        &*ssr::hub()?,
+        &*ssr::accounts()?,
+        &who,
+        ssr::address()?,
+        &name,
+    )
+    .await
+    .map_err(ssr::room_error)?;
     leptos_axum::redirect(&format!("/r/{room}"));
     Ok(room.0)
 }
@@ -706,6 +729,15 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
         )));
     };
     let room = ssr::enter(&room, Some(&author))?;
+    // Posting never creates a room: that needs the creation rules (`server::rooms`).
+    if !crate::server::rooms::exists(&*ssr::hub()?, &room)
+        .await
+        .map_err(ssr::room_error)?
+    {
+        return Err(ssr::fail(AppError::NotFound(format!(
+            "There is no room called {room}; create it on the home page first."
+        ))));
+    }
     ssr::limits()?.post(author.session_id).map_err(|wait| {
         ssr::fail(AppError::TooMany(format!(
             "You are sending too fast; wait {} s and try again.",

@@ -64,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
+    // `general` exists before anyone could claim its name for a private room.
+    hub.create_room(&hearth::protocol::RoomId(
+        hearth::names::DEFAULT_ROOM.to_string(),
+    ))
+    .await?;
     let app = router(AppState {
         leptos_options,
         hub: hub.clone(),

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod presence;
 pub mod queue;
 pub mod room;
+pub mod rooms;
 pub mod socket;
 pub mod store;
 pub mod wire;
@@ -176,7 +177,8 @@ async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response
         )
             .into_response();
     }
-    if let Err(wait) = state.limits.upgrade(identity::client_ip(config, &parts)) {
+    let address = identity::client_ip(config, &parts);
+    if let Err(wait) = state.limits.upgrade(address) {
         return too_many(wait, "Too many connection attempts from your address.");
     }
     let who = match identity::session_token(&parts.headers) {
@@ -211,6 +213,7 @@ async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response
         accounts: state.accounts.clone(),
         rate: state.limits.message_bucket(),
         _slot: slot,
+        address,
     };
     let hub = state.hub.clone();
     // A small read buffer: tungstenite's 128 KiB default would dominate per-connection

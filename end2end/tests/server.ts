@@ -192,6 +192,9 @@ export class HearthServer {
       HEARTH_UPGRADES_PER_MINUTE: "100000",
       HEARTH_LOGIN_ATTEMPTS: "100000",
       HEARTH_MESSAGE_BURST: "1000",
+      // Specs create many rooms from one address and a few names.
+      HEARTH_ROOMS_PER_HOUR: "100000",
+      HEARTH_ROOMS_PER_HOUR_PER_ADDRESS: "100000",
       RUST_LOG: process.env.RUST_LOG ?? "info",
       NO_COLOR: "1",
       ...this.extraEnv,

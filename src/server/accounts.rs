@@ -9,11 +9,14 @@
 //! Room access is read on every join, send and history load, so the membership of the
 //! (few) non-public rooms is also kept in memory and checked without touching the database.
 //! A room that is not in `room_access` is public; names starting with `dm-` are reserved for
-//! direct messages and are never public.
+//! direct messages and are never public. A new restricted room's rules enter that memory
+//! before the room exists anywhere, and the room is stored together with them
+//! ([`Accounts::create_restricted`]), so no join can find the room without its rules. The
+//! rules for who may create and enter rooms are in `server::rooms`.
 
 use crate::protocol::{RoomId, UserName};
 use crate::server::hub::now_ms;
-use crate::server::store::StoreError;
+use crate::server::store::{Store, StoreError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
@@ -92,6 +95,9 @@ pub struct Accounts {
     /// One watch per session with live connections; ending the session (logout, or a
     /// guest's name being registered) sets the reason, which closes them.
     live: Mutex<HashMap<i64, LiveSession>>,
+    /// True when the history's `rooms` table is in this database (SQLite), so a restricted
+    /// room and its rules are stored in one transaction.
+    history_here: bool,
     /// Sessions looked up in the last [`CACHE_MS`], by token hash: every page view and
     /// upgrade reads its session, usually seconds after the previous one did.
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
@@ -159,8 +165,17 @@ pub struct NewSession {
 impl Accounts {
     /// Accounts in an existing, migrated database (the SQLite store's pool).
     pub async fn open(pool: SqlitePool, session_ttl: Duration) -> Result<Accounts, StoreError> {
+        Accounts::open_with(pool, session_ttl, true).await
+    }
+
+    async fn open_with(
+        pool: SqlitePool,
+        session_ttl: Duration,
+        history_here: bool,
+    ) -> Result<Accounts, StoreError> {
         let accounts = Accounts {
             pool,
+            history_here,
             session_ttl,
             restricted: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
@@ -181,7 +196,7 @@ impl Accounts {
             .connect_with(SqliteConnectOptions::new().in_memory(true))
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Accounts::open(pool, session_ttl).await
+        Accounts::open_with(pool, session_ttl, false).await
     }
 
     async fn load_restricted(&self) -> Result<(), StoreError> {
@@ -492,45 +507,85 @@ impl Accounts {
         rooms
     }
 
-    /// Makes `room` private with `owner` as its only member. The caller has checked that no
-    /// public room has the name.
-    pub async fn create_private(
+    /// Makes a new room private (or a direct conversation) with `owner` and `others` as its
+    /// members; false (and nothing changed) when the name is taken, by a room of any kind.
+    ///
+    /// The rules are claimed in memory first, so from that moment every join is checked
+    /// against them; only then does the room come to exist, together with its rules (one
+    /// transaction when history shares this database, as with SQLite). A room that already
+    /// existed is never made private, so nobody admitted to it while public can stay.
+    pub async fn create_restricted(
         &self,
         room: &RoomId,
+        kind: RoomKind,
         owner: &Identity,
-    ) -> Result<(), AccountError> {
+        others: &[(i64, UserName)],
+        store: &dyn Store,
+    ) -> Result<bool, AccountError> {
         let Some(owner_id) = owner.user_id else {
             return Err(AccountError::NotAllowed(
                 "Register or log in to create a private room.".to_string(),
             ));
         };
-        if is_reserved(room) {
+        if kind == RoomKind::Private && is_reserved(room) {
             return Err(AccountError::Invalid(format!(
                 "Room names starting with {DIRECT_PREFIX} are kept for direct messages; choose another."
             )));
         }
-        let members = BTreeMap::from([(owner_id, owner.name.clone())]);
-        if !self
-            .restrict(room, RoomKind::Private, owner_id, members)
-            .await?
+        let mut members = BTreeMap::from([(owner_id, owner.name.clone())]);
+        members.extend(others.iter().cloned());
         {
-            return Err(AccountError::Invalid(
-                "That room name is taken; choose another.".to_string(),
-            ));
+            let mut map = self.write_restricted();
+            if map.contains_key(room) {
+                return Ok(false);
+            }
+            map.insert(
+                room.clone(),
+                Restricted {
+                    kind,
+                    members: members.clone(),
+                },
+            );
         }
-        Ok(())
+        let stored = self
+            .store_restricted(room, kind, owner_id, &members, store)
+            .await;
+        if !matches!(stored, Ok(true)) {
+            self.write_restricted().remove(room);
+        }
+        stored
     }
 
-    /// Makes `room` private or direct with these members, in one transaction; false (and
-    /// nothing changed) when the room already had an access entry.
-    async fn restrict(
+    /// Stores a new restricted room and its members; false when the room already existed.
+    async fn store_restricted(
         &self,
         room: &RoomId,
         kind: RoomKind,
         owner_id: i64,
-        members: BTreeMap<i64, UserName>,
+        members: &BTreeMap<i64, UserName>,
+        store: &dyn Store,
     ) -> Result<bool, AccountError> {
+        let now = now_ms() as i64;
+        if !self.history_here && !store.create_room(room).await? {
+            return Ok(false);
+        }
         let mut tx = self.pool.begin().await?;
+        if self.history_here {
+            let created = sqlx::query(
+                "INSERT INTO rooms (name, created_at, last_active) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(room.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !created {
+                return Ok(false);
+            }
+        }
         let created = sqlx::query(
             "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (room) DO NOTHING",
@@ -542,7 +597,7 @@ impl Accounts {
             "private"
         })
         .bind(owner_id)
-        .bind(now_ms() as i64)
+        .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -558,8 +613,6 @@ impl Accounts {
                 .await?;
         }
         tx.commit().await?;
-        self.write_restricted()
-            .insert(room.clone(), Restricted { kind, members });
         Ok(true)
     }
 
@@ -606,9 +659,23 @@ impl Accounts {
         Ok(invitee)
     }
 
-    /// The direct-message room between `me` and the account called `other`, created on first
-    /// use.
-    pub async fn direct(&self, me: &Identity, other: &UserName) -> Result<RoomId, AccountError> {
+    /// The direct-message room between `me` and the account called `other`, and whether it
+    /// exists yet.
+    pub async fn direct_room(
+        &self,
+        me: &Identity,
+        other: &UserName,
+    ) -> Result<(RoomId, bool), AccountError> {
+        let (room, _) = self.direct_pair(me, other).await?;
+        let exists = self.read_restricted().contains_key(&room);
+        Ok((room, exists))
+    }
+
+    async fn direct_pair(
+        &self,
+        me: &Identity,
+        other: &UserName,
+    ) -> Result<(RoomId, (i64, UserName)), AccountError> {
         let Some(my_id) = me.user_id else {
             return Err(AccountError::NotAllowed(
                 "Register or log in to send direct messages.".to_string(),
@@ -626,12 +693,23 @@ impl Accounts {
         }
         let (lo, hi) = (my_id.min(other_id), my_id.max(other_id));
         let room = RoomId(format!("{DIRECT_PREFIX}{lo}-{hi}"));
+        Ok((room, (other_id, other_name)))
+    }
+
+    /// The direct-message room between `me` and the account called `other`, created on first
+    /// use.
+    pub async fn direct(
+        &self,
+        me: &Identity,
+        other: &UserName,
+        store: &dyn Store,
+    ) -> Result<RoomId, AccountError> {
+        let (room, other) = self.direct_pair(me, other).await?;
         if self.read_restricted().contains_key(&room) {
             return Ok(room);
         }
         // Not created means a request from the other person made it a moment ago.
-        let members = BTreeMap::from([(my_id, me.name.clone()), (other_id, other_name)]);
-        self.restrict(&room, RoomKind::Direct, my_id, members)
+        self.create_restricted(&room, RoomKind::Direct, me, &[other], store)
             .await?;
         Ok(room)
     }
@@ -798,8 +876,14 @@ mod tests {
             .unwrap()
             .identity;
         let guest = a.guest(&name("gus")).await.unwrap().identity;
+        let store = crate::server::store::MemoryStore::new(1, 100);
+        macro_rules! private {
+            ($room:expr, $who:expr) => {
+                a.create_restricted($room, RoomKind::Private, $who, &[], &store)
+            };
+        }
         let room = RoomId("secret".into());
-        a.create_private(&room, &ada).await.unwrap();
+        assert!(private!(&room, &ada).await.unwrap());
         assert!(a.may_enter(&room, Some(&ada)));
         assert!(!a.may_enter(&room, Some(&bob)));
         assert!(!a.may_enter(&room, None));
@@ -807,11 +891,15 @@ mod tests {
         a.invite(&room, &ada, &name("BOB")).await.unwrap();
         assert!(a.may_enter(&room, Some(&bob)));
         assert!(a.invite(&room, &ada, &name("gus")).await.is_err());
-        assert!(a.create_private(&room, &eve).await.is_err());
-        assert!(a.create_private(&RoomId("x".into()), &guest).await.is_err());
+        assert!(!private!(&room, &eve).await.unwrap(), "the name is taken");
+        assert!(private!(&RoomId("x".into()), &guest).await.is_err());
+        // A room that exists (public) can never be made private.
+        store.create_room(&RoomId("open".into())).await.unwrap();
+        assert!(!private!(&RoomId("open".into()), &ada).await.unwrap());
+        assert!(a.may_enter(&RoomId("open".into()), Some(&bob)));
 
-        let dm = a.direct(&ada, &name("eve")).await.unwrap();
-        assert_eq!(a.direct(&eve, &name("ada")).await.unwrap(), dm);
+        let dm = a.direct(&ada, &name("eve"), &store).await.unwrap();
+        assert_eq!(a.direct(&eve, &name("ada"), &store).await.unwrap(), dm);
         assert!(a.may_enter(&dm, Some(&eve)) && a.may_enter(&dm, Some(&ada)));
         assert!(!a.may_enter(&dm, Some(&bob)) && !a.may_enter(&dm, Some(&guest)));
         assert!(a.invite(&dm, &ada, &name("bob")).await.is_err());
@@ -834,7 +922,7 @@ mod tests {
             .unwrap();
         let ada = a.register(&name("ada"), "password one").await.unwrap();
         let bob = a.register(&name("bob"), "password two").await.unwrap();
-        let dm = a.direct(&ada.identity, &name("bob")).await.unwrap();
+        let dm = a.direct(&ada.identity, &name("bob"), &store).await.unwrap();
         drop(a);
         let b = Accounts::open(store.pool().clone(), Duration::from_secs(60))
             .await

@@ -89,6 +89,20 @@ pub struct Config {
     #[arg(long, env = "HEARTH_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
 
+    /// Rooms one person may create per hour (joining a room that does not exist creates
+    /// it); 0 turns the limit off.
+    #[arg(long, env = "HEARTH_ROOMS_PER_HOUR", default_value_t = 20)]
+    pub rooms_per_hour: u32,
+
+    /// Rooms one IP address may create per hour, whoever creates them; 0 turns the limit off.
+    #[arg(long, env = "HEARTH_ROOMS_PER_HOUR_PER_ADDRESS", default_value_t = 60)]
+    pub rooms_per_hour_per_address: u32,
+
+    /// Seconds a room with nobody in it and no activity stays in memory; it is loaded again
+    /// on demand with the same sequence numbers. 0 keeps rooms in memory forever.
+    #[arg(long, env = "HEARTH_ROOM_IDLE_SECS", default_value_t = 600)]
+    pub room_idle_secs: u64,
+
     /// Days a login (or guest name) lasts.
     #[arg(long, env = "HEARTH_SESSION_DAYS", default_value_t = 30)]
     pub session_days: u64,
@@ -100,6 +114,9 @@ impl Config {
             queue_frames: self.queue_frames.max(1),
             presence_grace: Duration::from_millis(self.presence_grace_ms),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
+            rooms_per_hour: self.rooms_per_hour,
+            rooms_per_hour_per_address: self.rooms_per_hour_per_address,
+            room_idle: Duration::from_secs(self.room_idle_secs),
             ..HubConfig::default()
         }
     }

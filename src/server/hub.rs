@@ -13,6 +13,11 @@
 //!   drained what was queued it sends `resync` for every room that lost frames. The client
 //!   joins again with its last sequence number and the room replays the gap from the store.
 //!   Nobody is silently dropped.
+//! - **Lifecycle.** A room's actor starts on the first command for it and ends once it has
+//!   had no members and no activity for `room_idle`; the map then forgets it, and the next
+//!   command starts a new actor from the store, with the same sequence numbers and epoch.
+//!   The map never creates rooms in the store: who may create a room is decided in
+//!   `server::rooms`.
 //! - **Presence** is per user as a set of connections (`presence.rs`), with a grace period
 //!   before a person whose last tab closed is announced as gone.
 
@@ -21,7 +26,7 @@ use crate::api::Messages;
 use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
-use crate::server::room::{self, RoomCmd, RoomHandle};
+use crate::server::room::{self, Admit, RoomCmd, RoomHandle};
 use crate::server::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,6 +52,14 @@ pub struct HubConfig {
     pub batch_max: usize,
     /// Most rooms one connection may join.
     pub rooms_per_connection: usize,
+    /// Rooms one person may create per hour (a burst of this many, refilled over the hour);
+    /// 0 turns the limit off.
+    pub rooms_per_hour: u32,
+    /// Rooms one address may create per hour, whoever creates them; 0 turns the limit off.
+    pub rooms_per_hour_per_address: u32,
+    /// A room with nobody in it and nothing happening for this long leaves memory (its
+    /// actor ends); it comes back from the store on demand. Zero keeps rooms forever.
+    pub room_idle: Duration,
 }
 
 impl Default for HubConfig {
@@ -59,6 +72,9 @@ impl Default for HubConfig {
             replay_limit: 10_000,
             batch_max: 256,
             rooms_per_connection: 64,
+            rooms_per_hour: 20,
+            rooms_per_hour_per_address: 60,
+            room_idle: Duration::from_secs(600),
         }
     }
 }
@@ -168,13 +184,6 @@ impl ConnHandle {
     }
 }
 
-/// A room as the home page lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomSummary {
-    pub room: RoomId,
-    pub online: usize,
-}
-
 /// What a server-rendered room page starts from.
 #[derive(Clone, Debug)]
 pub struct RoomSnapshot {
@@ -202,9 +211,11 @@ pub struct Hub {
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
     config: HubConfig,
-    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
+    /// Shared with each room's retire hook, which removes an idle room under this lock.
+    rooms: Arc<Mutex<HashMap<RoomId, RoomHandle>>>,
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
+    creations: crate::server::rooms::CreationBudget,
 }
 
 impl Hub {
@@ -213,10 +224,14 @@ impl Hub {
         Arc::new(Hub {
             store,
             broker,
-            config,
-            rooms: Mutex::new(HashMap::new()),
+            rooms: Arc::new(Mutex::new(HashMap::new())),
             next_conn: AtomicU64::new(1),
             shutdown,
+            creations: crate::server::rooms::CreationBudget::new(
+                config.rooms_per_hour,
+                config.rooms_per_hour_per_address,
+            ),
+            config,
         })
     }
 
@@ -226,6 +241,21 @@ impl Hub {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// How many more rooms each person and address may create.
+    pub fn creations(&self) -> &crate::server::rooms::CreationBudget {
+        &self.creations
+    }
+
+    /// Whether `room` has an actor in memory now.
+    pub fn in_memory(&self, room: &RoomId) -> bool {
+        self.existing_room(room).is_some()
+    }
+
+    /// How many people are online in `room` (0 for a room not in memory).
+    pub fn online(&self, room: &RoomId) -> usize {
+        self.existing_room(room).map_or(0, |h| h.online())
     }
 
     /// Registers a new connection and returns its handle and the receiving end of its queue.
@@ -277,9 +307,38 @@ impl Hub {
                     self.store.clone(),
                     self.broker.clone(),
                     self.config.clone(),
+                    self.retire_hook(id.clone()),
                 )
             })
             .clone()
+    }
+
+    /// How an idle room leaves the map. Handles are only cloned out of the map under its
+    /// lock, so when the map's handle is the last sender and nothing is queued, no command
+    /// can reach the actor any more: removing it then loses nothing, and the next command
+    /// for the room starts a new actor.
+    fn retire_hook(&self, id: RoomId) -> room::Retire {
+        let map = Arc::downgrade(&self.rooms);
+        Box::new(move |rx, online| {
+            let Some(map) = map.upgrade() else {
+                return true;
+            };
+            let mut rooms = map.lock().unwrap_or_else(|p| p.into_inner());
+            let ours = rooms
+                .get(&id)
+                .is_some_and(|h| h.is_for(online) && h.is_last_sender());
+            if ours && rx.is_empty() {
+                rooms.remove(&id);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// How many room actors are in memory now.
+    pub fn rooms_in_memory(&self) -> usize {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn existing_room(&self, id: &RoomId) -> Option<RoomHandle> {
@@ -292,8 +351,9 @@ impl Hub {
         Ok(self.store.create_room(id).await?)
     }
 
-    /// Subscribes a connection to a room, creating the room if needed. The room answers with
-    /// `joined` (and a replay from `since`) on the connection's queue.
+    /// Subscribes a connection to a room. The room answers with `joined` (and a replay from
+    /// `since`) on the connection's queue. It does not create the room in the store: see
+    /// `server::rooms::prepare_join`.
     pub async fn join(
         &self,
         conn: &ConnHandle,
@@ -301,12 +361,25 @@ impl Hub {
         since: Option<Seq>,
         epoch: Option<u64>,
     ) -> Result<(), HubError> {
-        self.store.create_room(room).await?;
+        self.join_if(conn, room, since, epoch, None).await
+    }
+
+    /// [`Hub::join`], with `admit` asked by the room actor when it handles the join; a
+    /// refused connection gets a `forbidden` error instead of `joined`.
+    pub async fn join_if(
+        &self,
+        conn: &ConnHandle,
+        room: &RoomId,
+        since: Option<Seq>,
+        epoch: Option<u64>,
+        admit: Option<Admit>,
+    ) -> Result<(), HubError> {
         self.room(room)
             .send(RoomCmd::Join {
                 conn: conn.clone(),
                 since,
                 epoch,
+                admit,
             })
             .await
     }
@@ -349,7 +422,6 @@ impl Hub {
         client_id: ClientId,
         text: String,
     ) -> Result<Seq, HubError> {
-        self.store.create_room(room).await?;
         let (reply, answer) = oneshot::channel();
         self.room(room)
             .send(RoomCmd::Send {
@@ -374,22 +446,6 @@ impl Hub {
                     .await;
             }
         }
-    }
-
-    /// Every room with how many people are online, `general` always included.
-    pub async fn room_summaries(&self) -> Result<Vec<RoomSummary>, HubError> {
-        let mut ids = self.store.list_rooms().await?;
-        let general = RoomId(crate::names::DEFAULT_ROOM.to_string());
-        if !ids.contains(&general) {
-            ids.insert(0, general);
-        }
-        Ok(ids
-            .into_iter()
-            .map(|room| {
-                let online = self.existing_room(&room).map_or(0, |h| h.online());
-                RoomSummary { room, online }
-            })
-            .collect())
     }
 
     /// The latest `limit` messages plus who is online, for a server-rendered room page.
@@ -557,9 +613,7 @@ mod tests {
             drain(&mut bob_rx).await.is_empty(),
             "one tab left: ada stays online"
         );
-        let summaries = hub.room_summaries().await.unwrap();
-        let x = summaries.iter().find(|r| r.room == room("x")).unwrap();
-        assert_eq!(x.online, 2, "ada (one tab left) and bob");
+        assert_eq!(hub.online(&room("x")), 2, "ada (one tab left) and bob");
 
         hub.disconnect(&tab2, [room("x")]).await;
         assert!(
@@ -846,6 +900,64 @@ mod tests {
             assert_eq!(view, truth, "{who}'s list adds up to who is online");
             assert_eq!(repeats, 0, "{who} heard no change twice: {frames:?}");
         }
+    }
+
+    /// Polls `done` until it holds, for at most 5 s.
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never happened: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_room_leaves_memory_and_comes_back_with_its_seq_and_epoch() {
+        let hub = hub(HubConfig {
+            room_idle: Duration::from_millis(100),
+            ..unbatched()
+        });
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        hub.join(&ada, &room("quiet"), None, None).await.unwrap();
+        for i in 0..3 {
+            hub.send(&ada, &room("quiet"), ClientId(format!("m{i}")), "hi".into())
+                .await
+                .unwrap();
+        }
+        let before = drain(&mut ada_rx).await;
+        let epoch = match &before[0] {
+            ServerMsg::Joined { epoch, .. } => *epoch,
+            other => panic!("{other:?}"),
+        };
+        // A member keeps the room in memory however quiet it is.
+        hub.join(&ada, &room("busy"), None, None).await.unwrap();
+        hub.leave(&ada, &room("quiet")).await;
+        eventually("the quiet room leaves memory", || {
+            hub.rooms_in_memory() == 1
+        })
+        .await;
+
+        let (bob, mut bob_rx) = hub.connect(user("bob"));
+        hub.join(&bob, &room("quiet"), None, None).await.unwrap();
+        assert_eq!(hub.rooms_in_memory(), 2, "it comes back on demand");
+        hub.send(&bob, &room("quiet"), ClientId("b".into()), "back".into())
+            .await
+            .unwrap();
+        let after = drain(&mut bob_rx).await;
+        assert!(
+            matches!(&after[0], ServerMsg::Joined { last_seq: Seq(3), epoch: e, .. } if *e == epoch),
+            "same sequence numbers and epoch: {after:?}"
+        );
+        assert!(
+            after
+                .iter()
+                .any(|f| matches!(f, ServerMsg::Ack { seq: Seq(4), .. })),
+            "the next message is last + 1: {after:?}"
+        );
+        assert_eq!(hub.rooms_in_memory(), 2, "busy has a member, quiet has bob");
     }
 
     #[tokio::test]

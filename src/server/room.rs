@@ -10,6 +10,12 @@
 //! `presence_batch`. A tab that joined mid-batch got a snapshot at its join; since every
 //! logged event toggles one user's membership, its own diff is "the users with an odd number
 //! of events after my snapshot", so every tab's view ends up exact.
+//!
+//! Lifecycle: a room with no members and no activity for `room_idle` takes itself out of the
+//! hub's map and ends, so rooms nobody uses cost no memory; the next command for it starts a
+//! fresh actor that reloads its tail (and so its sequence numbers) from the store. Who may
+//! join is decided here too, when the join is handled: checked in the actor's order, a
+//! room's access rules cannot change between the check and the admission.
 
 use crate::api::Messages;
 use crate::names::{clean_message, valid_client_id};
@@ -32,11 +38,22 @@ pub enum Origin {
     Reply(oneshot::Sender<Result<Seq, HubError>>),
 }
 
+/// Whether a joining connection may enter the room, asked by the actor when it handles the
+/// join (so after every access change that was made before the join reached the room).
+pub type Admit = Arc<dyn Fn(&RoomId) -> bool + Send + Sync>;
+
+/// Takes an idle room out of the hub's map if nothing else can reach it; true when it did
+/// (the actor then ends). Given the actor's receiver and its `online` counter (which tells
+/// the hub's handle for this actor from a newer one).
+pub type Retire = Box<dyn Fn(&mpsc::Receiver<RoomCmd>, &Arc<AtomicUsize>) -> bool + Send + Sync>;
+
 pub enum RoomCmd {
     Join {
         conn: ConnHandle,
         since: Option<Seq>,
         epoch: Option<u64>,
+        /// `None` admits everyone (tests, and callers that checked already).
+        admit: Option<Admit>,
     },
     Leave {
         conn: ConnHandle,
@@ -144,6 +161,16 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
+    /// Whether this handle belongs to the actor that counts people in `online`.
+    pub fn is_for(&self, online: &Arc<AtomicUsize>) -> bool {
+        Arc::ptr_eq(&self.online, online)
+    }
+
+    /// Whether this handle is the only way left to reach its actor.
+    pub fn is_last_sender(&self) -> bool {
+        self.tx.strong_count() == 1
+    }
+
     pub async fn send(&self, cmd: RoomCmd) -> Result<(), HubError> {
         self.tx.send(cmd).await.map_err(|_| HubError::Closed)
     }
@@ -158,6 +185,7 @@ pub fn spawn(
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
     config: HubConfig,
+    retire: Retire,
 ) -> RoomHandle {
     // Bounded so a flood of sends pushes back on the sockets reading them, not on memory.
     let (tx, rx) = mpsc::channel(1024);
@@ -176,6 +204,8 @@ pub fn spawn(
         flush_scheduled: false,
         online: online.clone(),
         self_tx: tx.downgrade(),
+        retire,
+        last_active: tokio::time::Instant::now(),
     };
     tokio::spawn(actor.run(rx));
     RoomHandle { tx, online }
@@ -201,6 +231,9 @@ struct RoomActor {
     online: Arc<AtomicUsize>,
     /// Weak, so the actor ends once the hub drops its handle (timers hold no strong sender).
     self_tx: mpsc::WeakSender<RoomCmd>,
+    retire: Retire,
+    /// When the room last had a join, send, page view or remote message.
+    last_active: tokio::time::Instant,
 }
 
 /// The presence state at a flush, split as a `joined` frame carries it: the first
@@ -223,11 +256,14 @@ impl RoomActor {
         loop {
             let cmd = match held.take() {
                 Some(cmd) => cmd,
-                None => match rx.recv().await {
+                None => match self.next(&mut rx).await {
                     Some(cmd) => cmd,
                     None => return,
                 },
             };
+            if !matches!(cmd, RoomCmd::Expire { .. } | RoomCmd::FlushPresence) {
+                self.last_active = tokio::time::Instant::now();
+            }
             match cmd {
                 RoomCmd::Send {
                     author,
@@ -265,7 +301,27 @@ impl RoomActor {
                     }
                     self.store_and_fan_out(batch).await;
                 }
-                RoomCmd::Join { conn, since, epoch } => self.join(conn, since, epoch).await,
+                RoomCmd::Join {
+                    conn,
+                    since,
+                    epoch,
+                    admit,
+                } => {
+                    if admit.is_some_and(|admit| !admit(&self.id)) {
+                        conn.deliver(
+                            &self.id,
+                            error_frame(ErrorCode::Forbidden, &self.id, None).with_message(
+                                format!(
+                                    "You cannot open #{}: it is private. Ask one of its \
+                                     members to invite you.",
+                                    self.id
+                                ),
+                            ),
+                        );
+                    } else {
+                        self.join(conn, since, epoch).await
+                    }
+                }
                 RoomCmd::Leave { conn, explicit } => self.leave(&conn, explicit),
                 RoomCmd::Expire { user, generation } => {
                     if self.presence.expire(&user, generation) {
@@ -299,6 +355,26 @@ impl RoomActor {
                 }
             }
             self.online.store(self.presence.count(), Ordering::Relaxed);
+        }
+    }
+
+    /// The next command; `None` when the actor should end (the hub dropped it, or it was
+    /// idle long enough to leave memory).
+    async fn next(&mut self, rx: &mut mpsc::Receiver<RoomCmd>) -> Option<RoomCmd> {
+        loop {
+            let idle = self.config.room_idle;
+            if idle.is_zero() || !self.members.is_empty() {
+                return rx.recv().await;
+            }
+            match tokio::time::timeout_at(self.last_active + idle, rx.recv()).await {
+                Ok(cmd) => return cmd,
+                // People within their presence grace period still count as here.
+                Err(_) if self.presence.count() == 0 && (self.retire)(rx, &self.online) => {
+                    return None
+                }
+                // Something still holds the room (a command on its way): look again later.
+                Err(_) => self.last_active = tokio::time::Instant::now(),
+            }
         }
     }
 

@@ -21,6 +21,7 @@ use crate::server::accounts::{Accounts, Identity, SessionEnd};
 use crate::server::hub::{Hub, LagState, Outbound};
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
+use crate::server::rooms::RoomError;
 use crate::server::wire::{self, ReadError};
 use futures_util::{Stream, StreamExt};
 use std::collections::HashSet;
@@ -50,6 +51,8 @@ pub struct Session {
     pub rate: Option<MessageLimit>,
     /// The person's connection slot, given back when the connection ends.
     pub _slot: ConnectionSlot,
+    /// Where the connection comes from (for the per-address room creation budget).
+    pub address: std::net::IpAddr,
 }
 
 /// Serves one connection until either side closes it.
@@ -64,6 +67,7 @@ where
         ended,
         rate,
         _slot,
+        address,
     } = session;
     let user: UserName = identity.name.clone();
     let session_id = identity.session_id;
@@ -94,9 +98,11 @@ where
         joined: HashSet::new(),
         bad_frames: 0,
         window_start: Instant::now(),
+        admit: crate::server::rooms::admit(accounts.clone(), identity.clone()),
         identity,
         accounts: accounts.clone(),
         rate,
+        address,
     };
     // Three silent heartbeat intervals mean the link is dead.
     let idle_limit = heartbeat * 3;
@@ -161,6 +167,9 @@ struct Reader {
     identity: Identity,
     accounts: Arc<Accounts>,
     rate: Option<MessageLimit>,
+    address: std::net::IpAddr,
+    /// The membership check the room actor makes when it handles this connection's joins.
+    admit: crate::server::room::Admit,
 }
 
 impl Reader {
@@ -196,10 +205,45 @@ impl Reader {
                         Some(room),
                     );
                 }
-                if !self.accounts.may_enter(&room, Some(&self.identity)) {
-                    return self.forbidden(room);
+                let prepared = crate::server::rooms::prepare_join(
+                    &self.hub,
+                    &self.accounts,
+                    &self.identity,
+                    self.address,
+                    &room,
+                )
+                .await;
+                match prepared {
+                    Ok(()) => {}
+                    Err(RoomError::TooMany { wait, sentence }) => {
+                        self.reply(ServerMsg::Error {
+                            code: ErrorCode::RateLimited,
+                            message: sentence,
+                            room: Some(room),
+                            client_id: None,
+                            retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                        });
+                        return Step::Continue;
+                    }
+                    Err(RoomError::Store(err)) => {
+                        tracing::error!(%room, %err, "join: creating the room failed");
+                        self.reply(ServerMsg::Error {
+                            code: ErrorCode::Internal,
+                            message: "Joining the room failed; try again shortly.".into(),
+                            room: Some(room),
+                            client_id: None,
+                            retry_after_ms: None,
+                        });
+                        return Step::Continue;
+                    }
+                    Err(_) => return self.forbidden(room),
                 }
-                match self.hub.join(&self.conn, &room, since, epoch).await {
+                let admit = Some(self.admit.clone());
+                match self
+                    .hub
+                    .join_if(&self.conn, &room, since, epoch, admit)
+                    .await
+                {
                     Ok(()) => {
                         self.joined.insert(room);
                     }

@@ -66,6 +66,18 @@ pub trait Store: Send + Sync + 'static {
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn room_exists<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn list_rooms(&self) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>>;
+    /// Up to `limit` rooms, most recently active (a message, or its creation) first, after
+    /// skipping `offset`: what one page of the room list shows.
+    fn rooms_by_activity(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
+        Box::pin(async move {
+            let all = self.list_rooms().await?;
+            Ok(all.into_iter().skip(offset).take(limit).collect())
+        })
+    }
     /// Stores a batch for one room atomically, in order, creating the room if needed.
     fn append<'a>(
         &'a self,
@@ -98,6 +110,8 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct MemRoom {
+    /// When it last had a message or was created (ms since the Unix epoch).
+    last_active: u64,
     last_seq: Seq,
     messages: VecDeque<ChatMessage>,
     by_client: HashMap<(UserName, ClientId), Seq>,
@@ -135,7 +149,13 @@ impl Store for MemoryStore {
             if rooms.contains_key(room) {
                 false
             } else {
-                rooms.insert(room.clone(), MemRoom::default());
+                rooms.insert(
+                    room.clone(),
+                    MemRoom {
+                        last_active: crate::server::hub::now_ms(),
+                        ..MemRoom::default()
+                    },
+                );
                 true
             }
         });
@@ -153,6 +173,27 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(list) })
     }
 
+    fn rooms_by_activity(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
+        let mut all: Vec<(u64, RoomId)> = self.with_rooms(|rooms| {
+            rooms
+                .iter()
+                .map(|(id, r)| (r.last_active, id.clone()))
+                .collect()
+        });
+        all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let page = all
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, id)| id)
+            .collect();
+        Box::pin(async move { Ok(page) })
+    }
+
     fn append<'a>(
         &'a self,
         room: &'a RoomId,
@@ -161,6 +202,7 @@ impl Store for MemoryStore {
         let retain = self.retain;
         let out = self.with_rooms(|rooms| {
             let state = rooms.entry(room.clone()).or_default();
+            state.last_active = crate::server::hub::now_ms();
             let mut out = Vec::with_capacity(batch.len());
             for new in batch {
                 let key = (new.author.clone(), new.client_id.clone());
@@ -287,6 +329,25 @@ mod tests {
         let out = block(store.append(&a, vec![new_msg("ada", "1"), new_msg("bob", "1")])).unwrap();
         assert_eq!(out[0], Appended::Duplicate(Seq(1)));
         assert!(matches!(&out[1], Appended::Stored(m) if m.seq == Seq(3)));
+    }
+
+    #[test]
+    fn rooms_are_listed_most_recently_active_first_a_page_at_a_time() {
+        let store = MemoryStore::new(1, 100);
+        let room = |n: &str| RoomId(n.to_string());
+        for name in ["a", "b", "c"] {
+            block(store.create_room(&room(name))).unwrap();
+            let now = crate::server::hub::now_ms();
+            while crate::server::hub::now_ms() == now {
+                std::hint::spin_loop();
+            }
+        }
+        block(store.append(&room("a"), vec![new_msg("ada", "1")])).unwrap();
+        let names = |list: Vec<RoomId>| list.into_iter().map(|r| r.0).collect::<Vec<_>>();
+        let page = |offset, limit| names(block(store.rooms_by_activity(offset, limit)).unwrap());
+        assert_eq!(page(0, 10), ["a", "c", "b"]);
+        assert_eq!(page(1, 1), ["c"]);
+        assert!(page(3, 10).is_empty());
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! `/`: who you are, the rooms you may enter and who is in them, creating a room, and (with
 //! an account) starting a direct conversation.
+//!
+//! The room list comes a page at a time (`?page=`), most recently active first; a plain
+//! "More rooms" link moves to the next page, so paging works with JavaScript off too.
 
 use super::account::AccountBar;
 use super::form_error::FormError;
 use super::name_form::NameForm;
+use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use super::synchronous;
 use crate::api::{
-    list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomEntry, SetName,
+    list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomList as Rooms, SetName,
     Visibility,
 };
 use leptos::either::Either;
@@ -18,17 +22,18 @@ use leptos::server_fn::ServerFn;
 pub fn HomePage() -> impl IntoView {
     let set_name = Posted::new(SetName::PATH);
     let create_room = Posted::new(CreateRoom::PATH);
+    let nav = expect_context::<Nav>();
     // One resource for the whole page: who is looking and the rooms they may see. The list
     // then keeps itself fresh (`RoomList`).
     let page = Resource::<_, PageJson>::new_with_options(
-        move || set_name.version.get(),
-        |_| async {
+        move || (set_name.version.get(), nav.rooms_page()),
+        |(_, number)| async move {
             let me = whoami().await.unwrap_or(Me {
                 name: None,
                 registered: false,
                 guests_allowed: false,
             });
-            (me, list_rooms().await)
+            (me, list_rooms(Some(number)).await)
         },
         false,
     );
@@ -79,17 +84,17 @@ fn Identity(me: Me, set_name: Posted) -> impl IntoView {
 /// The rooms, with how many people are online in each; reloaded every few seconds while the
 /// page is open. A reload that fails keeps the list shown.
 #[component]
-fn RoomList(rooms: Result<Vec<RoomEntry>, AppError>) -> impl IntoView {
-    let rooms = match rooms {
-        Ok(list) => RwSignal::new(list),
+fn RoomList(rooms: Result<Rooms, AppError>) -> impl IntoView {
+    let (rooms, number, next_page) = match rooms {
+        Ok(list) => (RwSignal::new(list.rooms), list.page, list.next_page),
         Err(e) => return Either::Right(view! { <p role="alert">{e.to_string()}</p> }),
     };
     #[cfg(feature = "hydrate")]
     if let Ok(timer) = set_interval_with_handle(
         move || {
             leptos::task::spawn_local(async move {
-                if let Ok(list) = list_rooms().await {
-                    let _ = rooms.try_set(list);
+                if let Ok(list) = list_rooms(Some(number)).await {
+                    let _ = rooms.try_set(list.rooms);
                 }
             })
         },
@@ -126,6 +131,18 @@ fn RoomList(rooms: Result<Vec<RoomEntry>, AppError>) -> impl IntoView {
                     .collect_view()
             }}
         </ul>
+        <nav class="room-pages" aria-label="More rooms">
+            {(number > 0)
+                .then(|| {
+                    let href = if number == 1 {
+                        "/".to_string()
+                    } else {
+                        format!("/?page={}", number - 1)
+                    };
+                    view! { <a href=href>"Newer rooms"</a> " " }
+                })}
+            {next_page.map(|next| view! { <a href=format!("/?page={next}")>"More rooms"</a> })}
+        </nav>
     })
 }
 

@@ -42,6 +42,13 @@ impl Nav {
         self.address.with(|a| room_of(a))
     }
 
+    /// The page of the room list the home page's address asks for (`?page=`, from 0; tracked).
+    pub fn rooms_page(&self) -> u32 {
+        self.address
+            .with(|a| query_value(a, "page").and_then(|p| p.parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// Shows `to` (a path on this site) without reloading, as a new history entry.
     #[cfg(feature = "hydrate")]
     fn go(&self, to: &str) {

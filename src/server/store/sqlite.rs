@@ -136,8 +136,9 @@ impl SqliteStore {
                 out.push(Appended::Duplicate(Seq(existing as u64)));
             }
         }
-        sqlx::query("UPDATE rooms SET last_seq = ? WHERE name = ?")
+        sqlx::query("UPDATE rooms SET last_seq = ?, last_active = ? WHERE name = ?")
             .bind(last)
+            .bind(now)
             .bind(room.as_str())
             .execute(&mut *tx)
             .await?;
@@ -211,12 +212,33 @@ impl Store for SqliteStore {
 
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)")
-                .bind(room.as_str())
-                .bind(crate::server::hub::now_ms() as i64)
-                .execute(&self.pool)
-                .await?;
+            let now = crate::server::hub::now_ms() as i64;
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO rooms (name, created_at, last_active) VALUES (?, ?, ?)",
+            )
+            .bind(room.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn rooms_by_activity(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
+        Box::pin(async move {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM rooms ORDER BY last_active DESC, name LIMIT ? OFFSET ?",
+            )
+            .bind(limit as i64)
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(names.into_iter().map(RoomId).collect())
         })
     }
 
@@ -341,6 +363,36 @@ mod tests {
         assert_eq!(page.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![2]);
         assert_eq!(store.list_rooms().await.unwrap(), vec![room]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Waits until the millisecond clock moves on, so two events get different times.
+    fn next_ms() {
+        let now = crate::server::hub::now_ms();
+        while crate::server::hub::now_ms() == now {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[tokio::test]
+    async fn rooms_are_listed_most_recently_active_first_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let room = |n: &str| RoomId(n.to_string());
+        for name in ["a", "b", "c"] {
+            assert!(store.create_room(&room(name)).await.unwrap());
+            next_ms();
+        }
+        store
+            .append(&room("a"), vec![msg("ada", "1")])
+            .await
+            .unwrap();
+        let names = |list: Vec<RoomId>| list.into_iter().map(|r| r.0).collect::<Vec<_>>();
+        assert_eq!(
+            names(store.rooms_by_activity(0, 10).await.unwrap()),
+            ["a", "c", "b"]
+        );
+        assert_eq!(names(store.rooms_by_activity(1, 1).await.unwrap()), ["c"]);
+        assert!(store.rooms_by_activity(3, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
