@@ -8,11 +8,15 @@
 //!   (group commit; the store assigns per-room sequence numbers and deduplicates on
 //!   (author, client id)) → ack the sender → serialize once → the same bytes go to every
 //!   member's queue → announce to the broker for other nodes.
-//! - **Slow consumers.** Every connection has a bounded queue. A full queue never blocks the
-//!   room: the frame is not queued, the connection is marked lagging, and once its writer has
-//!   drained what was queued it sends `resync` for every room that lost frames. The client
-//!   joins again with its last sequence number and the room replays the gap from the store.
-//!   Nobody is silently dropped.
+//! - **Slow consumers.** Every connection has a queue bounded in frames and in bytes. A full
+//!   queue never blocks the room: the frame is not queued, the connection is marked lagging,
+//!   and once its writer has drained what was queued it sends `resync` for every room that
+//!   lost frames. The client joins again with its last sequence number and the room replays
+//!   the gap from the store. Nobody is silently dropped.
+//! - **Replays** are not held whole: a join queues its answer and, for a long gap, a cursor;
+//!   the writer reads the gap from the store one page at a time as the socket takes it. While
+//!   a join's answer is still queued or being written, the same connection's next join of that
+//!   room is refused (`rate_limited`), so a client cannot stack replays.
 //! - **Presence** is per user as a set of connections (`presence.rs`), with a grace period
 //!   before a person whose last tab closed is announced as gone.
 
@@ -23,6 +27,7 @@ use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
 use crate::server::room::{self, RoomCmd, RoomHandle};
 use crate::server::store::{Store, StoreError};
+use queue::Weigh;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +40,8 @@ use tungstenite::Utf8Bytes;
 pub struct HubConfig {
     /// Frames a connection may have queued before it is marked lagging.
     pub queue_frames: usize,
+    /// Bytes of frames a connection may have queued before it is marked lagging.
+    pub queue_bytes: usize,
     /// How long a person stays listed after their last connection closes.
     pub presence_grace: Duration,
     /// Presence diffs are sent at most this often per room (zero: at once).
@@ -53,6 +60,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             queue_frames: 512,
+            queue_bytes: 1024 * 1024,
             presence_grace: Duration::from_secs(3),
             presence_batch: Duration::from_millis(50),
             heartbeat: Duration::from_secs(10),
@@ -67,9 +75,123 @@ impl Default for HubConfig {
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
-    /// Frames that must stay together (a join answer and its replay); counts as one slot so a
-    /// long replay cannot itself overflow the queue.
+    /// Frames that must stay together (a presence diff in several frames).
     Batch(Vec<Utf8Bytes>),
+    /// A join's answer: `joined`, the presence state, the replay.
+    Join(JoinAnswer),
+}
+
+impl Weigh for Outbound {
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Frame(frame) => frame.len(),
+            Outbound::Batch(frames) => frames.iter().map(|f| f.len()).sum(),
+            Outbound::Join(answer) => answer.frames.iter().map(|f| f.len()).sum::<usize>() + 1,
+        }
+    }
+}
+
+/// Messages a replay reads from the store at a time, and the most a join answer carries
+/// inline from the room's in-memory tail.
+pub const REPLAY_PAGE: usize = 128;
+
+/// A join's answer as queued: frames ready to write, then, for a gap longer than
+/// [`REPLAY_PAGE`], a cursor the writer reads the rest through.
+///
+/// While it exists the connection's next join of the room is refused: it marks the room as
+/// joining in the connection's [`LagState`] and clears the mark when dropped (written, or
+/// thrown away with a full or closed queue).
+#[derive(Debug)]
+pub struct JoinAnswer {
+    /// `joined`, presence frames and any messages replayed from memory, in order.
+    pub frames: Vec<Utf8Bytes>,
+    /// The rest of the replay, to be read from the store by the writer.
+    pub pages: Option<ReplayPages>,
+    _pending: PendingJoin,
+}
+
+/// Messages `after < seq <= until` of one room, read from the store a page at a time.
+pub struct ReplayPages {
+    store: Arc<dyn Store>,
+    room: RoomId,
+    after: Seq,
+    until: Seq,
+}
+
+impl std::fmt::Debug for ReplayPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayPages")
+            .field("room", &self.room)
+            .field("after", &self.after)
+            .field("until", &self.until)
+            .finish()
+    }
+}
+
+/// The store no longer holds part of a replay it held at the join (retention deleted it
+/// meanwhile), or failed: the replay cannot be completed on this connection.
+#[derive(Debug, thiserror::Error)]
+#[error("the replay of #{0} could not be completed")]
+pub struct ReplayBroken(pub RoomId);
+
+impl ReplayPages {
+    pub(crate) fn new(store: Arc<dyn Store>, room: RoomId, after: Seq, until: Seq) -> Self {
+        ReplayPages {
+            store,
+            room,
+            after,
+            until,
+        }
+    }
+
+    /// The next page (at most [`REPLAY_PAGE`] messages, in order, with no gap), or `None`
+    /// once the replay is complete.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ChatMessage>>, ReplayBroken> {
+        if self.after >= self.until {
+            return Ok(None);
+        }
+        let want = ((self.until.0 - self.after.0) as usize).min(REPLAY_PAGE);
+        let mut page = read_page(&*self.store, &self.room, self.after, want)
+            .await
+            .map_err(|err| {
+                tracing::error!(room = %self.room, %err, "replay: reading a page failed");
+                ReplayBroken(self.room.clone())
+            })?;
+        page.truncate(want);
+        if page.len() != want || page.first().map(|m| m.seq) != Some(Seq(self.after.0 + 1)) {
+            return Err(ReplayBroken(self.room.clone()));
+        }
+        self.after = Seq(self.after.0 + want as u64);
+        Ok(Some(page))
+    }
+}
+
+/// Up to `limit` messages right after `after`, oldest first. Sequence numbers are dense
+/// per room, so the newest `limit` before `after + limit + 1` are exactly those that exist
+/// of `after + 1 ..= after + limit`.
+pub(crate) async fn read_page(
+    store: &dyn Store,
+    room: &RoomId,
+    after: Seq,
+    limit: usize,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let before = Seq(after.0.saturating_add(limit as u64).saturating_add(1));
+    let mut page = store.latest(room, Some(before), limit).await?;
+    page.retain(|m| m.seq > after);
+    Ok(page)
+}
+
+/// Marks a room as joining on a connection for as long as its join answer is alive.
+#[derive(Debug)]
+struct PendingJoin {
+    lag: Arc<LagState>,
+    room: RoomId,
+}
+
+impl Drop for PendingJoin {
+    fn drop(&mut self) {
+        self.lag.lock().joining.retain(|r| *r != self.room);
+    }
 }
 
 /// The hub's side of one connection: cheap to clone, held by every room it joined.
@@ -99,6 +221,8 @@ struct LagRooms {
     muted: Vec<RoomId>,
     /// Muted rooms the client has not been told about yet.
     unannounced: Vec<RoomId>,
+    /// Rooms whose join answer is queued or being written.
+    joining: Vec<RoomId>,
 }
 
 impl LagState {
@@ -166,6 +290,39 @@ impl ConnHandle {
     pub fn lag_state(&self) -> Arc<LagState> {
         self.lag.clone()
     }
+
+    /// Queues a join's answer unless one for the same room is still queued or being written.
+    /// On `false` nothing was queued and the caller refuses the join. A full queue mutes the
+    /// room as for any frame, so the client gets `resync` and joins again.
+    pub fn deliver_join(
+        &self,
+        room: &RoomId,
+        frames: Vec<Utf8Bytes>,
+        pages: Option<ReplayPages>,
+    ) -> bool {
+        {
+            let mut rooms = self.lag.lock();
+            if rooms.joining.contains(room) {
+                return false;
+            }
+            rooms.joining.push(room.clone());
+        }
+        let answer = JoinAnswer {
+            frames,
+            pages,
+            _pending: PendingJoin {
+                lag: self.lag.clone(),
+                room: room.clone(),
+            },
+        };
+        self.deliver(room, Outbound::Join(answer));
+        true
+    }
+
+    /// Whether a join answer for `room` is still queued or being written.
+    pub fn is_joining(&self, room: &RoomId) -> bool {
+        self.lag.lock().joining.contains(room)
+    }
 }
 
 /// A room as the home page lists it.
@@ -230,7 +387,7 @@ impl Hub {
 
     /// Registers a new connection and returns its handle and the receiving end of its queue.
     pub fn connect(&self, user: UserName) -> (ConnHandle, queue::Receiver<Outbound>) {
-        let (tx, rx) = queue::channel(self.config.queue_frames.max(1));
+        let (tx, rx) = queue::channel(self.config.queue_frames.max(1), self.config.queue_bytes);
         let handle = ConnHandle {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
             user,
@@ -474,6 +631,10 @@ mod tests {
             let frames = match item {
                 Outbound::Frame(f) => vec![f],
                 Outbound::Batch(fs) => fs,
+                Outbound::Join(answer) => {
+                    assert!(answer.pages.is_none(), "a short replay stays in memory");
+                    answer.frames
+                }
             };
             for f in frames {
                 out.push(serde_json::from_str(f.as_str()).expect("server frames are valid JSON"));
