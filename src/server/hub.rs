@@ -182,10 +182,15 @@ pub(crate) async fn read_page(
 }
 
 /// Marks a room as joining on a connection for as long as its join answer is alive.
-#[derive(Debug)]
 struct PendingJoin {
     lag: Arc<LagState>,
     room: RoomId,
+}
+
+impl std::fmt::Debug for PendingJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PendingJoin").field(&self.room).finish()
+    }
 }
 
 impl Drop for PendingJoin {
@@ -631,9 +636,19 @@ mod tests {
             let frames = match item {
                 Outbound::Frame(f) => vec![f],
                 Outbound::Batch(fs) => fs,
+                // As the writer does: the frames, then the rest of the replay page by page.
                 Outbound::Join(answer) => {
-                    assert!(answer.pages.is_none(), "a short replay stays in memory");
-                    answer.frames
+                    let mut frames = answer.frames;
+                    if let Some(mut pages) = answer.pages {
+                        while let Some(page) = pages.next_page().await.expect("replay") {
+                            assert!(page.len() <= REPLAY_PAGE);
+                            frames.extend(
+                                page.into_iter()
+                                    .map(|m| Utf8Bytes::from(ServerMsg::Message(m).encode())),
+                            );
+                        }
+                    }
+                    frames
                 }
             };
             for f in frames {
@@ -819,6 +834,115 @@ mod tests {
         assert!(
             slow.lag_state().muted().is_empty(),
             "rejoining unmutes the room"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_by_bytes_is_resynced_and_recovers_gaplessly() {
+        // 512 frames would hold all 300 messages; 16 KiB holds a few dozen of them.
+        let hub = hub(HubConfig {
+            queue_bytes: 16 * 1024,
+            ..unbatched()
+        });
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        let (slow, mut slow_rx) = hub.connect(user("slow"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        hub.join(&slow, &room("x"), None, None).await.unwrap();
+        drain(&mut ada_rx).await;
+        drain(&mut slow_rx).await;
+
+        let expected: Vec<String> = (0..300)
+            .map(|i| format!("{i:03} {}", "y".repeat(500)))
+            .collect();
+        for (i, text) in expected.iter().enumerate() {
+            hub.send(&ada, &room("x"), ClientId(format!("m{i}")), text.clone())
+                .await
+                .unwrap();
+        }
+        drain(&mut ada_rx).await;
+        let queued = texts(&drain(&mut slow_rx).await);
+        assert!(
+            !queued.is_empty() && queued.len() < 40,
+            "the byte bound held the queue to a few frames: {}",
+            queued.len()
+        );
+        assert_eq!(queued, expected[..queued.len()].to_vec(), "no gap inside");
+        assert_eq!(
+            slow.lag_state().take_resyncs(),
+            vec![room("x")],
+            "resync is due"
+        );
+
+        // The rejoin's replay (longer than the room's memory holds) is paged from the store.
+        hub.join(&slow, &room("x"), Some(Seq(queued.len() as u64)), Some(7))
+            .await
+            .unwrap();
+        hub.send(&ada, &room("x"), ClientId("late".into()), "late".into())
+            .await
+            .unwrap();
+        let replay = drain(&mut slow_rx).await;
+        assert!(
+            matches!(
+                &replay[0],
+                ServerMsg::Joined {
+                    recovered: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            replay[0]
+        );
+        let mut all = queued;
+        all.extend(texts(&replay));
+        let mut expected = expected;
+        expected.push("late".into());
+        assert_eq!(
+            all, expected,
+            "every message once, in order, live after replay"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejoin_while_its_answer_is_queued_is_refused_then_allowed() {
+        let hub = hub(unbatched());
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        for i in 0..300 {
+            hub.send(&ada, &room("x"), ClientId(format!("m{i}")), format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        drain(&mut ada_rx).await;
+        let (late, mut late_rx) = hub.connect(user("late"));
+        for _ in 0..3 {
+            hub.join(&late, &room("x"), Some(Seq(0)), Some(7))
+                .await
+                .unwrap();
+        }
+        let frames = drain(&mut late_rx).await;
+        let refusals = frames
+            .iter()
+            .filter(|f| {
+                matches!(f, ServerMsg::Error { code: ErrorCode::RateLimited, room: Some(r), .. }
+                    if *r == room("x"))
+            })
+            .count();
+        assert_eq!(refusals, 2, "both early re-joins refused");
+        assert_eq!(texts(&frames).len(), 300, "one replay, not three");
+        assert!(!late.is_joining(&room("x")), "the answer is out");
+        hub.join(&late, &room("x"), Some(Seq(300)), Some(7))
+            .await
+            .unwrap();
+        let again = drain(&mut late_rx).await;
+        assert!(
+            matches!(
+                &again[0],
+                ServerMsg::Joined {
+                    recovered: true,
+                    ..
+                }
+            ),
+            "{again:?}"
         );
     }
 

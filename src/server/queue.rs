@@ -288,13 +288,21 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded_in_bytes_but_always_takes_one_item() {
         let (tx, mut rx) = channel::<&str>(100, 10);
-        assert_eq!(tx.try_send("0123456789abc"), Ok(()), "an empty queue takes any item");
+        assert_eq!(
+            tx.try_send("0123456789abc"),
+            Ok(()),
+            "an empty queue takes any item"
+        );
         assert_eq!(tx.try_send("x"), Err(TrySendError::Full));
         assert_eq!(rx.try_recv(), Some("0123456789abc"));
         assert_eq!(tx.try_send("01234"), Ok(()));
         assert_eq!(tx.try_send("56789"), Ok(()));
         assert_eq!(tx.try_send("a"), Err(TrySendError::Full), "11 bytes > 10");
         assert_eq!(rx.try_recv(), Some("01234"));
-        assert_eq!(tx.try_send("abcde"), Ok(()), "the bytes taken out are free again");
+        assert_eq!(
+            tx.try_send("abcde"),
+            Ok(()),
+            "the bytes taken out are free again"
+        );
     }
 }
