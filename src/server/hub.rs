@@ -947,6 +947,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_replay_whose_start_retention_deleted_meanwhile_is_reported_broken() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(7, 300));
+        let new = |i: usize| crate::server::store::NewMessage {
+            author: user("ada"),
+            client_id: ClientId(format!("m{i}")),
+            text: format!("m{i}"),
+            ts: 1,
+        };
+        store
+            .append(&room("x"), (0..300).map(new).collect())
+            .await
+            .unwrap();
+        let mut whole = ReplayPages::new(store.clone(), room("x"), Seq(0), Seq(300));
+        let mut broken = ReplayPages::new(store.clone(), room("x"), Seq(0), Seq(300));
+        let first = whole.next_page().await.unwrap().unwrap();
+        assert_eq!(first.len(), REPLAY_PAGE);
+        assert_eq!(first[0].seq, Seq(1));
+        // Retention (300 a room) now deletes messages 1..=10 of the gap.
+        store
+            .append(&room("x"), (300..310).map(new).collect())
+            .await
+            .unwrap();
+        assert!(
+            broken.next_page().await.is_err(),
+            "a hole is reported, never skipped"
+        );
+        let mut seqs: Vec<u64> = first.iter().map(|m| m.seq.0).collect();
+        while let Some(page) = whole.next_page().await.unwrap() {
+            seqs.extend(page.iter().map(|m| m.seq.0));
+        }
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "ends at its `until`");
+    }
+
+    #[tokio::test]
     async fn resends_are_stored_once_and_acked_with_the_first_seq() {
         let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
