@@ -15,8 +15,9 @@
 //!   the gap from the store. Nobody is silently dropped.
 //! - **Replays** are not held whole: a join queues its answer and, for a long gap, a cursor;
 //!   the writer reads the gap from the store one page at a time as the socket takes it. While
-//!   a join's answer is still queued or being written, the same connection's next join of that
-//!   room is refused (`rate_limited`), so a client cannot stack replays.
+//!   a join's answer is still queued or being written, a re-join of that room by the same
+//!   connection (still a member) is refused (`rate_limited`), so a client cannot stack
+//!   replays.
 //! - **Presence** is per user as a set of connections (`presence.rs`), with a grace period
 //!   before a person whose last tab closed is announced as gone.
 
@@ -195,7 +196,10 @@ impl std::fmt::Debug for PendingJoin {
 
 impl Drop for PendingJoin {
     fn drop(&mut self) {
-        self.lag.lock().joining.retain(|r| *r != self.room);
+        let mut rooms = self.lag.lock();
+        if let Some(at) = rooms.joining.iter().position(|r| *r == self.room) {
+            rooms.joining.swap_remove(at);
+        }
     }
 }
 
@@ -226,7 +230,7 @@ struct LagRooms {
     muted: Vec<RoomId>,
     /// Muted rooms the client has not been told about yet.
     unannounced: Vec<RoomId>,
-    /// Rooms whose join answer is queued or being written.
+    /// Rooms whose join answer is queued or being written, once per answer.
     joining: Vec<RoomId>,
 }
 
@@ -296,22 +300,11 @@ impl ConnHandle {
         self.lag.clone()
     }
 
-    /// Queues a join's answer unless one for the same room is still queued or being written.
-    /// On `false` nothing was queued and the caller refuses the join. A full queue mutes the
-    /// room as for any frame, so the client gets `resync` and joins again.
-    pub fn deliver_join(
-        &self,
-        room: &RoomId,
-        frames: Vec<Utf8Bytes>,
-        pages: Option<ReplayPages>,
-    ) -> bool {
-        {
-            let mut rooms = self.lag.lock();
-            if rooms.joining.contains(room) {
-                return false;
-            }
-            rooms.joining.push(room.clone());
-        }
+    /// Queues a join's answer, marking the room as joining until the answer has been written
+    /// or thrown away. A full queue mutes the room as for any frame, so the client gets
+    /// `resync` and joins again.
+    pub fn deliver_join(&self, room: &RoomId, frames: Vec<Utf8Bytes>, pages: Option<ReplayPages>) {
+        self.lag.lock().joining.push(room.clone());
         let answer = JoinAnswer {
             frames,
             pages,
@@ -321,7 +314,6 @@ impl ConnHandle {
             },
         };
         self.deliver(room, Outbound::Join(answer));
-        true
     }
 
     /// Whether a join answer for `room` is still queued or being written.
@@ -930,6 +922,29 @@ mod tests {
         assert_eq!(refusals, 2, "both early re-joins refused");
         assert_eq!(texts(&frames).len(), 300, "one replay, not three");
         assert!(!late.is_joining(&room("x")), "the answer is out");
+
+        // Leaving and joining again is not a re-join: answered even while the first answer
+        // is still queued, each answer in its place.
+        hub.join(&late, &room("x"), Some(Seq(0)), Some(7))
+            .await
+            .unwrap();
+        hub.leave(&late, &room("x")).await;
+        hub.join(&late, &room("x"), Some(Seq(290)), Some(7))
+            .await
+            .unwrap();
+        let frames = drain(&mut late_rx).await;
+        let kinds: Vec<&str> = frames
+            .iter()
+            .filter_map(|f| match f {
+                ServerMsg::Joined { .. } => Some("joined"),
+                ServerMsg::Left { .. } => Some("left"),
+                ServerMsg::Error { .. } => Some("error"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, vec!["joined", "left", "joined"], "{frames:?}");
+        assert_eq!(texts(&frames).len(), 300 + 10);
+        assert!(!late.is_joining(&room("x")), "both answers are out");
         hub.join(&late, &room("x"), Some(Seq(300)), Some(7))
             .await
             .unwrap();

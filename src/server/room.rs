@@ -308,10 +308,10 @@ impl RoomActor {
     }
 
     async fn join(&mut self, conn: ConnHandle, since: Option<Seq>, epoch: Option<u64>) {
-        // One join answer per room and connection at a time: a client that joins again
-        // before the last answer was written (a replay, or a big room's presence state)
-        // would otherwise stack them, each pinning its share of memory.
-        if conn.is_joining(&self.id) {
+        // A member joining again before its last answer was written (a replay, or a big
+        // room's presence state) would stack answers, each pinning its share of memory; a
+        // join after a `leave` is a new subscription and is answered.
+        if self.members.contains_key(&conn.id) && conn.is_joining(&self.id) {
             self.refuse_early_join(&conn);
             return;
         }
@@ -417,11 +417,7 @@ impl RoomActor {
         // A rejoin after `resync` ends the mute: the replay above starts where the client's
         // view stops, and live frames follow it.
         conn.lag_state().unmute(&self.id);
-        if !conn.deliver_join(&self.id, frames, pages) {
-            // Not reached: only this actor marks this room as joining.
-            self.refuse_early_join(&conn);
-            return;
-        }
+        conn.deliver_join(&self.id, frames, pages);
         // A rejoin (after `resync`) replaces its own snapshot; it must not keep an old one.
         self.fresh.retain(|(id, _)| *id != conn.id);
         self.members.insert(conn.id, conn.clone());
@@ -432,7 +428,7 @@ impl RoomActor {
         self.fresh.push((conn.id, self.presence_log.len()));
     }
 
-    /// Refuses a join that came while the connection's last join answer for this room is
+    /// Refuses a re-join that came while the connection's last join answer for this room is
     /// still queued or being written; the client may join again once it has that answer.
     fn refuse_early_join(&self, conn: &ConnHandle) {
         let refusal = ServerMsg::Error {
