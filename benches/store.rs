@@ -112,6 +112,7 @@ async fn hub_send(store: Arc<dyn Store>, conns: usize) -> (usize, f64) {
                                 let frames = match item.expect("queue open") {
                                     Outbound::Frame(f) => vec![f],
                                     Outbound::Batch(fs) => fs,
+                                    Outbound::Join(answer) => answer.frames,
                                 };
                                 acks += frames
                                     .iter()

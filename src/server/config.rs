@@ -42,6 +42,12 @@ pub struct Config {
     #[arg(long, env = "HEARTH_QUEUE_FRAMES", default_value_t = 512)]
     pub queue_frames: usize,
 
+    /// Bytes of frames queued per connection before it is treated as a slow consumer and
+    /// resynced (a long replay is read from the store as the connection takes it, so it does
+    /// not count).
+    #[arg(long, env = "HEARTH_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub queue_bytes: usize,
+
     /// Messages kept per room; older ones are deleted. 0 keeps everything (SQLite) or the
     /// newest 10,000 (memory store).
     #[arg(long, env = "HEARTH_RETAIN_MESSAGES", default_value_t = 0)]
@@ -112,6 +118,7 @@ impl Config {
     pub fn hub(&self) -> HubConfig {
         HubConfig {
             queue_frames: self.queue_frames.max(1),
+            queue_bytes: self.queue_bytes.max(1),
             presence_grace: Duration::from_millis(self.presence_grace_ms),
             heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
             rooms_per_hour: self.rooms_per_hour,

@@ -8,11 +8,16 @@
 //!   (group commit; the store assigns per-room sequence numbers and deduplicates on
 //!   (author, client id)) → ack the sender → serialize once → the same bytes go to every
 //!   member's queue → announce to the broker for other nodes.
-//! - **Slow consumers.** Every connection has a bounded queue. A full queue never blocks the
-//!   room: the frame is not queued, the connection is marked lagging, and once its writer has
-//!   drained what was queued it sends `resync` for every room that lost frames. The client
-//!   joins again with its last sequence number and the room replays the gap from the store.
-//!   Nobody is silently dropped.
+//! - **Slow consumers.** Every connection has a queue bounded in frames and in bytes. A full
+//!   queue never blocks the room: the frame is not queued, the connection is marked lagging,
+//!   and once its writer has drained what was queued it sends `resync` for every room that
+//!   lost frames. The client joins again with its last sequence number and the room replays
+//!   the gap from the store. Nobody is silently dropped.
+//! - **Replays** are not held whole: a join queues its answer and, for a long gap, a cursor;
+//!   the writer reads the gap from the store one page at a time as the socket takes it. While
+//!   a join's answer is still queued or being written, a re-join of that room by the same
+//!   connection (still a member) is refused (`rate_limited`), so a client cannot stack
+//!   replays.
 //! - **Lifecycle.** A room's actor starts on the first command for it and ends once it has
 //!   had no members and no activity for `room_idle`; the map then forgets it, and the next
 //!   command starts a new actor from the store, with the same sequence numbers and epoch.
@@ -28,6 +33,7 @@ use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
 use crate::server::room::{self, Admit, RoomCmd, RoomHandle};
 use crate::server::store::{Store, StoreError};
+use queue::Weigh;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +46,8 @@ use tungstenite::Utf8Bytes;
 pub struct HubConfig {
     /// Frames a connection may have queued before it is marked lagging.
     pub queue_frames: usize,
+    /// Bytes of frames a connection may have queued before it is marked lagging.
+    pub queue_bytes: usize,
     /// How long a person stays listed after their last connection closes.
     pub presence_grace: Duration,
     /// Presence diffs are sent at most this often per room (zero: at once).
@@ -66,6 +74,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             queue_frames: 512,
+            queue_bytes: 1024 * 1024,
             presence_grace: Duration::from_secs(3),
             presence_batch: Duration::from_millis(50),
             heartbeat: Duration::from_secs(10),
@@ -83,9 +92,131 @@ impl Default for HubConfig {
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
-    /// Frames that must stay together (a join answer and its replay); counts as one slot so a
-    /// long replay cannot itself overflow the queue.
+    /// Frames that must stay together (a presence diff in several frames).
     Batch(Vec<Utf8Bytes>),
+    /// A join's answer: `joined`, the presence state, the replay.
+    Join(JoinAnswer),
+}
+
+impl Weigh for Outbound {
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Frame(frame) => frame.len(),
+            Outbound::Batch(frames) => frames.iter().map(|f| f.len()).sum(),
+            Outbound::Join(answer) => answer.frames.iter().map(|f| f.len()).sum::<usize>() + 1,
+        }
+    }
+}
+
+/// Messages a replay reads from the store at a time, and the most a join answer carries
+/// inline from the room's in-memory tail.
+pub const REPLAY_PAGE: usize = 128;
+
+/// A join's answer as queued: frames ready to write, then, for a gap longer than
+/// [`REPLAY_PAGE`], a cursor the writer reads the rest through.
+///
+/// While it exists the connection's next join of the room is refused: it marks the room as
+/// joining in the connection's [`LagState`] and clears the mark when dropped (written, or
+/// thrown away with a full or closed queue).
+#[derive(Debug)]
+pub struct JoinAnswer {
+    /// `joined`, presence frames and any messages replayed from memory, in order.
+    pub frames: Vec<Utf8Bytes>,
+    /// The rest of the replay, to be read from the store by the writer.
+    pub pages: Option<ReplayPages>,
+    _pending: PendingJoin,
+}
+
+/// Messages `after < seq <= until` of one room, read from the store a page at a time.
+pub struct ReplayPages {
+    store: Arc<dyn Store>,
+    room: RoomId,
+    after: Seq,
+    until: Seq,
+}
+
+impl std::fmt::Debug for ReplayPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayPages")
+            .field("room", &self.room)
+            .field("after", &self.after)
+            .field("until", &self.until)
+            .finish()
+    }
+}
+
+/// The store no longer holds part of a replay it held at the join (retention deleted it
+/// meanwhile), or failed: the replay cannot be completed on this connection.
+#[derive(Debug, thiserror::Error)]
+#[error("the replay of #{0} could not be completed")]
+pub struct ReplayBroken(pub RoomId);
+
+impl ReplayPages {
+    pub(crate) fn new(store: Arc<dyn Store>, room: RoomId, after: Seq, until: Seq) -> Self {
+        ReplayPages {
+            store,
+            room,
+            after,
+            until,
+        }
+    }
+
+    /// The next page (at most [`REPLAY_PAGE`] messages, in order, with no gap), or `None`
+    /// once the replay is complete.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ChatMessage>>, ReplayBroken> {
+        if self.after >= self.until {
+            return Ok(None);
+        }
+        let want = ((self.until.0 - self.after.0) as usize).min(REPLAY_PAGE);
+        let mut page = read_page(&*self.store, &self.room, self.after, want)
+            .await
+            .map_err(|err| {
+                tracing::error!(room = %self.room, %err, "replay: reading a page failed");
+                ReplayBroken(self.room.clone())
+            })?;
+        page.truncate(want);
+        if page.len() != want || page.first().map(|m| m.seq) != Some(Seq(self.after.0 + 1)) {
+            return Err(ReplayBroken(self.room.clone()));
+        }
+        self.after = Seq(self.after.0 + want as u64);
+        Ok(Some(page))
+    }
+}
+
+/// Up to `limit` messages right after `after`, oldest first. Sequence numbers are dense
+/// per room, so the newest `limit` before `after + limit + 1` are exactly those that exist
+/// of `after + 1 ..= after + limit`.
+pub(crate) async fn read_page(
+    store: &dyn Store,
+    room: &RoomId,
+    after: Seq,
+    limit: usize,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let before = Seq(after.0.saturating_add(limit as u64).saturating_add(1));
+    let mut page = store.latest(room, Some(before), limit).await?;
+    page.retain(|m| m.seq > after);
+    Ok(page)
+}
+
+/// Marks a room as joining on a connection for as long as its join answer is alive.
+struct PendingJoin {
+    lag: Arc<LagState>,
+    room: RoomId,
+}
+
+impl std::fmt::Debug for PendingJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PendingJoin").field(&self.room).finish()
+    }
+}
+
+impl Drop for PendingJoin {
+    fn drop(&mut self) {
+        let mut rooms = self.lag.lock();
+        if let Some(at) = rooms.joining.iter().position(|r| *r == self.room) {
+            rooms.joining.swap_remove(at);
+        }
+    }
 }
 
 /// The hub's side of one connection: cheap to clone, held by every room it joined.
@@ -115,6 +246,8 @@ struct LagRooms {
     muted: Vec<RoomId>,
     /// Muted rooms the client has not been told about yet.
     unannounced: Vec<RoomId>,
+    /// Rooms whose join answer is queued or being written, once per answer.
+    joining: Vec<RoomId>,
 }
 
 impl LagState {
@@ -181,6 +314,27 @@ impl ConnHandle {
 
     pub fn lag_state(&self) -> Arc<LagState> {
         self.lag.clone()
+    }
+
+    /// Queues a join's answer, marking the room as joining until the answer has been written
+    /// or thrown away. A full queue mutes the room as for any frame, so the client gets
+    /// `resync` and joins again.
+    pub fn deliver_join(&self, room: &RoomId, frames: Vec<Utf8Bytes>, pages: Option<ReplayPages>) {
+        self.lag.lock().joining.push(room.clone());
+        let answer = JoinAnswer {
+            frames,
+            pages,
+            _pending: PendingJoin {
+                lag: self.lag.clone(),
+                room: room.clone(),
+            },
+        };
+        self.deliver(room, Outbound::Join(answer));
+    }
+
+    /// Whether a join answer for `room` is still queued or being written.
+    pub fn is_joining(&self, room: &RoomId) -> bool {
+        self.lag.lock().joining.contains(room)
     }
 }
 
@@ -260,7 +414,7 @@ impl Hub {
 
     /// Registers a new connection and returns its handle and the receiving end of its queue.
     pub fn connect(&self, user: UserName) -> (ConnHandle, queue::Receiver<Outbound>) {
-        let (tx, rx) = queue::channel(self.config.queue_frames.max(1));
+        let (tx, rx) = queue::channel(self.config.queue_frames.max(1), self.config.queue_bytes);
         let handle = ConnHandle {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
             user,
@@ -530,6 +684,20 @@ mod tests {
             let frames = match item {
                 Outbound::Frame(f) => vec![f],
                 Outbound::Batch(fs) => fs,
+                // As the writer does: the frames, then the rest of the replay page by page.
+                Outbound::Join(answer) => {
+                    let mut frames = answer.frames;
+                    if let Some(mut pages) = answer.pages {
+                        while let Some(page) = pages.next_page().await.expect("replay") {
+                            assert!(page.len() <= REPLAY_PAGE);
+                            frames.extend(
+                                page.into_iter()
+                                    .map(|m| Utf8Bytes::from(ServerMsg::Message(m).encode())),
+                            );
+                        }
+                    }
+                    frames
+                }
             };
             for f in frames {
                 out.push(serde_json::from_str(f.as_str()).expect("server frames are valid JSON"));
@@ -713,6 +881,172 @@ mod tests {
             slow.lag_state().muted().is_empty(),
             "rejoining unmutes the room"
         );
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_by_bytes_is_resynced_and_recovers_gaplessly() {
+        // 512 frames would hold all 300 messages; 16 KiB holds a few dozen of them.
+        let hub = hub(HubConfig {
+            queue_bytes: 16 * 1024,
+            ..unbatched()
+        });
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        let (slow, mut slow_rx) = hub.connect(user("slow"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        hub.join(&slow, &room("x"), None, None).await.unwrap();
+        drain(&mut ada_rx).await;
+        drain(&mut slow_rx).await;
+
+        let expected: Vec<String> = (0..300)
+            .map(|i| format!("{i:03} {}", "y".repeat(500)))
+            .collect();
+        for (i, text) in expected.iter().enumerate() {
+            hub.send(&ada, &room("x"), ClientId(format!("m{i}")), text.clone())
+                .await
+                .unwrap();
+        }
+        drain(&mut ada_rx).await;
+        let queued = texts(&drain(&mut slow_rx).await);
+        assert!(
+            !queued.is_empty() && queued.len() < 40,
+            "the byte bound held the queue to a few frames: {}",
+            queued.len()
+        );
+        assert_eq!(queued, expected[..queued.len()].to_vec(), "no gap inside");
+        assert_eq!(
+            slow.lag_state().take_resyncs(),
+            vec![room("x")],
+            "resync is due"
+        );
+
+        // The rejoin's replay (longer than the room's memory holds) is paged from the store.
+        hub.join(&slow, &room("x"), Some(Seq(queued.len() as u64)), Some(7))
+            .await
+            .unwrap();
+        hub.send(&ada, &room("x"), ClientId("late".into()), "late".into())
+            .await
+            .unwrap();
+        let replay = drain(&mut slow_rx).await;
+        assert!(
+            matches!(
+                &replay[0],
+                ServerMsg::Joined {
+                    recovered: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            replay[0]
+        );
+        let mut all = queued;
+        all.extend(texts(&replay));
+        let mut expected = expected;
+        expected.push("late".into());
+        assert_eq!(
+            all, expected,
+            "every message once, in order, live after replay"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejoin_while_its_answer_is_queued_is_refused_then_allowed() {
+        let hub = hub(unbatched());
+        let (ada, mut ada_rx) = hub.connect(user("ada"));
+        hub.join(&ada, &room("x"), None, None).await.unwrap();
+        for i in 0..300 {
+            hub.send(&ada, &room("x"), ClientId(format!("m{i}")), format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        drain(&mut ada_rx).await;
+        let (late, mut late_rx) = hub.connect(user("late"));
+        for _ in 0..3 {
+            hub.join(&late, &room("x"), Some(Seq(0)), Some(7))
+                .await
+                .unwrap();
+        }
+        let frames = drain(&mut late_rx).await;
+        let refusals = frames
+            .iter()
+            .filter(|f| {
+                matches!(f, ServerMsg::Error { code: ErrorCode::RateLimited, room: Some(r), .. }
+                    if *r == room("x"))
+            })
+            .count();
+        assert_eq!(refusals, 2, "both early re-joins refused");
+        assert_eq!(texts(&frames).len(), 300, "one replay, not three");
+        assert!(!late.is_joining(&room("x")), "the answer is out");
+
+        // Leaving and joining again is not a re-join: answered even while the first answer
+        // is still queued, each answer in its place.
+        hub.join(&late, &room("x"), Some(Seq(0)), Some(7))
+            .await
+            .unwrap();
+        hub.leave(&late, &room("x")).await;
+        hub.join(&late, &room("x"), Some(Seq(290)), Some(7))
+            .await
+            .unwrap();
+        let frames = drain(&mut late_rx).await;
+        let kinds: Vec<&str> = frames
+            .iter()
+            .filter_map(|f| match f {
+                ServerMsg::Joined { .. } => Some("joined"),
+                ServerMsg::Left { .. } => Some("left"),
+                ServerMsg::Error { .. } => Some("error"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, vec!["joined", "left", "joined"], "{frames:?}");
+        assert_eq!(texts(&frames).len(), 300 + 10);
+        assert!(!late.is_joining(&room("x")), "both answers are out");
+        hub.join(&late, &room("x"), Some(Seq(300)), Some(7))
+            .await
+            .unwrap();
+        let again = drain(&mut late_rx).await;
+        assert!(
+            matches!(
+                &again[0],
+                ServerMsg::Joined {
+                    recovered: true,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_whose_start_retention_deleted_meanwhile_is_reported_broken() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(7, 300));
+        let new = |i: usize| crate::server::store::NewMessage {
+            author: user("ada"),
+            client_id: ClientId(format!("m{i}")),
+            text: format!("m{i}"),
+            ts: 1,
+        };
+        store
+            .append(&room("x"), (0..300).map(new).collect())
+            .await
+            .unwrap();
+        let mut whole = ReplayPages::new(store.clone(), room("x"), Seq(0), Seq(300));
+        let mut broken = ReplayPages::new(store.clone(), room("x"), Seq(0), Seq(300));
+        let first = whole.next_page().await.unwrap().unwrap();
+        assert_eq!(first.len(), REPLAY_PAGE);
+        assert_eq!(first[0].seq, Seq(1));
+        // Retention (300 a room) now deletes messages 1..=10 of the gap.
+        store
+            .append(&room("x"), (300..310).map(new).collect())
+            .await
+            .unwrap();
+        assert!(
+            broken.next_page().await.is_err(),
+            "a hole is reported, never skipped"
+        );
+        let mut seqs: Vec<u64> = first.iter().map(|m| m.seq.0).collect();
+        while let Some(page) = whole.next_page().await.unwrap() {
+            seqs.extend(page.iter().map(|m| m.seq.0));
+        }
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "ends at its `until`");
     }
 
     #[tokio::test]

@@ -1,6 +1,11 @@
 //! The per-connection outbound queue: bounded, many senders (the rooms a connection joined),
 //! one receiver (its writer).
 //!
+//! It is bounded twice, in items and in bytes (each item's [`Weigh::weight`]), so what one
+//! connection that stops reading can pin is capped whatever the size of its frames. An item
+//! is always accepted into an empty queue, so one item bigger than the byte bound still goes
+//! out rather than being refused forever.
+//!
 //! It replaces `tokio::sync::mpsc` for one reason: memory. An idle chat connection has an
 //! empty queue nearly all its life, and tokio's channel allocates a 32-slot block up front
 //! (about 1.3 KiB here) and keeps up to four blocks after a burst. This queue is a `VecDeque`
@@ -19,10 +24,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
+/// What an item costs in a queue's byte bound. Must give the same answer every time it is
+/// asked about the same item, and should be O(1) for the common case.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
 /// Why `try_send` did not queue an item (the item is dropped).
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrySendError {
-    /// The queue holds its capacity already.
+    /// The queue holds its capacity (in items or in bytes) already.
     Full,
     /// The receiver is gone.
     Closed,
@@ -34,25 +45,31 @@ struct Shared<T> {
     wake: AtomicWaker,
     senders: AtomicUsize,
     capacity: usize,
+    max_bytes: usize,
 }
 
 struct State<T> {
     items: VecDeque<T>,
+    /// The sum of the queued items' weights.
+    bytes: usize,
     receiver_gone: bool,
 }
 
 /// Buffers bigger than this are freed once they empty, rather than kept for the next burst.
 const KEEP: usize = 16;
 
-pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+/// A queue of at most `capacity` items weighing at most `max_bytes` together.
+pub fn channel<T: Weigh>(capacity: usize, max_bytes: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            bytes: 0,
             receiver_gone: false,
         }),
         wake: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
         capacity: capacity.max(1),
+        max_bytes: max_bytes.max(1),
     });
     (
         Sender {
@@ -90,17 +107,25 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-impl<T> Sender<T> {
+impl<T: Weigh> Sender<T> {
     /// Queues `item` unless the queue is full or the receiver is gone; never waits.
     pub fn try_send(&self, item: T) -> Result<(), TrySendError> {
+        let weight = item.weight();
         let was_empty = {
             let mut state = self.shared.lock();
             if state.receiver_gone {
                 return Err(TrySendError::Closed);
             }
-            if state.items.len() >= self.shared.capacity {
+            if state.items.len() >= self.shared.capacity
+                || (!state.items.is_empty()
+                    && state.bytes.saturating_add(weight) > self.shared.max_bytes)
+            {
+                drop(state);
+                // Dropped outside the lock: an item's drop may have work of its own.
+                drop(item);
                 return Err(TrySendError::Full);
             }
+            state.bytes += weight;
             state.items.push_back(item);
             state.items.len() == 1
         };
@@ -119,13 +144,18 @@ pub struct Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        state.receiver_gone = true;
-        state.items = VecDeque::new();
+        let items = {
+            let mut state = self.shared.lock();
+            state.receiver_gone = true;
+            state.bytes = 0;
+            std::mem::take(&mut state.items)
+        };
+        // Dropped outside the lock: an item's drop may have work of its own.
+        drop(items);
     }
 }
 
-impl<T> Receiver<T> {
+impl<T: Weigh> Receiver<T> {
     /// The next item, or `None` once the queue is empty and every sender is gone.
     /// Cancel-safe: an item is only taken by the call that returns it.
     pub async fn recv(&mut self) -> Option<T> {
@@ -148,6 +178,9 @@ impl<T> Receiver<T> {
     pub fn try_recv(&mut self) -> Option<T> {
         let mut state = self.shared.lock();
         let item = state.items.pop_front();
+        if let Some(item) = &item {
+            state.bytes -= item.weight();
+        }
         if state.items.is_empty() && state.items.capacity() > KEEP {
             state.items = VecDeque::new();
         }
@@ -164,9 +197,21 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    impl Weigh for i32 {
+        fn weight(&self) -> usize {
+            1
+        }
+    }
+
+    impl Weigh for &str {
+        fn weight(&self) -> usize {
+            self.len()
+        }
+    }
+
     #[tokio::test]
     async fn bounded_in_order_and_closes() {
-        let (tx, mut rx) = channel(2);
+        let (tx, mut rx) = channel(2, usize::MAX);
         let tx2 = tx.clone();
         assert_eq!(tx.try_send(1), Ok(()));
         assert_eq!(tx2.try_send(2), Ok(()));
@@ -183,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_receiver_wakes_and_a_dropped_one_refuses() {
-        let (tx, mut rx) = channel(8);
+        let (tx, mut rx) = channel(8, usize::MAX);
         let waiter = tokio::spawn(async move {
             let first = rx.recv().await;
             (first, rx)
@@ -203,7 +248,7 @@ mod tests {
     async fn a_receiver_parked_again_after_a_burst_is_woken_by_the_next_send() {
         // Only a send into an empty queue wakes the receiver; this checks no wake-up is lost
         // when bursts and quiet spells alternate.
-        let (tx, mut rx) = channel(64);
+        let (tx, mut rx) = channel(64, usize::MAX);
         let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {
             while let Some(v) = rx.recv().await {
@@ -232,11 +277,32 @@ mod tests {
 
     #[tokio::test]
     async fn a_drained_burst_gives_its_memory_back() {
-        let (tx, mut rx) = channel(1000);
+        let (tx, mut rx) = channel(1000, usize::MAX);
         for i in 0..500 {
             tx.try_send(i).unwrap();
         }
         while rx.try_recv().is_some() {}
         assert_eq!(rx.shared.lock().items.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_but_always_takes_one_item() {
+        let (tx, mut rx) = channel::<&str>(100, 10);
+        assert_eq!(
+            tx.try_send("0123456789abc"),
+            Ok(()),
+            "an empty queue takes any item"
+        );
+        assert_eq!(tx.try_send("x"), Err(TrySendError::Full));
+        assert_eq!(rx.try_recv(), Some("0123456789abc"));
+        assert_eq!(tx.try_send("01234"), Ok(()));
+        assert_eq!(tx.try_send("56789"), Ok(()));
+        assert_eq!(tx.try_send("a"), Err(TrySendError::Full), "11 bytes > 10");
+        assert_eq!(rx.try_recv(), Some("01234"));
+        assert_eq!(
+            tx.try_send("abcde"),
+            Ok(()),
+            "the bytes taken out are free again"
+        );
     }
 }

@@ -21,9 +21,11 @@ use crate::api::Messages;
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, ServerMsg, UserName};
 use crate::server::broker::Broker;
-use crate::server::hub::{now_ms, ConnHandle, HubConfig, HubError, Outbound};
+use crate::server::hub::{
+    now_ms, read_page, ConnHandle, HubConfig, HubError, Outbound, ReplayPages, REPLAY_PAGE,
+};
 use crate::server::presence::{ConnId, Presence, Removal};
-use crate::server::store::{Appended, NewMessage, Replay, Store};
+use crate::server::store::{Appended, NewMessage, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -91,6 +93,9 @@ pub struct RoomView {
 
 /// Most names in one presence frame (the rest of a big room's state follows in more frames).
 const PRESENCE_CHUNK: usize = 100;
+
+/// What a refused early join suggests waiting before trying again.
+const EARLY_JOIN_RETRY_MS: u64 = 1000;
 
 /// Messages each room keeps in memory: enough for a page render and for most reconnects.
 const RECENT: usize = 256;
@@ -379,6 +384,13 @@ impl RoomActor {
     }
 
     async fn join(&mut self, conn: ConnHandle, since: Option<Seq>, epoch: Option<u64>) {
+        // A member joining again before its last answer was written (a replay, or a big
+        // room's presence state) would stack answers, each pinning its share of memory; a
+        // join after a `leave` is a new subscription and is answered.
+        if self.members.contains_key(&conn.id) && conn.is_joining(&self.id) {
+            self.refuse_early_join(&conn);
+            return;
+        }
         let store_epoch = self.store.epoch();
         let (last_seq, cached) = match self.recent().await {
             Ok(recent) => (recent.last_seq, since.and_then(|s| recent.since(s))),
@@ -392,20 +404,33 @@ impl RoomActor {
             }
         };
         let mut recovered = true;
+        // A short replay the in-memory tail covers goes out with the answer; a longer one is
+        // read from the store by the connection's writer, a page at a time as its socket
+        // takes them. Either way it ends at `last_seq`, and live frames queued after the
+        // answer start right after it, so nothing overlaps and nothing is missing.
         let mut replay = Vec::new();
+        let mut pages = None;
         if let Some(since) = since {
             if epoch.is_some_and(|e| e != store_epoch) {
                 recovered = false;
-            } else if let Some(messages) = cached {
+            } else if let Some(messages) = cached.filter(|m| m.len() <= REPLAY_PAGE) {
                 replay = messages;
+            } else if since > last_seq || (last_seq.0 - since.0) as usize > self.config.replay_limit
+            {
+                recovered = false;
             } else {
-                match self
-                    .store
-                    .since(&self.id, since, self.config.replay_limit)
-                    .await
-                {
-                    Ok(Replay::Complete(messages)) => replay = messages,
-                    Ok(Replay::Gap) => recovered = false,
+                // The gap must start right after the client's last message: retention may
+                // have deleted its beginning.
+                match read_page(&*self.store, &self.id, since, 1).await {
+                    Ok(first) if first.first().map(|m| m.seq) == Some(Seq(since.0 + 1)) => {
+                        pages = Some(ReplayPages::new(
+                            self.store.clone(),
+                            self.id.clone(),
+                            since,
+                            last_seq,
+                        ));
+                    }
+                    Ok(_) => recovered = false,
                     Err(err) => {
                         tracing::error!(room = %self.id, %err, "join: replay failed");
                         recovered = false;
@@ -468,7 +493,7 @@ impl RoomActor {
         // A rejoin after `resync` ends the mute: the replay above starts where the client's
         // view stops, and live frames follow it.
         conn.lag_state().unmute(&self.id);
-        conn.deliver(&self.id, Outbound::Batch(frames));
+        conn.deliver_join(&self.id, frames, pages);
         // A rejoin (after `resync`) replaces its own snapshot; it must not keep an old one.
         self.fresh.retain(|(id, _)| *id != conn.id);
         self.members.insert(conn.id, conn.clone());
@@ -477,6 +502,27 @@ impl RoomActor {
         }
         // Its view already includes every change logged so far.
         self.fresh.push((conn.id, self.presence_log.len()));
+    }
+
+    /// Refuses a re-join that came while the connection's last join answer for this room is
+    /// still queued or being written; the client may join again once it has that answer.
+    fn refuse_early_join(&self, conn: &ConnHandle) {
+        let refusal = ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "You joined #{} a moment ago and its history is still on its way; \
+                 wait for it before joining again.",
+                self.id
+            ),
+            room: Some(self.id.clone()),
+            client_id: None,
+            retry_after_ms: Some(EARLY_JOIN_RETRY_MS),
+        };
+        // Queued as a frame of no room: if the queue is full it is not worth a resync.
+        conn.deliver(
+            &RoomId(String::new()),
+            Outbound::Frame(Utf8Bytes::from(refusal.encode())),
+        );
     }
 
     /// The presence state now, as a [`Snapshot`]. In chunks, so no frame carries a big room's

@@ -41,6 +41,9 @@ const WRITE_BATCH: usize = 64;
 /// Pending bytes at which the writer writes out without waiting for the batch to end.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// Close code (1011, internal error) for a replay the store could not complete.
+const REPLAY_FAILED: u16 = 1011;
+
 /// Who a connection speaks for and the limits it lives under.
 pub struct Session {
     pub identity: Identity,
@@ -477,6 +480,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 /// Formats one queue entry into the writer, writing out early once [`FLUSH_AT`] bytes are
 /// pending: a long replay goes out in pieces rather than copied whole into one buffer.
+///
+/// A join answer's replay beyond what it carries is read from the store here, one page at a
+/// time and only once the previous page has been handed to the socket, so a connection never
+/// holds more than one page of it. If the store cannot complete it (retention deleted part of
+/// the gap meanwhile, or the store failed), the connection is closed with 1011: it cannot
+/// stay open with a hole in the room, and reconnecting gets an honest `recovered: false`.
 async fn push<W: AsyncWrite + Unpin>(
     out: &mut wire::Writer<W>,
     item: Outbound,
@@ -484,6 +493,7 @@ async fn push<W: AsyncWrite + Unpin>(
     let frames = match &item {
         Outbound::Frame(text) => std::slice::from_ref(text),
         Outbound::Batch(frames) => frames.as_slice(),
+        Outbound::Join(answer) => answer.frames.as_slice(),
     };
     for text in frames {
         out.text(text);
@@ -491,5 +501,28 @@ async fn push<W: AsyncWrite + Unpin>(
             out.flush().await?;
         }
     }
-    Ok(())
+    let Outbound::Join(answer) = item else {
+        return Ok(());
+    };
+    let Some(mut pages) = answer.pages else {
+        return Ok(());
+    };
+    loop {
+        match pages.next_page().await {
+            Ok(Some(page)) => {
+                for msg in page {
+                    out.text(&ServerMsg::Message(msg).encode());
+                    if out.pending() >= FLUSH_AT {
+                        out.flush().await?;
+                    }
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(broken) => {
+                out.close(REPLAY_FAILED, "History could not be replayed; reconnect.");
+                let _ = out.shutdown().await;
+                return Err(std::io::Error::other(broken));
+            }
+        }
+    }
 }
