@@ -101,9 +101,12 @@ impl SqliteStore {
         let mut out = Vec::with_capacity(batch.len());
         for new in batch {
             let seq = last + 1;
+            // Only a resend (same author and client id) is ignored; a row already holding
+            // this sequence number is a collision, which must not pass for a duplicate.
             let inserted = sqlx::query(
-                "INSERT OR IGNORE INTO messages (room, seq, author, client_id, text, ts) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (room, seq, author, client_id, text, ts) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (room, author, client_id) DO NOTHING",
             )
             .bind(room.as_str())
             .bind(seq)
@@ -112,8 +115,15 @@ impl SqliteStore {
             .bind(&new.text)
             .bind(new.ts as i64)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await;
+            let inserted = match inserted {
+                Ok(done) => done.rows_affected(),
+                Err(err) if is_unique_violation(&err) => {
+                    drop(tx);
+                    return Err(self.seq_collision(room, seq).await);
+                }
+                Err(err) => return Err(err.into()),
+            };
             if inserted == 1 {
                 last = seq;
                 out.push(Appended::Stored(ChatMessage {
@@ -150,6 +160,31 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Logs a (room, seq) collision and moves the room's counter past every stored
+    /// message, so the room's next batch is stored instead of colliding again.
+    async fn seq_collision(&self, room: &RoomId, seq: i64) -> StoreError {
+        tracing::error!(
+            room = room.as_str(),
+            seq,
+            "sequence number already taken: the room's counter was behind its messages"
+        );
+        let repaired = sqlx::query(
+            "UPDATE rooms SET last_seq = MAX(last_seq, \
+             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?)) WHERE name = ?",
+        )
+        .bind(room.as_str())
+        .bind(room.as_str())
+        .execute(&self.pool)
+        .await;
+        if let Err(err) = repaired {
+            tracing::error!(room = room.as_str(), %err, "moving the room's counter failed");
+        }
+        StoreError::Unavailable(format!(
+            "sequence number {seq} of room {room} already holds another message; nothing in \
+             this batch was stored"
+        ))
     }
 
     async fn messages(
@@ -198,6 +233,11 @@ impl SqliteStore {
             .await?;
         Ok(Seq(last.unwrap_or(0) as u64))
     }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }
 
 impl Store for SqliteStore {
@@ -363,5 +403,39 @@ mod tests {
         let out = store.append(&room, vec![msg("ada", "new")]).await.unwrap();
         assert!(matches!(&out[0], Appended::Stored(m) if m.seq == Seq(6)));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A row already holding the next sequence number (the room's counter behind its
+    /// messages) is an error that names the collision, never a silent duplicate, and the
+    /// counter moves past it so the room's next batch is stored.
+    #[tokio::test]
+    async fn a_seq_collision_is_an_error_and_the_room_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let room = RoomId("general".into());
+        store.append(&room, vec![msg("ada", "1")]).await.unwrap();
+        // Another writer took seq 2 without moving the counter.
+        sqlx::query(
+            "INSERT INTO messages (room, seq, author, client_id, text, ts) \
+             VALUES ('general', 2, 'eve', 'x', 'intruder', 1)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let err = store
+            .append(&room, vec![msg("bob", "1")])
+            .await
+            .expect_err("a collision is not a duplicate");
+        assert!(err.to_string().contains("sequence number 2"), "{err}");
+        let out = store.append(&room, vec![msg("bob", "1")]).await.unwrap();
+        assert!(
+            matches!(&out[0], Appended::Stored(m) if m.seq == Seq(3)),
+            "{out:?}"
+        );
+        let page = store.latest(&room, None, 10).await.unwrap();
+        assert_eq!(
+            page.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
     }
 }
