@@ -318,9 +318,14 @@ pub(crate) mod ssr {
                 .map_err(|e| internal(HubError::from(e)))?;
         }
         let config = &limits()?.config;
+        let ttl = if session.identity.is_guest() {
+            config.guest_session_ttl.min(config.session_ttl)
+        } else {
+            config.session_ttl
+        };
         let cookie = identity::session_cookie(
             &session.token,
-            config.session_ttl.as_secs(),
+            ttl.as_secs(),
             identity::wants_secure_cookie(config, &parts.headers),
         );
         if let Some(res) = use_context::<ResponseOptions>() {
@@ -352,14 +357,58 @@ pub(crate) mod ssr {
         let limits = limits()?;
         let ip = identity::client_ip(&limits.config, &parts()?);
         limits.login_attempt(ip, name).map_err(|wait| {
-            if let Some(res) = use_context::<ResponseOptions>() {
-                res.insert_header(header::RETRY_AFTER, wait.as_secs().max(1).into());
-            }
-            fail(AppError::TooMany(format!(
-                "Too many attempts; wait {} minutes and try again.",
-                wait.as_secs().div_ceil(60).max(1)
-            )))
+            too_many(
+                wait,
+                format!(
+                    "Too many attempts; wait {} minutes and try again.",
+                    wait.as_secs().div_ceil(60).max(1)
+                ),
+            )
         })
+    }
+
+    /// Counts a form post (a server function that changes something) against this
+    /// address's budget.
+    pub fn throttle_form() -> Result<(), AppError> {
+        let limits = limits()?;
+        let ip = identity::client_ip(&limits.config, &parts()?);
+        limits.form_post(ip).map_err(|wait| {
+            too_many(
+                wait,
+                format!(
+                    "Too many requests from your address; wait {} s and try again.",
+                    crate::server::limits::retry_after_secs(wait)
+                ),
+            )
+        })
+    }
+
+    /// Counts an account registration against this address's hourly cap; the address is
+    /// returned so a registration that made no account can be given back.
+    pub fn throttle_registration() -> Result<std::net::IpAddr, AppError> {
+        let limits = limits()?;
+        let ip = identity::client_ip(&limits.config, &parts()?);
+        limits.registration(ip).map_err(|wait| {
+            too_many(
+                wait,
+                format!(
+                    "Too many accounts were registered from your address; wait {} minutes and try again.",
+                    wait.as_secs().div_ceil(60).max(1)
+                ),
+            )
+        })?;
+        Ok(ip)
+    }
+
+    /// A 429 that says when to try again, in `Retry-After` and in the sentence.
+    pub fn too_many(wait: std::time::Duration, sentence: String) -> AppError {
+        if let Some(res) = use_context::<ResponseOptions>() {
+            res.insert_header(
+                header::RETRY_AFTER,
+                crate::server::limits::retry_after_secs(wait).into(),
+            );
+        }
+        fail(AppError::TooMany(sentence))
     }
 
     /// The room, if `who` may enter it; otherwise the same "not found" a missing room gets,
@@ -512,6 +561,7 @@ pub async fn whoami() -> Result<Me, AppError> {
 /// Chooses (or changes) a guest display name, remembered in the session cookie.
 #[server(endpoint = "set_name")]
 pub async fn set_name(name: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     if !ssr::limits()?.config.allow_guests {
         return Err(ssr::fail(AppError::Invalid(
             "This server does not allow guests; register or log in to chat.".to_string(),
@@ -538,13 +588,16 @@ pub async fn set_name(name: String) -> Result<String, AppError> {
 /// Creates an account and logs in.
 #[server(endpoint = "register")]
 pub async fn register(name: String, password: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
     ssr::throttle_login(name.as_str())?;
-    let session = ssr::accounts()?
-        .register(&name, &password)
-        .await
-        .map_err(ssr::account_error)?;
+    let ip = ssr::throttle_registration()?;
+    let registered = ssr::accounts()?.register(&name, &password).await;
+    if registered.is_err() {
+        ssr::limits()?.registration_failed(ip);
+    }
+    let session = registered.map_err(ssr::account_error)?;
     ssr::start_session(session).await?;
     leptos_axum::redirect("/");
     Ok(name.0)
@@ -553,6 +606,7 @@ pub async fn register(name: String, password: String) -> Result<String, AppError
 /// Logs in to an existing account.
 #[server(endpoint = "login")]
 pub async fn login(name: String, password: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let name = crate::names::parse_display_name(&name).map_err(|_| {
         ssr::fail(AppError::Unauthorized(
             "That user name and password do not match; check both and try again.".to_string(),
@@ -602,6 +656,7 @@ pub async fn list_rooms() -> Result<Vec<RoomEntry>, AppError> {
 /// needs an account; its creator is its first member.
 #[server]
 pub async fn create_room(name: String, private: Option<String>) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let room = crate::names::parse_room(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
     let hub = ssr::hub()?;
     let accounts = ssr::accounts()?;
@@ -640,6 +695,7 @@ pub async fn create_room(name: String, private: Option<String>) -> Result<String
 /// Adds an account to a private room; only members can invite.
 #[server]
 pub async fn invite(room: String, name: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let who = ssr::registered("invite people").await?;
     let room = ssr::enter(&room, Some(&who))?;
     let name =
@@ -654,6 +710,7 @@ pub async fn invite(room: String, name: String) -> Result<String, AppError> {
 /// Opens (creating on first use) the direct conversation with another account.
 #[server]
 pub async fn open_direct(name: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let who = ssr::registered("send direct messages").await?;
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
@@ -700,6 +757,7 @@ pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>,
 /// Posts a message from a plain HTML form (the live page sends over the WebSocket instead).
 #[server]
 pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
+    ssr::throttle_form()?;
     let Some(author) = ssr::me().await? else {
         return Err(ssr::fail(AppError::Unauthorized(
             "Log in or choose a display name before posting.".to_string(),

@@ -88,6 +88,9 @@ impl From<sqlx::Error> for AccountError {
 pub struct Accounts {
     pool: SqlitePool,
     session_ttl: Duration,
+    /// How long a guest session lasts: guests cost a row each and need no password, so
+    /// their rows go sooner.
+    guest_ttl: Duration,
     restricted: RwLock<HashMap<RoomId, Restricted>>,
     /// One watch per session with live connections; ending the session (logout, or a
     /// guest's name being registered) sets the reason, which closes them.
@@ -101,6 +104,9 @@ pub struct Accounts {
 /// and registering a guest's name evict at once, so this only bounds how long an expiry or
 /// a change made by another process goes unnoticed.
 const CACHE_MS: u64 = 60_000;
+
+/// How long a guest session lasts unless [`Accounts::with_guest_ttl`] says otherwise.
+pub const DEFAULT_GUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct LiveSession {
     ended: Arc<SessionEnd>,
@@ -162,6 +168,7 @@ impl Accounts {
         let accounts = Accounts {
             pool,
             session_ttl,
+            guest_ttl: session_ttl.min(DEFAULT_GUEST_TTL),
             restricted: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
@@ -182,6 +189,12 @@ impl Accounts {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Accounts::open(pool, session_ttl).await
+    }
+
+    /// Sets how long guest sessions last (at most as long as logins).
+    pub fn with_guest_ttl(mut self, ttl: Duration) -> Accounts {
+        self.guest_ttl = ttl.min(self.session_ttl);
+        self
     }
 
     async fn load_restricted(&self) -> Result<(), StoreError> {
@@ -299,7 +312,12 @@ impl Accounts {
         let token = new_token()?;
         let hash = token_hash(&token);
         let now = now_ms();
-        let expires = now + self.session_ttl.as_millis() as u64;
+        let ttl = if user_id.is_some() {
+            self.session_ttl
+        } else {
+            self.guest_ttl
+        };
+        let expires = now + ttl.as_millis() as u64;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
              SELECT ?, ?, ?, ?, ? \

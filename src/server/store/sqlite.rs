@@ -50,7 +50,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // A checkpoint that resets the log also cuts its file back to this size, so one
+            // burst of writes does not leave a large file behind for good.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -74,6 +77,27 @@ impl SqliteStore {
             epoch,
             retain,
         })
+    }
+
+    /// Folds the write-ahead log into the database and truncates it every `interval`
+    /// (nothing when it is zero), for as long as the pool is open. SQLite's automatic
+    /// checkpoints never shrink the file, and cannot finish while readers keep reading.
+    pub fn spawn_checkpoints(&self, interval: Duration) {
+        if interval.is_zero() {
+            return;
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            while !pool.is_closed() {
+                ticks.tick().await;
+                if let Err(err) = checkpoint(&pool).await {
+                    tracing::warn!(%err, "checkpointing the write-ahead log failed");
+                }
+            }
+        });
     }
 
     /// The database connection pool, shared with [`crate::server::accounts::Accounts`] so
@@ -233,6 +257,23 @@ impl SqliteStore {
             .await?;
         Ok(Seq(last.unwrap_or(0) as u64))
     }
+}
+
+/// Bytes of write-ahead log kept after a checkpoint resets it.
+pub const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Folds the whole write-ahead log into the database and truncates it to zero bytes.
+async fn checkpoint(pool: &SqlitePool) -> Result<(), StoreError> {
+    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    // (busy, log frames, checkpointed frames): busy means a reader or writer held it up;
+    // the next tick tries again.
+    let busy: i64 = row.try_get(0)?;
+    if busy != 0 {
+        tracing::debug!("write-ahead log checkpoint was held up by a reader; trying later");
+    }
+    Ok(())
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
