@@ -461,6 +461,7 @@ pub(crate) mod ssr {
         match err {
             AccountError::Store(e) => internal(HubError::from(e)),
             AccountError::BadCredentials => fail(AppError::Unauthorized(err.to_string())),
+            AccountError::Busy => too_many(crate::server::accounts::HASH_WAIT, err.to_string()),
             other => fail(AppError::Invalid(other.to_string())),
         }
     }

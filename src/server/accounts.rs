@@ -3,8 +3,10 @@
 //!
 //! Everything is in SQLite: the history's own file by default, or a private in-memory
 //! database with `--store memory`. Passwords are hashed with argon2 on the blocking pool, so
-//! a burst of logins never stalls the runtime that serves live traffic. The cookie carries a
-//! random token; only its SHA-256 is stored.
+//! a burst of logins never stalls the runtime that serves live traffic, and at most one hash
+//! per core runs at a time (each takes about 19 MiB and a thread): the rest wait briefly,
+//! then are told to try again. The cookie carries a random token; only its SHA-256 is
+//! stored.
 //!
 //! Room access is read on every join, send and history load, so the membership of the
 //! (few) non-public rooms is also kept in memory and checked without touching the database.
@@ -22,7 +24,7 @@ use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
@@ -75,6 +77,9 @@ pub enum AccountError {
     BadCredentials,
     #[error("{0}")]
     NotAllowed(String),
+    /// Every password hashing slot stayed busy while the request waited.
+    #[error("The server is busy checking other passwords; try again in a few seconds.")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,7 +103,12 @@ pub struct Accounts {
     /// Sessions looked up in the last [`CACHE_MS`], by token hash: every page view and
     /// upgrade reads its session, usually seconds after the previous one did.
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
+    /// One permit per password hash that may run at once.
+    hashing: Arc<Semaphore>,
 }
+
+/// How long a login or registration waits for a hashing slot before it is refused.
+pub const HASH_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a looked-up session is trusted without asking the database again. Logging out
 /// and registering a guest's name evict at once, so this only bounds how long an expiry or
@@ -172,7 +182,15 @@ impl Accounts {
             restricted: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            hashing: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         };
+        // Made now, off the async threads, rather than by the first login of an unknown
+        // name.
+        tokio::task::spawn_blocking(dummy_hash)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("password hashing failed: {e}")))?;
         accounts.load_restricted().await?;
         Ok(accounts)
     }
@@ -238,7 +256,7 @@ impl Accounts {
         password: &str,
     ) -> Result<NewSession, AccountError> {
         check_password(password)?;
-        let hash = hash_password(password.to_string()).await?;
+        let hash = hash_password(&self.hashing, password.to_string()).await?;
         let inserted = sqlx::query(
             "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (name_key) DO NOTHING RETURNING id",
@@ -285,7 +303,7 @@ impl Accounts {
             ),
             None => (None, String::new(), dummy_hash().to_string()),
         };
-        let ok = verify_password(password.to_string(), hash).await?;
+        let ok = verify_password(&self.hashing, password.to_string(), hash).await?;
         match (id, ok) {
             (Some(id), true) => self
                 .new_session(Some(id), UserName(stored_name))
@@ -686,11 +704,11 @@ fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-async fn hash_password(password: String) -> Result<String, AccountError> {
+async fn hash_password(hashing: &Semaphore, password: String) -> Result<String, AccountError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)
         .map_err(|e| AccountError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
-    blocking(move || {
+    blocking(hashing, move || {
         let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -700,8 +718,12 @@ async fn hash_password(password: String) -> Result<String, AccountError> {
     .await
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, AccountError> {
-    blocking(move || {
+async fn verify_password(
+    hashing: &Semaphore,
+    password: String,
+    hash: String,
+) -> Result<bool, AccountError> {
+    blocking(hashing, move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -710,10 +732,17 @@ async fn verify_password(password: String, hash: String) -> Result<bool, Account
     .await
 }
 
-/// Runs argon2 on the blocking pool: it takes tens of milliseconds of CPU by design.
+/// Runs argon2 on the blocking pool, once a hashing slot is free: it takes tens of
+/// milliseconds of CPU and about 19 MiB by design, so unbounded it would take a thread and
+/// that memory per concurrent login. Waits at most [`HASH_WAIT`] for the slot.
 async fn blocking<T: Send + 'static>(
+    hashing: &Semaphore,
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, AccountError> {
+    let _permit = match tokio::time::timeout(HASH_WAIT, hashing.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => return Err(AccountError::Busy),
+    };
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| e.to_string())
@@ -727,6 +756,7 @@ async fn blocking<T: Send + 'static>(
 
 /// A valid hash of a password nobody has, verified against for unknown names.
 fn dummy_hash() -> &'static str {
+    // Computed once, at start-up ([`Accounts::open`]).
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
         let salt = SaltString::encode_b64(b"hearth-no-user!!").expect("16-byte salt encodes");
