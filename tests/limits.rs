@@ -200,3 +200,41 @@ async fn ipv6_addresses_in_one_64_share_a_budget() {
     let r = call_from::<SetName>(server.addr, "2001:db8:1:3::1", &[("name", "v6 y")]).await;
     assert_eq!(r.status, 200, "next /64: {r:?}");
 }
+
+/// With "Ada" registered, no look-alike from the issue can be taken as a guest name or
+/// registered; each refusal is a 400 with a sentence.
+#[tokio::test]
+async fn look_alikes_of_a_registered_name_are_refused_over_http() {
+    let server = server(no_limits()).await;
+    common::register(server.addr, "Ada", "correct horse").await;
+    for payload in [
+        "Ada\u{200b}",
+        "\u{410}da",
+        "Ad\u{430}",
+        "Ada\u{200d}",
+        "\u{202e}adA",
+        "\u{ff21}da",
+        "Ada\u{2060}",
+        "\u{2066}Ada\u{2069}",
+    ] {
+        let r = call::<SetName>(server.addr, &[("name", payload)], None).await;
+        assert_eq!(r.status, 400, "guest {payload:?}: {r:?}");
+        assert!(
+            r.body.contains("invisible formatting") || r.body.contains("looks the same"),
+            "guest {payload:?}: {}",
+            r.body
+        );
+        let r = call::<Register>(
+            server.addr,
+            &[("name", payload), ("password", "another password")],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 400, "register {payload:?}: {r:?}");
+        assert!(
+            r.body.contains("invisible formatting") || r.body.contains("looks the same"),
+            "register {payload:?}: {}",
+            r.body
+        );
+    }
+}

@@ -71,7 +71,10 @@ pub struct Restricted {
 pub enum AccountError {
     #[error("{0}")]
     Invalid(String),
-    #[error("That name belongs to a registered account; log in, or choose another name.")]
+    #[error(
+        "That name belongs to a registered account, or looks the same as one; log in, or \
+         choose another name."
+    )]
     NameTaken,
     #[error("That user name and password do not match; check both and try again.")]
     BadCredentials,
@@ -120,7 +123,7 @@ pub const DEFAULT_GUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct LiveSession {
     ended: Arc<SessionEnd>,
-    /// For a guest session, the name key it holds.
+    /// For a guest session, the skeleton of the name it holds.
     guest_key: Option<String>,
 }
 
@@ -191,6 +194,7 @@ impl Accounts {
         tokio::task::spawn_blocking(dummy_hash)
             .await
             .map_err(|e| StoreError::Unavailable(format!("password hashing failed: {e}")))?;
+        accounts.fill_skeletons().await?;
         accounts.load_restricted().await?;
         Ok(accounts)
     }
@@ -256,35 +260,88 @@ impl Accounts {
         password: &str,
     ) -> Result<NewSession, AccountError> {
         check_password(password)?;
+        let skeleton = name_skeleton(name);
+        self.refuse_look_alike(name, &skeleton).await?;
         let hash = hash_password(&self.hashing, password.to_string()).await?;
         let inserted = sqlx::query(
-            "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name_key) DO NOTHING RETURNING id",
+            "INSERT INTO users (name, name_key, name_skeleton, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (name_key) DO NOTHING RETURNING id",
         )
         .bind(name.as_str())
         .bind(name_key(name))
+        .bind(&skeleton)
         .bind(hash)
         .bind(now_ms() as i64)
         .fetch_optional(&self.pool)
-        .await?;
+        .await;
+        let inserted = match inserted {
+            Err(err) if err.as_database_error().is_some_and(|e| e.is_unique_violation()) => {
+                // A look-alike was registered since the check above.
+                self.refuse_look_alike(name, &skeleton).await?;
+                return Err(err.into());
+            }
+            other => other?,
+        };
         let Some(row) = inserted else {
             return Err(AccountError::Invalid(
                 "That user name is taken; choose another.".to_string(),
             ));
         };
-        // A guest who had this name loses it now: open connections close, and the cached
-        // session goes.
-        let key = name_key(name);
+        // A guest who had this name, or one that looks like it, loses it now: open
+        // connections close, and the cached session goes.
         self.end_live(
-            |_, l| l.guest_key.as_deref() == Some(key.as_str()),
+            |_, l| l.guest_key.as_deref() == Some(skeleton.as_str()),
             "Your guest name now belongs to a registered account; choose another.",
         );
-        self.lock_cache().retain(|_, c| {
-            !(c.identity.is_guest() && name_key(&c.identity.name) == name_key(name))
-        });
+        self.lock_cache()
+            .retain(|_, c| !(c.identity.is_guest() && name_skeleton(&c.identity.name) == skeleton));
         self.new_session(Some(row.get(0)), name.clone())
             .await?
             .ok_or(AccountError::BadCredentials)
+    }
+
+    /// Refuses a new account whose name looks like an existing account's (a different
+    /// name with the same skeleton), naming the account it looks like.
+    async fn refuse_look_alike(&self, name: &UserName, skeleton: &str) -> Result<(), AccountError> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM users WHERE name_skeleton = ? AND name_key != ? LIMIT 1",
+        )
+        .bind(skeleton)
+        .bind(name_key(name))
+        .fetch_optional(&self.pool)
+        .await?;
+        match existing {
+            Some(existing) => Err(AccountError::Invalid(format!(
+                "That name looks the same as the registered account {existing:?}; choose a \
+                 name that looks different."
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives accounts made before names had skeletons theirs. Two old accounts that look
+    /// alike keep the first one's; the other stays without (and is logged), as it was.
+    async fn fill_skeletons(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let id: i64 = row.get(0);
+            let name = UserName(row.get(1));
+            let done = sqlx::query("UPDATE users SET name_skeleton = ? WHERE id = ?")
+                .bind(name_skeleton(&name))
+                .bind(id)
+                .execute(&self.pool)
+                .await;
+            match done {
+                Ok(_) => {}
+                Err(err) if err.as_database_error().is_some_and(|e| e.is_unique_violation()) => {
+                    tracing::warn!(account = %name, "account name looks like an older account's");
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Checks a user name and password and starts a session.
@@ -339,7 +396,8 @@ impl Accounts {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
              SELECT ?, ?, ?, ?, ? \
-             WHERE ? IS NOT NULL OR NOT EXISTS (SELECT 1 FROM users WHERE name_key = ?) \
+             WHERE ? IS NOT NULL OR NOT EXISTS \
+             (SELECT 1 FROM users WHERE name_key = ? OR name_skeleton = ?) \
              RETURNING id",
         )
         .bind(&hash)
@@ -349,6 +407,7 @@ impl Accounts {
         .bind(expires as i64)
         .bind(user_id)
         .bind(name_key(&name))
+        .bind(user_id.is_none().then(|| name_skeleton(&name)))
         .fetch_optional(&self.pool)
         .await?;
         let Some(id) = id else { return Ok(None) };
@@ -399,7 +458,7 @@ impl Accounts {
             },
             (None, _, Some(guest)) => {
                 let name = UserName(guest);
-                if self.account_named(&name).await?.is_some() {
+                if self.account_looking_like(&name).await? {
                     return Ok(None);
                 }
                 Identity {
@@ -452,7 +511,7 @@ impl Accounts {
         live.entry(who.session_id)
             .or_insert_with(|| LiveSession {
                 ended: Arc::default(),
-                guest_key: who.is_guest().then(|| name_key(&who.name)),
+                guest_key: who.is_guest().then(|| name_skeleton(&who.name)),
             })
             .ended
             .clone()
@@ -483,6 +542,18 @@ impl Accounts {
 
     fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LiveSession>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an account has this name, or one that looks the same.
+    async fn account_looking_like(&self, name: &UserName) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM users WHERE name_key = ? OR name_skeleton = ? LIMIT 1",
+        )
+        .bind(name_key(name))
+        .bind(name_skeleton(name))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
     }
 
     async fn account_named(&self, name: &UserName) -> Result<Option<(i64, UserName)>, StoreError> {
@@ -682,6 +753,16 @@ pub fn is_reserved(room: &RoomId) -> bool {
 
 fn name_key(name: &UserName) -> String {
     name.as_str().to_lowercase()
+}
+
+/// What a name looks like: the UTS #39 confusable skeleton of its NFKC form, taken before
+/// and after case folding, so "Ada", "ADA", "Ａda" (fullwidth) and "Аda" (Cyrillic А) are
+/// one name, as are "Alice" and "AIice" (capital i).
+pub fn name_skeleton(name: &UserName) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = name.as_str().nfkc().collect();
+    let shape: String = unicode_security::skeleton(&nfkc).collect();
+    unicode_security::skeleton(&shape.to_lowercase()).collect()
 }
 
 fn check_password(password: &str) -> Result<(), AccountError> {
@@ -889,5 +970,77 @@ mod tests {
             .unwrap();
         assert!(b.may_enter(&dm, Some(&bob.identity)));
         assert_eq!(b.session(&ada.token).await.unwrap(), Some(ada.identity));
+    }
+
+    /// Every look-alike of a registered "Ada" from the issue: refused as a guest name and as
+    /// an account, with a sentence; a name that merely shares letters is fine.
+    #[tokio::test]
+    async fn look_alikes_of_an_account_are_refused_to_guests_and_registration() {
+        let a = accounts().await;
+        a.register(&name("Ada"), "password one").await.unwrap();
+        for payload in [
+            "Ada\u{200b}",
+            "\u{410}da",
+            "Ad\u{430}",
+            "Ada\u{200d}",
+            "\u{202e}adA",
+            "\u{ff21}da",
+            "Ada\u{2060}",
+            "\u{2066}Ada\u{2069}",
+            "ADA",
+        ] {
+            let n = name(payload);
+            assert!(
+                matches!(a.guest(&n).await, Err(AccountError::NameTaken)),
+                "guest {payload:?}"
+            );
+            match a.register(&n, "password two").await {
+                Err(AccountError::Invalid(sentence)) => assert!(
+                    sentence.contains("looks the same") || sentence.contains("taken"),
+                    "{payload:?}: {sentence}"
+                ),
+                other => panic!("register {payload:?}: {:?}", other.map(|s| s.identity)),
+            }
+        }
+        assert!(a.guest(&name("Adam")).await.is_ok());
+        assert!(a.register(&name("Ida"), "password three").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn registering_a_name_ends_guest_sessions_that_look_like_it() {
+        let a = accounts().await;
+        let guest = a.guest(&name("\u{410}da")).await.unwrap();
+        let tab = a.watch_session(&guest.identity);
+        a.register(&name("Ada"), "password one").await.unwrap();
+        assert!(tab.reason().is_some(), "the look-alike guest's tab is closed");
+        assert_eq!(a.session(&guest.token).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn accounts_made_before_skeletons_get_theirs_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::server::store::sqlite::SqliteStore::open(dir.path(), 0)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (name, name_key, password_hash, created_at) \
+             VALUES ('Ada', 'ada', 'x', 0), ('\u{410}da', '\u{430}da', 'x', 1)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let a = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let skeletons: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT name_skeleton FROM users ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(skeletons, vec![Some("ada".to_string()), None]);
+        assert!(matches!(
+            a.guest(&name("Ad\u{430}")).await,
+            Err(AccountError::NameTaken)
+        ));
     }
 }
