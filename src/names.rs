@@ -207,7 +207,14 @@ mod tests {
             );
         }
         // Visible letters of any script are still names of their own.
-        for fine in ["Аня", "Zoë", "李雷", "O'Brien", "ada-99", "Ada \u{2764}\u{fe0f}"] {
+        for fine in [
+            "Аня",
+            "Zoë",
+            "李雷",
+            "O'Brien",
+            "ada-99",
+            "Ada \u{2764}\u{fe0f}",
+        ] {
             assert!(parse_display_name(fine).is_ok(), "{fine:?}");
         }
     }

@@ -108,4 +108,3 @@ async fn a_hundred_thousand_forwarded_addresses_keep_memory_bounded_and_cost_fla
     );
     assert!(growth_mib < 64, "RSS grew {growth_mib} MiB");
 }
-

@@ -134,8 +134,8 @@ async fn a_name_tried_from_many_addresses_is_refused() {
     .await;
     for i in 0..5 {
         let ip = format!("198.51.100.{i}");
-        let r = call_from::<Login>(server.addr, &ip, &[("name", "ada"), ("password", "guess")])
-            .await;
+        let r =
+            call_from::<Login>(server.addr, &ip, &[("name", "ada"), ("password", "guess")]).await;
         assert_eq!(r.status, 401, "{r:?}");
     }
     let r = call_from::<Login>(
@@ -161,19 +161,24 @@ async fn registrations_are_capped_per_address() {
     .await;
     let register = |ip: &'static str, name: String, password: &'static str| {
         let addr = server.addr;
-        async move {
-            call_from::<Register>(addr, ip, &[("name", &name), ("password", password)]).await
-        }
+        async move { call_from::<Register>(addr, ip, &[("name", &name), ("password", password)]).await }
     };
     let r = register("203.0.113.7", "tiny".into(), "short").await;
-    assert_eq!(r.status, 400, "a refused password is not a registration: {r:?}");
+    assert_eq!(
+        r.status, 400,
+        "a refused password is not a registration: {r:?}"
+    );
     for i in 0..5 {
         let r = register("203.0.113.7", format!("bot{i}"), "a long password").await;
         assert_eq!(r.status, 200, "{i}: {r:?}");
     }
     let r = register("203.0.113.7", "bot5".into(), "a long password").await;
     assert_eq!(r.status, 429, "{r:?}");
-    assert!(r.body.contains("registered from your address"), "{}", r.body);
+    assert!(
+        r.body.contains("registered from your address"),
+        "{}",
+        r.body
+    );
     assert!(retry_after(&r).is_some_and(|s| s > 60), "{r:?}");
     let r = register("203.0.113.8", "human".into(), "a long password").await;
     assert_eq!(r.status, 200, "{r:?}");

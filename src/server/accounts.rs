@@ -275,7 +275,11 @@ impl Accounts {
         .fetch_optional(&self.pool)
         .await;
         let inserted = match inserted {
-            Err(err) if err.as_database_error().is_some_and(|e| e.is_unique_violation()) => {
+            Err(err)
+                if err
+                    .as_database_error()
+                    .is_some_and(|e| e.is_unique_violation()) =>
+            {
                 // A look-alike was registered since the check above.
                 self.refuse_look_alike(name, &skeleton).await?;
                 return Err(err.into());
@@ -322,9 +326,10 @@ impl Accounts {
     /// Gives accounts made before names had skeletons theirs. Two old accounts that look
     /// alike keep the first one's; the other stays without (and is logged), as it was.
     async fn fill_skeletons(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         for row in rows {
             let id: i64 = row.get(0);
             let name = UserName(row.get(1));
@@ -335,7 +340,11 @@ impl Accounts {
                 .await;
             match done {
                 Ok(_) => {}
-                Err(err) if err.as_database_error().is_some_and(|e| e.is_unique_violation()) => {
+                Err(err)
+                    if err
+                        .as_database_error()
+                        .is_some_and(|e| e.is_unique_violation()) =>
+                {
                     tracing::warn!(account = %name, "account name looks like an older account's");
                 }
                 Err(err) => return Err(err.into()),
@@ -1012,7 +1021,10 @@ mod tests {
         let guest = a.guest(&name("\u{410}da")).await.unwrap();
         let tab = a.watch_session(&guest.identity);
         a.register(&name("Ada"), "password one").await.unwrap();
-        assert!(tab.reason().is_some(), "the look-alike guest's tab is closed");
+        assert!(
+            tab.reason().is_some(),
+            "the look-alike guest's tab is closed"
+        );
         assert_eq!(a.session(&guest.token).await.unwrap(), None);
     }
 

@@ -459,7 +459,10 @@ mod tests {
     #[test]
     fn ipv6_clients_are_grouped_by_64_and_mapped_ipv4_as_ipv4() {
         let group = |s: &str| address_group(s.parse().unwrap());
-        assert_eq!(group("2001:db8:1:2::1"), group("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(
+            group("2001:db8:1:2::1"),
+            group("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
         assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
         assert_eq!(group("::ffff:192.0.2.7"), group("192.0.2.7"));
         assert_eq!(group("192.0.2.7").to_string(), "192.0.2.7");
@@ -478,9 +481,15 @@ mod tests {
         for name in ["a", "b", "c"] {
             assert!(limits.login_attempt(ip("192.0.2.1"), name).is_ok());
         }
-        assert!(limits.login_attempt(ip("192.0.2.1"), "d").is_err(), "address spent");
+        assert!(
+            limits.login_attempt(ip("192.0.2.1"), "d").is_err(),
+            "address spent"
+        );
         assert!(limits.login_attempt(ip("192.0.2.2"), "A").is_ok());
-        assert!(limits.login_attempt(ip("192.0.2.3"), "a").is_err(), "name spent");
+        assert!(
+            limits.login_attempt(ip("192.0.2.3"), "a").is_err(),
+            "name spent"
+        );
         assert!(limits.registration(ip("192.0.2.9")).is_ok());
         limits.registration_failed(ip("192.0.2.9"));
         assert!(limits.registration(ip("192.0.2.9")).is_ok());

@@ -489,7 +489,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), 0).await.unwrap();
         let room = RoomId("busy".into());
-        store.append(&room, vec![msg("ada", "first")]).await.unwrap();
+        store
+            .append(&room, vec![msg("ada", "first")])
+            .await
+            .unwrap();
         let mut reader = sqlx::SqliteConnection::connect_with(
             &SqliteConnectOptions::new().filename(dir.path().join("hearth.db")),
         )
@@ -528,7 +531,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // The store keeps working, and what was written is all there.
-        store.append(&room, vec![msg("ada", "after")]).await.unwrap();
+        store
+            .append(&room, vec![msg("ada", "after")])
+            .await
+            .unwrap();
         assert_eq!(store.last_seq(&room).await.unwrap(), Seq(2002));
     }
 }
