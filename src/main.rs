@@ -69,11 +69,13 @@ async fn main() -> anyhow::Result<()> {
                 .with_guest_ttl(security.guest_session_ttl),
         ),
     };
+    let accounts = Arc::new(accounts);
+    accounts.spawn_expiry_sweeps(Duration::from_secs(3600));
     let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
     let app = router(AppState {
         leptos_options,
         hub: hub.clone(),
-        accounts: Arc::new(accounts),
+        accounts,
         limits: Arc::new(Limits::new(security)),
     });
 

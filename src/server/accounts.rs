@@ -505,13 +505,39 @@ impl Accounts {
         if let Some(id) = id {
             self.end_live(|sid, _| sid == id, "Logged out.");
         }
-        // Expired sessions are swept here rather than on a timer: logouts are frequent
-        // enough, and an expired row is harmless until then.
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        // Logouts also sweep, besides the timer ([`Accounts::spawn_expiry_sweeps`]).
+        self.sweep_expired().await?;
+        Ok(())
+    }
+
+    /// Deletes expired sessions; returns how many.
+    pub async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now_ms() as i64)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes expired sessions every `interval` for as long as these accounts exist, so
+    /// a burst of guest sessions leaves no rows behind once they expire, whether or not
+    /// anyone logs out.
+    pub fn spawn_expiry_sweeps(self: &Arc<Self>, interval: Duration) {
+        let accounts = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(accounts) = accounts.upgrade() else {
+                    return;
+                };
+                if let Err(err) = accounts.sweep_expired().await {
+                    tracing::warn!(%err, "sweeping expired sessions failed");
+                }
+            }
+        });
     }
 
     /// What tells a connection that its session ended, and why (for the close frame).
@@ -1054,5 +1080,41 @@ mod tests {
             a.guest(&name("Ad\u{430}")).await,
             Err(AccountError::NameTaken)
         ));
+    }
+
+    /// Expired guest sessions are deleted by the timer, with nobody logging out.
+    #[tokio::test]
+    async fn expired_guest_sessions_are_swept_on_a_timer() {
+        let a = Arc::new(
+            Accounts::in_memory(Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .with_guest_ttl(Duration::from_millis(1)),
+        );
+        let ada = a.register(&name("ada"), "password one").await.unwrap();
+        for i in 0..100 {
+            a.guest(&name(&format!("g{i}"))).await.unwrap();
+        }
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+                .fetch_one(&a.pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(count().await, 101);
+        a.spawn_expiry_sweeps(Duration::from_millis(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count().await > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} rows",
+                count().await
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            a.session(&ada.token).await.unwrap().is_some(),
+            "logins stay"
+        );
     }
 }
