@@ -766,10 +766,11 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
     };
     let room = ssr::enter(&room, Some(&author))?;
     ssr::limits()?.post(author.session_id).map_err(|wait| {
-        ssr::fail(AppError::TooMany(format!(
-            "You are sending too fast; wait {} s and try again.",
-            wait.as_secs().max(1)
-        )))
+        let secs = crate::server::limits::retry_after_secs(wait);
+        ssr::too_many(
+            wait,
+            format!("You are sending too fast; wait {secs} s and try again."),
+        )
     })?;
     // Each form post is a new message; the counter keeps ids unique within this process.
     static POSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -186,6 +186,7 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
     }
 
     /// Keys held, in both generations.
+    #[cfg(test)]
     fn len(&self) -> usize {
         let map = self.lock();
         map.current.len() + map.previous.len()
@@ -303,11 +304,6 @@ impl Limits {
     /// the same rate as a WebSocket connection.
     pub fn post(&self, session_id: i64) -> Result<(), Duration> {
         self.posts.take(session_id)
-    }
-
-    /// Keys held by the per-address form limit (both generations), for tests and metrics.
-    pub fn form_keys(&self) -> usize {
-        self.forms.len()
     }
 
     /// A connection slot for `user`, unless they already have the most allowed.
