@@ -329,9 +329,14 @@ pub(crate) mod ssr {
                 .map_err(|e| internal(HubError::from(e)))?;
         }
         let config = &limits()?.config;
+        let ttl = if session.identity.is_guest() {
+            config.guest_session_ttl.min(config.session_ttl)
+        } else {
+            config.session_ttl
+        };
         let cookie = identity::session_cookie(
             &session.token,
-            config.session_ttl.as_secs(),
+            ttl.as_secs(),
             identity::wants_secure_cookie(config, &parts.headers),
         );
         if let Some(res) = use_context::<ResponseOptions>() {
@@ -363,14 +368,58 @@ pub(crate) mod ssr {
         let limits = limits()?;
         let ip = identity::client_ip(&limits.config, &parts()?);
         limits.login_attempt(ip, name).map_err(|wait| {
-            if let Some(res) = use_context::<ResponseOptions>() {
-                res.insert_header(header::RETRY_AFTER, wait.as_secs().max(1).into());
-            }
-            fail(AppError::TooMany(format!(
-                "Too many attempts; wait {} minutes and try again.",
-                wait.as_secs().div_ceil(60).max(1)
-            )))
+            too_many(
+                wait,
+                format!(
+                    "Too many attempts; wait {} minutes and try again.",
+                    wait.as_secs().div_ceil(60).max(1)
+                ),
+            )
         })
+    }
+
+    /// Counts a form post (a server function that changes something) against this
+    /// address's budget.
+    pub fn throttle_form() -> Result<(), AppError> {
+        let limits = limits()?;
+        let ip = identity::client_ip(&limits.config, &parts()?);
+        limits.form_post(ip).map_err(|wait| {
+            too_many(
+                wait,
+                format!(
+                    "Too many requests from your address; wait {} s and try again.",
+                    crate::server::limits::retry_after_secs(wait)
+                ),
+            )
+        })
+    }
+
+    /// Counts an account registration against this address's hourly cap; the address is
+    /// returned so a registration that made no account can be given back.
+    pub fn throttle_registration() -> Result<std::net::IpAddr, AppError> {
+        let limits = limits()?;
+        let ip = identity::client_ip(&limits.config, &parts()?);
+        limits.registration(ip).map_err(|wait| {
+            too_many(
+                wait,
+                format!(
+                    "Too many accounts were registered from your address; wait {} minutes and try again.",
+                    wait.as_secs().div_ceil(60).max(1)
+                ),
+            )
+        })?;
+        Ok(ip)
+    }
+
+    /// A 429 that says when to try again, in `Retry-After` and in the sentence.
+    pub fn too_many(wait: std::time::Duration, sentence: String) -> AppError {
+        if let Some(res) = use_context::<ResponseOptions>() {
+            res.insert_header(
+                header::RETRY_AFTER,
+                crate::server::limits::retry_after_secs(wait).into(),
+            );
+        }
+        fail(AppError::TooMany(sentence))
     }
 
     /// The room, if `who` may enter it; otherwise the same "not found" a missing room gets,
@@ -444,6 +493,7 @@ pub(crate) mod ssr {
         match err {
             AccountError::Store(e) => internal(HubError::from(e)),
             AccountError::BadCredentials => fail(AppError::Unauthorized(err.to_string())),
+            AccountError::Busy => too_many(crate::server::accounts::HASH_WAIT, err.to_string()),
             other => fail(AppError::Invalid(other.to_string())),
         }
     }
@@ -544,6 +594,7 @@ pub async fn whoami() -> Result<Me, AppError> {
 /// Chooses (or changes) a guest display name, remembered in the session cookie.
 #[server(endpoint = "set_name")]
 pub async fn set_name(name: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     if !ssr::limits()?.config.allow_guests {
         return Err(ssr::fail(AppError::Invalid(
             "This server does not allow guests; register or log in to chat.".to_string(),
@@ -570,13 +621,16 @@ pub async fn set_name(name: String) -> Result<String, AppError> {
 /// Creates an account and logs in.
 #[server(endpoint = "register")]
 pub async fn register(name: String, password: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
     ssr::throttle_login(name.as_str())?;
-    let session = ssr::accounts()?
-        .register(&name, &password)
-        .await
-        .map_err(ssr::account_error)?;
+    let ip = ssr::throttle_registration()?;
+    let registered = ssr::accounts()?.register(&name, &password).await;
+    if registered.is_err() {
+        ssr::limits()?.registration_failed(ip);
+    }
+    let session = registered.map_err(ssr::account_error)?;
     ssr::start_session(session).await?;
     leptos_axum::redirect("/");
     Ok(name.0)
@@ -585,6 +639,7 @@ pub async fn register(name: String, password: String) -> Result<String, AppError
 /// Logs in to an existing account.
 #[server(endpoint = "login")]
 pub async fn login(name: String, password: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let name = crate::names::parse_display_name(&name).map_err(|_| {
         ssr::fail(AppError::Unauthorized(
             "That user name and password do not match; check both and try again.".to_string(),
@@ -644,6 +699,7 @@ pub async fn list_rooms(page: Option<u32>) -> Result<RoomList, AppError> {
 /// and its creator is its first member.
 #[server]
 pub async fn create_room(name: String, private: Option<String>) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let room = crate::names::parse_room(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
     let who = ssr::me().await?;
     crate::server::rooms::create(
@@ -663,6 +719,7 @@ pub async fn create_room(name: String, private: Option<String>) -> Result<String
 /// Adds an account to a private room; only members can invite.
 #[server]
 pub async fn invite(room: String, name: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let who = ssr::registered("invite people").await?;
     let room = ssr::enter(&room, Some(&who))?;
     let name =
@@ -676,6 +733,7 @@ pub async fn invite(room: String, name: String) -> Result<String, AppError> {
 /// Opens (creating on first use) the direct conversation with another account.
 #[server]
 pub async fn open_direct(name: String) -> Result<String, AppError> {
+    ssr::throttle_form()?;
     let who = ssr::registered("send direct messages").await?;
     let name =
         crate::names::parse_display_name(&name).map_err(|e| ssr::fail(AppError::Invalid(e)))?;
@@ -723,6 +781,7 @@ pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>,
 /// Posts a message from a plain HTML form (the live page sends over the WebSocket instead).
 #[server]
 pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
+    ssr::throttle_form()?;
     let Some(author) = ssr::me().await? else {
         return Err(ssr::fail(AppError::Unauthorized(
             "Log in or choose a display name before posting.".to_string(),
@@ -739,10 +798,11 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
         ))));
     }
     ssr::limits()?.post(author.session_id).map_err(|wait| {
-        ssr::fail(AppError::TooMany(format!(
-            "You are sending too fast; wait {} s and try again.",
-            wait.as_secs().max(1)
-        )))
+        let secs = crate::server::limits::retry_after_secs(wait);
+        ssr::too_many(
+            wait,
+            format!("You are sending too fast; wait {secs} s and try again."),
+        )
     })?;
     // Each form post is a new message; the counter keeps ids unique within this process.
     static POSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

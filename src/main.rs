@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
     };
     use leptos::config::get_configuration;
     use std::sync::Arc;
+    use std::time::Duration;
     use tracing_subscriber::EnvFilter;
 
     tracing_subscriber::fmt()
@@ -47,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
                     )
                 })?;
             tracing::info!(dir = %config.data_dir.display(), "history and accounts in SQLite");
-            let accounts = Accounts::open(store.pool().clone(), security.session_ttl).await?;
+            store.spawn_checkpoints(Duration::from_secs(config.wal_checkpoint_secs));
+            let accounts = Accounts::open(store.pool().clone(), security.session_ttl)
+                .await?
+                .with_guest_ttl(security.guest_session_ttl);
             (Arc::new(store), accounts)
         }
         // The epoch tells reconnecting clients whether their sequence numbers still mean
@@ -60,9 +64,13 @@ async fn main() -> anyhow::Result<()> {
                     n => n as usize,
                 },
             )),
-            Accounts::in_memory(security.session_ttl).await?,
+            Accounts::in_memory(security.session_ttl)
+                .await?
+                .with_guest_ttl(security.guest_session_ttl),
         ),
     };
+    let accounts = Arc::new(accounts);
+    accounts.spawn_expiry_sweeps(Duration::from_secs(3600));
     let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
     // `general` exists before anyone could claim its name for a private room.
     hub.create_room(&hearth::protocol::RoomId(
@@ -72,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let app = router(AppState {
         leptos_options,
         hub: hub.clone(),
-        accounts: Arc::new(accounts),
+        accounts,
         limits: Arc::new(Limits::new(security)),
     });
 

@@ -21,6 +21,9 @@ fn nfc(raw: &str) -> String {
 
 pub const ROOM_RULE: &str = "Room names are 1–32 letters, digits, - or _ (no spaces).";
 pub const NAME_RULE: &str = "Display names are 1–32 characters, without control characters.";
+pub const INVISIBLE_RULE: &str = "Display names cannot contain invisible formatting or \
+     text-direction characters (such as zero-width spaces or right-to-left marks); type the \
+     name without them.";
 
 /// Room every server has; it cannot be missing from the room list.
 pub const DEFAULT_ROOM: &str = "general";
@@ -52,7 +55,40 @@ pub fn parse_display_name(raw: &str) -> Result<UserName, String> {
     if name.chars().count() > 32 || name.chars().any(char::is_control) {
         return Err(NAME_RULE.to_string());
     }
+    if name.chars().any(is_invisible) {
+        return Err(INVISIBLE_RULE.to_string());
+    }
     Ok(UserName(name))
+}
+
+/// Format characters (Unicode general category Cf, which holds every bidi control: marks,
+/// embeddings, overrides, isolates): they draw nothing, or reorder what is drawn, so a name
+/// holding one looks like a different name. Unicode 15.1; the list is short enough to keep
+/// here rather than ship a category table to the browser.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 /// Checks a message body and returns it in Unicode NFC, without control characters other
@@ -150,5 +186,36 @@ mod tests {
             clean_message(&"a".repeat(MAX_MESSAGE_CHARS + 1)),
             Err(MessageProblem::TooLong)
         );
+    }
+
+    #[test]
+    fn names_with_invisible_or_direction_characters_are_refused() {
+        for payload in [
+            "Ada\u{200b}",
+            "Ada\u{200d}",
+            "\u{202e}adA",
+            "Ada\u{2060}",
+            "\u{2066}Ada\u{2069}",
+            "A\u{200e}da",
+            "\u{feff}Ada",
+            "Ad\u{ad}a",
+        ] {
+            assert_eq!(
+                parse_display_name(payload),
+                Err(INVISIBLE_RULE.to_string()),
+                "{payload:?}"
+            );
+        }
+        // Visible letters of any script are still names of their own.
+        for fine in [
+            "Аня",
+            "Zoë",
+            "李雷",
+            "O'Brien",
+            "ada-99",
+            "Ada \u{2764}\u{fe0f}",
+        ] {
+            assert!(parse_display_name(fine).is_ok(), "{fine:?}");
+        }
     }
 }

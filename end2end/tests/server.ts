@@ -191,6 +191,10 @@ export class HearthServer {
       // pass its own values in `env`.
       HEARTH_UPGRADES_PER_MINUTE: "100000",
       HEARTH_LOGIN_ATTEMPTS: "100000",
+      HEARTH_LOGIN_ATTEMPTS_PER_ADDRESS: "100000",
+      HEARTH_LOGIN_ATTEMPTS_PER_NAME: "100000",
+      HEARTH_REGISTRATIONS_PER_HOUR: "100000",
+      HEARTH_FORM_POSTS_PER_MINUTE: "100000",
       HEARTH_MESSAGE_BURST: "1000",
       // Specs create many rooms from one address and a few names.
       HEARTH_ROOMS_PER_HOUR: "100000",

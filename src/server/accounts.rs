@@ -3,8 +3,10 @@
 //!
 //! Everything is in SQLite: the history's own file by default, or a private in-memory
 //! database with `--store memory`. Passwords are hashed with argon2 on the blocking pool, so
-//! a burst of logins never stalls the runtime that serves live traffic. The cookie carries a
-//! random token; only its SHA-256 is stored.
+//! a burst of logins never stalls the runtime that serves live traffic, and at most one hash
+//! per core runs at a time (each takes about 19 MiB and a thread): the rest wait briefly,
+//! then are told to try again. The cookie carries a random token; only its SHA-256 is
+//! stored.
 //!
 //! Room access is read on every join, send and history load, so the membership of the
 //! (few) non-public rooms is also kept in memory and checked without touching the database.
@@ -25,7 +27,7 @@ use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
@@ -72,12 +74,18 @@ pub struct Restricted {
 pub enum AccountError {
     #[error("{0}")]
     Invalid(String),
-    #[error("That name belongs to a registered account; log in, or choose another name.")]
+    #[error(
+        "That name belongs to a registered account, or looks the same as one; log in, or \
+         choose another name."
+    )]
     NameTaken,
     #[error("That user name and password do not match; check both and try again.")]
     BadCredentials,
     #[error("{0}")]
     NotAllowed(String),
+    /// Every password hashing slot stayed busy while the request waited.
+    #[error("The server is busy checking other passwords; try again in a few seconds.")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -91,6 +99,9 @@ impl From<sqlx::Error> for AccountError {
 pub struct Accounts {
     pool: SqlitePool,
     session_ttl: Duration,
+    /// How long a guest session lasts: guests cost a row each and need no password, so
+    /// their rows go sooner.
+    guest_ttl: Duration,
     restricted: RwLock<HashMap<RoomId, Restricted>>,
     /// One watch per session with live connections; ending the session (logout, or a
     /// guest's name being registered) sets the reason, which closes them.
@@ -101,16 +112,24 @@ pub struct Accounts {
     /// Sessions looked up in the last [`CACHE_MS`], by token hash: every page view and
     /// upgrade reads its session, usually seconds after the previous one did.
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
+    /// One permit per password hash that may run at once.
+    hashing: Arc<Semaphore>,
 }
+
+/// How long a login or registration waits for a hashing slot before it is refused.
+pub const HASH_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a looked-up session is trusted without asking the database again. Logging out
 /// and registering a guest's name evict at once, so this only bounds how long an expiry or
 /// a change made by another process goes unnoticed.
 const CACHE_MS: u64 = 60_000;
 
+/// How long a guest session lasts unless [`Accounts::with_guest_ttl`] says otherwise.
+pub const DEFAULT_GUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 struct LiveSession {
     ended: Arc<SessionEnd>,
-    /// For a guest session, the name key it holds.
+    /// For a guest session, the skeleton of the name it holds.
     guest_key: Option<String>,
 }
 
@@ -177,10 +196,20 @@ impl Accounts {
             pool,
             history_here,
             session_ttl,
+            guest_ttl: session_ttl.min(DEFAULT_GUEST_TTL),
             restricted: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            hashing: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         };
+        // Made now, off the async threads, rather than by the first login of an unknown
+        // name.
+        tokio::task::spawn_blocking(dummy_hash)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("password hashing failed: {e}")))?;
+        accounts.fill_skeletons().await?;
         accounts.load_restricted().await?;
         Ok(accounts)
     }
@@ -197,6 +226,12 @@ impl Accounts {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Accounts::open_with(pool, session_ttl, false).await
+    }
+
+    /// Sets how long guest sessions last (at most as long as logins).
+    pub fn with_guest_ttl(mut self, ttl: Duration) -> Accounts {
+        self.guest_ttl = ttl.min(self.session_ttl);
+        self
     }
 
     async fn load_restricted(&self) -> Result<(), StoreError> {
@@ -240,35 +275,97 @@ impl Accounts {
         password: &str,
     ) -> Result<NewSession, AccountError> {
         check_password(password)?;
-        let hash = hash_password(password.to_string()).await?;
+        let skeleton = name_skeleton(name);
+        self.refuse_look_alike(name, &skeleton).await?;
+        let hash = hash_password(&self.hashing, password.to_string()).await?;
         let inserted = sqlx::query(
-            "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name_key) DO NOTHING RETURNING id",
+            "INSERT INTO users (name, name_key, name_skeleton, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (name_key) DO NOTHING RETURNING id",
         )
         .bind(name.as_str())
         .bind(name_key(name))
+        .bind(&skeleton)
         .bind(hash)
         .bind(now_ms() as i64)
         .fetch_optional(&self.pool)
-        .await?;
+        .await;
+        let inserted = match inserted {
+            Err(err)
+                if err
+                    .as_database_error()
+                    .is_some_and(|e| e.is_unique_violation()) =>
+            {
+                // A look-alike was registered since the check above.
+                self.refuse_look_alike(name, &skeleton).await?;
+                return Err(err.into());
+            }
+            other => other?,
+        };
         let Some(row) = inserted else {
             return Err(AccountError::Invalid(
                 "That user name is taken; choose another.".to_string(),
             ));
         };
-        // A guest who had this name loses it now: open connections close, and the cached
-        // session goes.
-        let key = name_key(name);
+        // A guest who had this name, or one that looks like it, loses it now: open
+        // connections close, and the cached session goes.
         self.end_live(
-            |_, l| l.guest_key.as_deref() == Some(key.as_str()),
+            |_, l| l.guest_key.as_deref() == Some(skeleton.as_str()),
             "Your guest name now belongs to a registered account; choose another.",
         );
-        self.lock_cache().retain(|_, c| {
-            !(c.identity.is_guest() && name_key(&c.identity.name) == name_key(name))
-        });
+        self.lock_cache()
+            .retain(|_, c| !(c.identity.is_guest() && name_skeleton(&c.identity.name) == skeleton));
         self.new_session(Some(row.get(0)), name.clone())
             .await?
             .ok_or(AccountError::BadCredentials)
+    }
+
+    /// Refuses a new account whose name looks like an existing account's (a different
+    /// name with the same skeleton), naming the account it looks like.
+    async fn refuse_look_alike(&self, name: &UserName, skeleton: &str) -> Result<(), AccountError> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM users WHERE name_skeleton = ? AND name_key != ? LIMIT 1",
+        )
+        .bind(skeleton)
+        .bind(name_key(name))
+        .fetch_optional(&self.pool)
+        .await?;
+        match existing {
+            Some(existing) => Err(AccountError::Invalid(format!(
+                "That name looks the same as the registered account {existing:?}; choose a \
+                 name that looks different."
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives accounts made before names had skeletons theirs. Two old accounts that look
+    /// alike keep the first one's; the other stays without (and is logged), as it was.
+    async fn fill_skeletons(&self) -> Result<(), StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        for row in rows {
+            let id: i64 = row.get(0);
+            let name = UserName(row.get(1));
+            let done = sqlx::query("UPDATE users SET name_skeleton = ? WHERE id = ?")
+                .bind(name_skeleton(&name))
+                .bind(id)
+                .execute(&self.pool)
+                .await;
+            match done {
+                Ok(_) => {}
+                Err(err)
+                    if err
+                        .as_database_error()
+                        .is_some_and(|e| e.is_unique_violation()) =>
+                {
+                    tracing::warn!(account = %name, "account name looks like an older account's");
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Checks a user name and password and starts a session.
@@ -287,7 +384,7 @@ impl Accounts {
             ),
             None => (None, String::new(), dummy_hash().to_string()),
         };
-        let ok = verify_password(password.to_string(), hash).await?;
+        let ok = verify_password(&self.hashing, password.to_string(), hash).await?;
         match (id, ok) {
             (Some(id), true) => self
                 .new_session(Some(id), UserName(stored_name))
@@ -314,11 +411,17 @@ impl Accounts {
         let token = new_token()?;
         let hash = token_hash(&token);
         let now = now_ms();
-        let expires = now + self.session_ttl.as_millis() as u64;
+        let ttl = if user_id.is_some() {
+            self.session_ttl
+        } else {
+            self.guest_ttl
+        };
+        let expires = now + ttl.as_millis() as u64;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
              SELECT ?, ?, ?, ?, ? \
-             WHERE ? IS NOT NULL OR NOT EXISTS (SELECT 1 FROM users WHERE name_key = ?) \
+             WHERE ? IS NOT NULL OR NOT EXISTS \
+             (SELECT 1 FROM users WHERE name_key = ? OR name_skeleton = ?) \
              RETURNING id",
         )
         .bind(&hash)
@@ -328,6 +431,7 @@ impl Accounts {
         .bind(expires as i64)
         .bind(user_id)
         .bind(name_key(&name))
+        .bind(user_id.is_none().then(|| name_skeleton(&name)))
         .fetch_optional(&self.pool)
         .await?;
         let Some(id) = id else { return Ok(None) };
@@ -378,7 +482,7 @@ impl Accounts {
             },
             (None, _, Some(guest)) => {
                 let name = UserName(guest);
-                if self.account_named(&name).await?.is_some() {
+                if self.account_looking_like(&name).await? {
                     return Ok(None);
                 }
                 Identity {
@@ -416,13 +520,39 @@ impl Accounts {
         if let Some(id) = id {
             self.end_live(|sid, _| sid == id, "Logged out.");
         }
-        // Expired sessions are swept here rather than on a timer: logouts are frequent
-        // enough, and an expired row is harmless until then.
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        // Logouts also sweep, besides the timer ([`Accounts::spawn_expiry_sweeps`]).
+        self.sweep_expired().await?;
+        Ok(())
+    }
+
+    /// Deletes expired sessions; returns how many.
+    pub async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now_ms() as i64)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes expired sessions every `interval` for as long as these accounts exist, so
+    /// a burst of guest sessions leaves no rows behind once they expire, whether or not
+    /// anyone logs out.
+    pub fn spawn_expiry_sweeps(self: &Arc<Self>, interval: Duration) {
+        let accounts = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(accounts) = accounts.upgrade() else {
+                    return;
+                };
+                if let Err(err) = accounts.sweep_expired().await {
+                    tracing::warn!(%err, "sweeping expired sessions failed");
+                }
+            }
+        });
     }
 
     /// What tells a connection that its session ended, and why (for the close frame).
@@ -431,7 +561,7 @@ impl Accounts {
         live.entry(who.session_id)
             .or_insert_with(|| LiveSession {
                 ended: Arc::default(),
-                guest_key: who.is_guest().then(|| name_key(&who.name)),
+                guest_key: who.is_guest().then(|| name_skeleton(&who.name)),
             })
             .ended
             .clone()
@@ -462,6 +592,18 @@ impl Accounts {
 
     fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LiveSession>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an account has this name, or one that looks the same.
+    async fn account_looking_like(&self, name: &UserName) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM users WHERE name_key = ? OR name_skeleton = ? LIMIT 1",
+        )
+        .bind(name_key(name))
+        .bind(name_skeleton(name))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
     }
 
     async fn account_named(&self, name: &UserName) -> Result<Option<(i64, UserName)>, StoreError> {
@@ -726,6 +868,16 @@ fn name_key(name: &UserName) -> String {
     name.as_str().to_lowercase()
 }
 
+/// What a name looks like: the UTS #39 confusable skeleton of its NFKC form, taken before
+/// and after case folding, so "Ada", "ADA", "Ａda" (fullwidth) and "Аda" (Cyrillic А) are
+/// one name, as are "Alice" and "AIice" (capital i).
+pub fn name_skeleton(name: &UserName) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = name.as_str().nfkc().collect();
+    let shape: String = unicode_security::skeleton(&nfkc).collect();
+    unicode_security::skeleton(&shape.to_lowercase()).collect()
+}
+
 fn check_password(password: &str) -> Result<(), AccountError> {
     let n = password.chars().count();
     if (8..=128).contains(&n) {
@@ -746,11 +898,11 @@ fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-async fn hash_password(password: String) -> Result<String, AccountError> {
+async fn hash_password(hashing: &Semaphore, password: String) -> Result<String, AccountError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)
         .map_err(|e| AccountError::Store(StoreError::Unavailable(format!("no randomness: {e}"))))?;
-    blocking(move || {
+    blocking(hashing, move || {
         let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -760,8 +912,12 @@ async fn hash_password(password: String) -> Result<String, AccountError> {
     .await
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, AccountError> {
-    blocking(move || {
+async fn verify_password(
+    hashing: &Semaphore,
+    password: String,
+    hash: String,
+) -> Result<bool, AccountError> {
+    blocking(hashing, move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -770,10 +926,17 @@ async fn verify_password(password: String, hash: String) -> Result<bool, Account
     .await
 }
 
-/// Runs argon2 on the blocking pool: it takes tens of milliseconds of CPU by design.
+/// Runs argon2 on the blocking pool, once a hashing slot is free: it takes tens of
+/// milliseconds of CPU and about 19 MiB by design, so unbounded it would take a thread and
+/// that memory per concurrent login. Waits at most [`HASH_WAIT`] for the slot.
 async fn blocking<T: Send + 'static>(
+    hashing: &Semaphore,
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, AccountError> {
+    let _permit = match tokio::time::timeout(HASH_WAIT, hashing.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => return Err(AccountError::Busy),
+    };
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| e.to_string())
@@ -787,6 +950,7 @@ async fn blocking<T: Send + 'static>(
 
 /// A valid hash of a password nobody has, verified against for unknown names.
 fn dummy_hash() -> &'static str {
+    // Computed once, at start-up ([`Accounts::open`]).
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
         let salt = SaltString::encode_b64(b"hearth-no-user!!").expect("16-byte salt encodes");
@@ -929,5 +1093,116 @@ mod tests {
             .unwrap();
         assert!(b.may_enter(&dm, Some(&bob.identity)));
         assert_eq!(b.session(&ada.token).await.unwrap(), Some(ada.identity));
+    }
+
+    /// Every look-alike of a registered "Ada" from the issue: refused as a guest name and as
+    /// an account, with a sentence; a name that merely shares letters is fine.
+    #[tokio::test]
+    async fn look_alikes_of_an_account_are_refused_to_guests_and_registration() {
+        let a = accounts().await;
+        a.register(&name("Ada"), "password one").await.unwrap();
+        for payload in [
+            "Ada\u{200b}",
+            "\u{410}da",
+            "Ad\u{430}",
+            "Ada\u{200d}",
+            "\u{202e}adA",
+            "\u{ff21}da",
+            "Ada\u{2060}",
+            "\u{2066}Ada\u{2069}",
+            "ADA",
+        ] {
+            let n = name(payload);
+            assert!(
+                matches!(a.guest(&n).await, Err(AccountError::NameTaken)),
+                "guest {payload:?}"
+            );
+            match a.register(&n, "password two").await {
+                Err(AccountError::Invalid(sentence)) => assert!(
+                    sentence.contains("looks the same") || sentence.contains("taken"),
+                    "{payload:?}: {sentence}"
+                ),
+                other => panic!("register {payload:?}: {:?}", other.map(|s| s.identity)),
+            }
+        }
+        assert!(a.guest(&name("Adam")).await.is_ok());
+        assert!(a.register(&name("Ida"), "password three").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn registering_a_name_ends_guest_sessions_that_look_like_it() {
+        let a = accounts().await;
+        let guest = a.guest(&name("\u{410}da")).await.unwrap();
+        let tab = a.watch_session(&guest.identity);
+        a.register(&name("Ada"), "password one").await.unwrap();
+        assert!(
+            tab.reason().is_some(),
+            "the look-alike guest's tab is closed"
+        );
+        assert_eq!(a.session(&guest.token).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn accounts_made_before_skeletons_get_theirs_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::server::store::sqlite::SqliteStore::open(dir.path(), 0)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (name, name_key, password_hash, created_at) \
+             VALUES ('Ada', 'ada', 'x', 0), ('\u{410}da', '\u{430}da', 'x', 1)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let a = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let skeletons: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT name_skeleton FROM users ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(skeletons, vec![Some("ada".to_string()), None]);
+        assert!(matches!(
+            a.guest(&name("Ad\u{430}")).await,
+            Err(AccountError::NameTaken)
+        ));
+    }
+
+    /// Expired guest sessions are deleted by the timer, with nobody logging out.
+    #[tokio::test]
+    async fn expired_guest_sessions_are_swept_on_a_timer() {
+        let a = Arc::new(
+            Accounts::in_memory(Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .with_guest_ttl(Duration::from_millis(1)),
+        );
+        let ada = a.register(&name("ada"), "password one").await.unwrap();
+        for i in 0..100 {
+            a.guest(&name(&format!("g{i}"))).await.unwrap();
+        }
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+                .fetch_one(&a.pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(count().await, 101);
+        a.spawn_expiry_sweeps(Duration::from_millis(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count().await > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} rows",
+                count().await
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            a.session(&ada.token).await.unwrap().is_some(),
+            "logins stay"
+        );
     }
 }

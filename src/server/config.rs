@@ -109,9 +109,38 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ROOM_IDLE_SECS", default_value_t = 600)]
     pub room_idle_secs: u64,
 
-    /// Days a login (or guest name) lasts.
+    /// Days a login lasts.
     #[arg(long, env = "HEARTH_SESSION_DAYS", default_value_t = 30)]
     pub session_days: u64,
+
+    /// Days a guest name lasts (at most --session-days).
+    #[arg(long, env = "HEARTH_GUEST_SESSION_DAYS", default_value_t = 7)]
+    pub guest_session_days: u64,
+
+    /// Login and registration attempts per 15 minutes per IP address (an IPv6 /64), whatever
+    /// the names; 0 turns the limit off.
+    #[arg(long, env = "HEARTH_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 30)]
+    pub login_attempts_per_address: u32,
+
+    /// Login attempts per 15 minutes per user name, from all addresses together; 0 turns
+    /// the limit off.
+    #[arg(long, env = "HEARTH_LOGIN_ATTEMPTS_PER_NAME", default_value_t = 30)]
+    pub login_attempts_per_name: u32,
+
+    /// Accounts registered per hour per IP address (an IPv6 /64); 0 turns the limit off.
+    #[arg(long, env = "HEARTH_REGISTRATIONS_PER_HOUR", default_value_t = 5)]
+    pub registrations_per_hour: u32,
+
+    /// Form posts (choosing a name, logging in, registering, creating rooms, inviting,
+    /// posting without JavaScript) per minute per IP address (an IPv6 /64); 0 turns the
+    /// limit off.
+    #[arg(long, env = "HEARTH_FORM_POSTS_PER_MINUTE", default_value_t = 30)]
+    pub form_posts_per_minute: u32,
+
+    /// Seconds between checkpoints that fold the SQLite write-ahead log into the database
+    /// and truncate it; 0 leaves it to SQLite's automatic checkpoints.
+    #[arg(long, env = "HEARTH_WAL_CHECKPOINT_SECS", default_value_t = 60)]
+    pub wal_checkpoint_secs: u64,
 }
 
 impl Config {
@@ -148,6 +177,13 @@ impl Config {
             connections_per_user: self.connections_per_user,
             login_attempts: self.login_attempts,
             session_ttl: Duration::from_secs(self.session_days.max(1) * 24 * 3600),
+            login_attempts_per_address: self.login_attempts_per_address,
+            login_attempts_per_name: self.login_attempts_per_name,
+            registrations_per_hour: self.registrations_per_hour,
+            form_posts_per_minute: self.form_posts_per_minute,
+            guest_session_ttl: Duration::from_secs(
+                self.guest_session_days.clamp(1, self.session_days.max(1)) * 24 * 3600,
+            ),
         }
     }
 }

@@ -1,14 +1,22 @@
 //! Abuse limits and the security settings they come from: message rate per connection,
-//! WebSocket upgrades per IP, connections per person, login attempts, allowed origins.
+//! WebSocket upgrades per address, connections per person, login and registration attempts,
+//! form posts per address, allowed origins.
 //!
 //! Every limit is a token bucket (a burst, refilled at a steady rate), so normal use never
-//! notices it and a refusal can always say when to try again. Buckets for idle keys are
-//! dropped once a map grows large, so a scan from many addresses cannot grow memory without
-//! bound.
+//! notices it and a refusal can always say when to try again. Per-address limits key IPv6
+//! clients by their /64 (one host usually has a whole /64), and IPv4-mapped IPv6 addresses
+//! as the IPv4 address they are.
+//!
+//! Keyed buckets live in two generations of bounded size: a key is looked up in the current
+//! one, then the previous one (and moved forward); when the current generation is full it
+//! becomes the previous one and the old previous one is dropped. So memory is bounded by
+//! twice [`KEYS_PER_GENERATION`] entries per limit, each request costs a constant number of
+//! hash lookups whatever the number of keys, and a key is forgotten only after that many
+//! other keys were seen since its last use.
 
 use crate::protocol::UserName;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +45,18 @@ pub struct SecurityConfig {
     pub login_attempts: u32,
     /// How long a session lasts.
     pub session_ttl: Duration,
+    /// Login and registration attempts per 15 minutes per address, whatever the names;
+    /// 0 turns it off.
+    pub login_attempts_per_address: u32,
+    /// Login attempts per 15 minutes per name, whatever the addresses; 0 turns it off.
+    pub login_attempts_per_name: u32,
+    /// Accounts registered per hour per address; 0 turns it off.
+    pub registrations_per_hour: u32,
+    /// Form posts (server functions that change something) per minute per address, also the
+    /// burst; 0 turns it off.
+    pub form_posts_per_minute: u32,
+    /// How long a guest session lasts (at most `session_ttl`).
+    pub guest_session_ttl: Duration,
 }
 
 impl Default for SecurityConfig {
@@ -53,6 +73,11 @@ impl Default for SecurityConfig {
             connections_per_user: 20,
             login_attempts: 10,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_attempts_per_address: 30,
+            login_attempts_per_name: 30,
+            registrations_per_hour: 5,
+            form_posts_per_minute: 30,
+            guest_session_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -86,40 +111,111 @@ impl Bucket {
         }
     }
 
-    fn is_full(&self, rate: f64, burst: f64) -> bool {
-        self.tokens + self.last.elapsed().as_secs_f64() * rate >= burst
+    /// Returns a token taken for an attempt that turned out not to count.
+    fn give_back(&mut self, burst: f64) {
+        self.tokens = (self.tokens + 1.0).min(burst);
     }
 }
 
-/// Buckets keyed by who is asking.
+/// Keys kept per generation of a keyed limit (see the module docs).
+pub const KEYS_PER_GENERATION: usize = 50_000;
+
+/// Buckets keyed by who is asking, in two bounded generations.
 struct Buckets<K> {
-    map: Mutex<HashMap<K, Bucket>>,
+    map: Mutex<Generations<K>>,
     rate: f64,
     burst: f64,
+    capacity: usize,
 }
 
-impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
+struct Generations<K> {
+    current: HashMap<K, Bucket>,
+    previous: HashMap<K, Bucket>,
+}
+
+impl<K: std::hash::Hash + Eq> Buckets<K> {
     fn new(rate: f64, burst: f64) -> Self {
+        Self::with_capacity(rate, burst, KEYS_PER_GENERATION)
+    }
+
+    fn with_capacity(rate: f64, burst: f64, capacity: usize) -> Self {
         Buckets {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Generations {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+            }),
             rate,
             burst,
+            capacity: capacity.max(1),
         }
     }
 
-    fn take(&self, key: &K) -> Result<(), Duration> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations<K>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, key: K) -> Result<(), Duration> {
         if self.rate <= 0.0 {
             return Ok(());
         }
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= 10_000 {
-            // A full bucket is the same as no bucket: forget those.
-            map.retain(|_, b| !b.is_full(self.rate, self.burst));
+        let mut map = self.lock();
+        if let Some(bucket) = map.current.get_mut(&key) {
+            return bucket.take(self.rate, self.burst);
         }
-        map.entry(key.clone())
-            .or_insert_with(|| Bucket::full(self.burst))
-            .take(self.rate, self.burst)
+        let mut bucket = match map.previous.remove(&key) {
+            Some(bucket) => bucket,
+            None => Bucket::full(self.burst),
+        };
+        let verdict = bucket.take(self.rate, self.burst);
+        // A full generation retires; the one it replaces is freed after the lock is let go.
+        let retired = (map.current.len() >= self.capacity).then(|| {
+            let current = std::mem::take(&mut map.current);
+            std::mem::replace(&mut map.previous, current)
+        });
+        map.current.insert(key, bucket);
+        drop(map);
+        drop(retired);
+        verdict
     }
+
+    /// Returns a token taken by [`Buckets::take`] for an attempt that did not count.
+    fn give_back(&self, key: &K) {
+        if let Some(bucket) = self.lock().current.get_mut(key) {
+            bucket.give_back(self.burst);
+        }
+    }
+
+    /// Keys held, in both generations.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let map = self.lock();
+        map.current.len() + map.previous.len()
+    }
+}
+
+/// The key per-address limits use: an IPv6 client's /64, an IPv4-mapped IPv6 address as
+/// IPv4, any other address as itself.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// A limit of `n` per 15 minutes, all of which may come at once.
+fn per_quarter_hour<K: std::hash::Hash + Eq>(n: u32) -> Buckets<K> {
+    Buckets::new(n as f64 / (15.0 * 60.0), n as f64)
+}
+
+/// A refusal's wait as a `Retry-After` value: whole seconds, rounded up, at least one.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// The shared limits of one server.
@@ -127,6 +223,10 @@ pub struct Limits {
     pub config: SecurityConfig,
     upgrades: Buckets<IpAddr>,
     logins: Buckets<(IpAddr, String)>,
+    logins_per_address: Buckets<IpAddr>,
+    logins_per_name: Buckets<String>,
+    registrations: Buckets<IpAddr>,
+    forms: Buckets<IpAddr>,
     posts: Buckets<i64>,
     connections: Arc<Mutex<HashMap<UserName, usize>>>,
 }
@@ -153,9 +253,15 @@ impl Limits {
     pub fn new(config: SecurityConfig) -> Limits {
         let per_minute = config.upgrades_per_minute as f64;
         let logins = config.login_attempts as f64;
+        let forms = config.form_posts_per_minute as f64;
+        let registrations = config.registrations_per_hour as f64;
         Limits {
             upgrades: Buckets::new(per_minute / 60.0, per_minute),
             logins: Buckets::new(logins / (15.0 * 60.0), logins),
+            logins_per_address: per_quarter_hour(config.login_attempts_per_address),
+            logins_per_name: per_quarter_hour(config.login_attempts_per_name),
+            registrations: Buckets::new(registrations / 3600.0, registrations),
+            forms: Buckets::new(forms / 60.0, forms),
             posts: Buckets::new(config.message_rate, config.message_burst.max(1.0)),
             connections: Arc::new(Mutex::new(HashMap::new())),
             config,
@@ -164,18 +270,40 @@ impl Limits {
 
     /// One WebSocket upgrade from `ip`.
     pub fn upgrade(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.upgrades.take(&ip)
+        self.upgrades.take(address_group(ip))
     }
 
-    /// One login or registration attempt for `name` from `ip`.
+    /// One login or registration attempt for `name` from `ip`: counted against the
+    /// address and name together, the address whatever the name, and the name whatever the
+    /// address. The first budget that is spent refuses it.
     pub fn login_attempt(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
-        self.logins.take(&(ip, name.to_lowercase()))
+        let ip = address_group(ip);
+        let name = name.to_lowercase();
+        self.logins_per_address.take(ip)?;
+        self.logins.take((ip, name.clone()))?;
+        self.logins_per_name.take(name)
+    }
+
+    /// One account registration from `ip`. Give it back with
+    /// [`Limits::registration_failed`] when no account was made.
+    pub fn registration(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.registrations.take(address_group(ip))
+    }
+
+    /// Returns the registration counted for `ip`: no account was made.
+    pub fn registration_failed(&self, ip: IpAddr) {
+        self.registrations.give_back(&address_group(ip));
+    }
+
+    /// One form post (a server function that changes something) from `ip`.
+    pub fn form_post(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.forms.take(address_group(ip))
     }
 
     /// One message posted over HTTP (the no-JavaScript form) by session `session_id`, under
     /// the same rate as a WebSocket connection.
     pub fn post(&self, session_id: i64) -> Result<(), Duration> {
-        self.posts.take(&session_id)
+        self.posts.take(session_id)
     }
 
     /// A connection slot for `user`, unless they already have the most allowed.
@@ -308,5 +436,67 @@ mod tests {
         assert!(limits.login_attempt(ip, "Ada").is_ok());
         assert!(limits.login_attempt(ip, "ada").is_err());
         assert!(limits.login_attempt(ip, "bob").is_ok());
+    }
+
+    #[test]
+    fn a_hundred_thousand_keys_stay_bounded_and_recent_keys_keep_their_state() {
+        let buckets: Buckets<u32> = Buckets::with_capacity(1.0 / 900.0, 2.0, 1_000);
+        assert!(buckets.take(0).is_ok() && buckets.take(0).is_ok());
+        for key in 1..100_000 {
+            assert!(buckets.take(key).is_ok());
+            // A key in use keeps its spent bucket however many others pass.
+            if key % 500 == 0 {
+                assert!(buckets.take(0).is_err(), "key 0 was forgotten at {key}");
+            }
+            assert!(buckets.len() <= 2_000, "{} keys at {key}", buckets.len());
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_64_and_mapped_ipv4_as_ipv4() {
+        let group = |s: &str| address_group(s.parse().unwrap());
+        assert_eq!(
+            group("2001:db8:1:2::1"),
+            group("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
+        assert_eq!(group("::ffff:192.0.2.7"), group("192.0.2.7"));
+        assert_eq!(group("192.0.2.7").to_string(), "192.0.2.7");
+    }
+
+    #[test]
+    fn logins_have_address_name_and_pair_budgets_and_registrations_a_cap() {
+        let limits = Limits::new(SecurityConfig {
+            login_attempts: 100,
+            login_attempts_per_address: 3,
+            login_attempts_per_name: 2,
+            registrations_per_hour: 1,
+            ..SecurityConfig::default()
+        });
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        for name in ["a", "b", "c"] {
+            assert!(limits.login_attempt(ip("192.0.2.1"), name).is_ok());
+        }
+        assert!(
+            limits.login_attempt(ip("192.0.2.1"), "d").is_err(),
+            "address spent"
+        );
+        assert!(limits.login_attempt(ip("192.0.2.2"), "A").is_ok());
+        assert!(
+            limits.login_attempt(ip("192.0.2.3"), "a").is_err(),
+            "name spent"
+        );
+        assert!(limits.registration(ip("192.0.2.9")).is_ok());
+        limits.registration_failed(ip("192.0.2.9"));
+        assert!(limits.registration(ip("192.0.2.9")).is_ok());
+        let wait = limits.registration(ip("192.0.2.9")).unwrap_err();
+        assert!(retry_after_secs(wait) > 3_000, "{wait:?}");
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1_001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(60)), 60);
     }
 }

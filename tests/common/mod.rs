@@ -34,6 +34,10 @@ pub fn no_limits() -> SecurityConfig {
         upgrades_per_minute: 0,
         connections_per_user: 0,
         login_attempts: 0,
+        login_attempts_per_address: 0,
+        login_attempts_per_name: 0,
+        registrations_per_hour: 0,
+        form_posts_per_minute: 0,
         ..SecurityConfig::default()
     }
 }

@@ -50,7 +50,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // A checkpoint that resets the log also cuts its file back to this size, so one
+            // burst of writes does not leave a large file behind for good.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -74,6 +77,27 @@ impl SqliteStore {
             epoch,
             retain,
         })
+    }
+
+    /// Folds the write-ahead log into the database and truncates it every `interval`
+    /// (nothing when it is zero), for as long as the pool is open. SQLite's automatic
+    /// checkpoints never shrink the file, and cannot finish while readers keep reading.
+    pub fn spawn_checkpoints(&self, interval: Duration) {
+        if interval.is_zero() {
+            return;
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            while !pool.is_closed() {
+                ticks.tick().await;
+                if let Err(err) = checkpoint(&pool).await {
+                    tracing::warn!(%err, "checkpointing the write-ahead log failed");
+                }
+            }
+        });
     }
 
     /// The database connection pool, shared with [`crate::server::accounts::Accounts`] so
@@ -101,9 +125,12 @@ impl SqliteStore {
         let mut out = Vec::with_capacity(batch.len());
         for new in batch {
             let seq = last + 1;
+            // Only a resend (same author and client id) is ignored; a row already holding
+            // this sequence number is a collision, which must not pass for a duplicate.
             let inserted = sqlx::query(
-                "INSERT OR IGNORE INTO messages (room, seq, author, client_id, text, ts) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (room, seq, author, client_id, text, ts) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (room, author, client_id) DO NOTHING",
             )
             .bind(room.as_str())
             .bind(seq)
@@ -112,8 +139,15 @@ impl SqliteStore {
             .bind(&new.text)
             .bind(new.ts as i64)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await;
+            let inserted = match inserted {
+                Ok(done) => done.rows_affected(),
+                Err(err) if is_unique_violation(&err) => {
+                    drop(tx);
+                    return Err(self.seq_collision(room, seq).await);
+                }
+                Err(err) => return Err(err.into()),
+            };
             if inserted == 1 {
                 last = seq;
                 out.push(Appended::Stored(ChatMessage {
@@ -151,6 +185,31 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Logs a (room, seq) collision and moves the room's counter past every stored
+    /// message, so the room's next batch is stored instead of colliding again.
+    async fn seq_collision(&self, room: &RoomId, seq: i64) -> StoreError {
+        tracing::error!(
+            room = room.as_str(),
+            seq,
+            "sequence number already taken: the room's counter was behind its messages"
+        );
+        let repaired = sqlx::query(
+            "UPDATE rooms SET last_seq = MAX(last_seq, \
+             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?)) WHERE name = ?",
+        )
+        .bind(room.as_str())
+        .bind(room.as_str())
+        .execute(&self.pool)
+        .await;
+        if let Err(err) = repaired {
+            tracing::error!(room = room.as_str(), %err, "moving the room's counter failed");
+        }
+        StoreError::Unavailable(format!(
+            "sequence number {seq} of room {room} already holds another message; nothing in \
+             this batch was stored"
+        ))
     }
 
     async fn messages(
@@ -199,6 +258,28 @@ impl SqliteStore {
             .await?;
         Ok(Seq(last.unwrap_or(0) as u64))
     }
+}
+
+/// Bytes of write-ahead log kept after a checkpoint resets it.
+pub const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Folds the whole write-ahead log into the database and truncates it to zero bytes.
+async fn checkpoint(pool: &SqlitePool) -> Result<(), StoreError> {
+    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    // (busy, log frames, checkpointed frames): busy means a reader or writer held it up;
+    // the next tick tries again.
+    let busy: i64 = row.try_get(0)?;
+    if busy != 0 {
+        tracing::debug!("write-ahead log checkpoint was held up by a reader; trying later");
+    }
+    Ok(())
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }
 
 impl Store for SqliteStore {
@@ -415,5 +496,97 @@ mod tests {
         let out = store.append(&room, vec![msg("ada", "new")]).await.unwrap();
         assert!(matches!(&out[0], Appended::Stored(m) if m.seq == Seq(6)));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A row already holding the next sequence number (the room's counter behind its
+    /// messages) is an error that names the collision, never a silent duplicate, and the
+    /// counter moves past it so the room's next batch is stored.
+    #[tokio::test]
+    async fn a_seq_collision_is_an_error_and_the_room_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let room = RoomId("general".into());
+        store.append(&room, vec![msg("ada", "1")]).await.unwrap();
+        // Another writer took seq 2 without moving the counter.
+        sqlx::query(
+            "INSERT INTO messages (room, seq, author, client_id, text, ts) \
+             VALUES ('general', 2, 'eve', 'x', 'intruder', 1)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let err = store
+            .append(&room, vec![msg("bob", "1")])
+            .await
+            .expect_err("a collision is not a duplicate");
+        assert!(err.to_string().contains("sequence number 2"), "{err}");
+        let out = store.append(&room, vec![msg("bob", "1")]).await.unwrap();
+        assert!(
+            matches!(&out[0], Appended::Stored(m) if m.seq == Seq(3)),
+            "{out:?}"
+        );
+        let page = store.latest(&room, None, 10).await.unwrap();
+        assert_eq!(
+            page.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    /// A burst of writes while a reader holds an old snapshot grows the write-ahead log
+    /// (SQLite cannot reset it under the reader, and never shrinks it by itself); the
+    /// periodic checkpoint truncates it once the reader is gone.
+    #[tokio::test]
+    async fn the_write_ahead_log_is_truncated_after_a_burst_of_writes() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let room = RoomId("busy".into());
+        store
+            .append(&room, vec![msg("ada", "first")])
+            .await
+            .unwrap();
+        let mut reader = sqlx::SqliteConnection::connect_with(
+            &SqliteConnectOptions::new().filename(dir.path().join("hearth.db")),
+        )
+        .await
+        .unwrap();
+        let mut snapshot = reader.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(&mut *snapshot)
+            .await
+            .unwrap();
+        for b in 0..40 {
+            let batch = (0..50)
+                .map(|i| NewMessage {
+                    text: "x".repeat(4000),
+                    ..msg("ada", &format!("{b}-{i}"))
+                })
+                .collect();
+            store.append(&room, batch).await.unwrap();
+        }
+        let wal = dir.path().join("hearth.db-wal");
+        let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let grown = size();
+        println!("write-ahead log after the burst: {grown} bytes");
+        assert!(grown > 4 << 20, "the burst grew the log ({grown} bytes)");
+        snapshot.rollback().await.unwrap();
+        drop(reader);
+
+        store.spawn_checkpoints(Duration::from_millis(20));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() > 1 << 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log is still {} bytes",
+                size()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The store keeps working, and what was written is all there.
+        store
+            .append(&room, vec![msg("ada", "after")])
+            .await
+            .unwrap();
+        assert_eq!(store.last_seq(&room).await.unwrap(), Seq(2002));
     }
 }
