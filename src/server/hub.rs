@@ -47,6 +47,9 @@ pub struct HubConfig {
     pub batch_max: usize,
     /// Most rooms one connection may join.
     pub rooms_per_connection: usize,
+    /// How long one write to a connection may take before the connection is closed (a peer
+    /// that stopped reading).
+    pub write_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -59,6 +62,7 @@ impl Default for HubConfig {
             replay_limit: 10_000,
             batch_max: 256,
             rooms_per_connection: 64,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

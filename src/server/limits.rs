@@ -37,6 +37,9 @@ pub struct SecurityConfig {
     pub login_attempts: u32,
     /// How long a session lasts.
     pub session_ttl: Duration,
+    /// Host names (`chat.example.com`, a port optional) requests may be addressed to, beside
+    /// loopback names and IP literals; others are refused (DNS rebinding).
+    pub public_hosts: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -53,6 +56,7 @@ impl Default for SecurityConfig {
             connections_per_user: 20,
             login_attempts: 10,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            public_hosts: Vec::new(),
         }
     }
 }
@@ -203,6 +207,20 @@ impl Limits {
             max_strikes: self.config.flood_strikes.max(1),
             window_start: Instant::now(),
         })
+    }
+
+    /// A connection's bucket for `rate` frames per second with `burst` above it, closing a
+    /// sustained flood after the configured strikes like [`Limits::message_bucket`]. Always
+    /// on: it guards frames (pings) that the message rate setting does not cover.
+    pub fn bucket(&self, rate: f64, burst: f64) -> MessageLimit {
+        MessageLimit {
+            bucket: Bucket::full(burst.max(1.0)),
+            rate,
+            burst: burst.max(1.0),
+            strikes: 0,
+            max_strikes: self.config.flood_strikes.max(1),
+            window_start: Instant::now(),
+        }
     }
 }
 

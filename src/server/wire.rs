@@ -49,6 +49,9 @@ pub enum ReadError {
     TooBig,
     /// A text frame was not valid UTF-8.
     BadUtf8,
+    /// The bytes broke the WebSocket framing rules (an unmasked frame, a reserved bit set,
+    /// a bad opcode...): the stream cannot be parsed any further.
+    Protocol,
     /// The transport failed; nothing more can be sent.
     Gone,
 }
@@ -184,6 +187,7 @@ where
             io: write,
             control,
             buf: Vec::new(),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         },
     )
 }
@@ -295,9 +299,31 @@ impl<R: AsyncRead + Unpin> Stream for Reader<R> {
             result.map_err(|err| match err {
                 tungstenite::Error::Capacity(_) => ReadError::TooBig,
                 tungstenite::Error::Utf8(_) => ReadError::BadUtf8,
+                tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ) => ReadError::Gone,
+                tungstenite::Error::Protocol(_) => ReadError::Protocol,
                 _ => ReadError::Gone,
             })
         }))
+    }
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads and throws away the client's bytes without parsing them, until the client ends
+    /// its side, the transport fails, or `max` bytes have gone by: what is left to do once
+    /// the stream cannot be parsed and the server is closing.
+    pub async fn discard(&mut self, max: usize) {
+        use tokio::io::AsyncReadExt;
+        let read = &mut self.ws.get_mut().read;
+        let mut buf = vec![0; 4096];
+        let mut left = max;
+        while left > 0 {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     }
 }
 
@@ -310,7 +336,11 @@ pub struct Writer<W> {
     io: W,
     control: Arc<Control>,
     buf: Vec<u8>,
+    write_timeout: std::time::Duration,
 }
+
+/// How long one flush may take unless [`Writer::set_write_timeout`] says otherwise.
+pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Adds a text frame to the pending write.
@@ -338,21 +368,35 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.control.clone()
     }
 
-    /// Writes everything pending, control frames included, then lets the buffer go.
+    /// Sets how long one [`Writer::flush`] may take.
+    pub fn set_write_timeout(&mut self, timeout: std::time::Duration) {
+        self.write_timeout = timeout;
+    }
+
+    /// Writes everything pending, control frames included, then lets the buffer go. A write
+    /// that cannot finish within the write timeout (the peer stopped reading) fails with
+    /// `TimedOut`; the connection is then unusable.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.control.take_into(&mut self.buf);
         if self.buf.is_empty() {
             return Ok(());
         }
-        let result = self.io.write_all(&self.buf).await;
+        let result = tokio::time::timeout(self.write_timeout, self.io.write_all(&self.buf)).await;
         self.buf = Vec::new();
-        result
+        result.unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer has not read for the whole write timeout",
+            ))
+        })
     }
 
     /// Flushes, then ends the TCP stream's sending side.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;
-        self.io.shutdown().await
+        tokio::time::timeout(self.write_timeout, self.io.shutdown())
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
     fn frame(&mut self, opcode: u8, parts: &[&[u8]]) {
