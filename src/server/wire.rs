@@ -443,6 +443,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_flush_to_a_peer_that_never_reads_fails_after_the_write_timeout() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let (_reader, mut writer) = split(server, LIMITS).await;
+        writer.set_write_timeout(std::time::Duration::from_millis(50));
+        writer.text(&"x".repeat(8 * 1024));
+        let started = std::time::Instant::now();
+        let err = writer.flush().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        assert_eq!(writer.buf.capacity(), 0, "the buffer is let go");
+    }
+
+    #[tokio::test]
     async fn frames_of_every_length_class_arrive_whole_and_in_order() {
         let (_reader, mut writer, mut client) = pair().await;
         let texts = [
