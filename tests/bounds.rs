@@ -383,9 +383,10 @@ async fn connections_beyond_the_per_address_cap_are_refused_while_others_work() 
 async fn clients_that_never_read_are_closed_after_the_write_timeout() {
     let hearth = Hearth::start(&[
         ("HEARTH_WRITE_TIMEOUT_MS", "1000"),
-        // Without the fix the stuck connections would have been noticed by the heartbeat
-        // after 6 s; the writer tasks then stayed, holding their sockets.
-        ("HEARTH_HEARTBEAT_MS", "2000"),
+        // The heartbeat notices the silent stuck readers after 15 s, which left their writer
+        // tasks running and their sockets open; the watcher, silent during the flood, must not
+        // be closed by it.
+        ("HEARTH_HEARTBEAT_MS", "5000"),
         ("HEARTH_MESSAGE_RATE", "0"),
         ("HEARTH_UPGRADES_PER_MINUTE", "0"),
     ])
