@@ -163,7 +163,9 @@ async fn render_at_once(state: &AppState, parts: Parts, preloaded: Preloaded) ->
 /// Upgrades to the chat protocol for a visitor with a live session (an account or a guest
 /// name). In order: a foreign `Origin` gets 403 (cross-site WebSocket hijacking), too many
 /// upgrades from one address 429, no session 401, too many open connections for one person
-/// 429. A request that is not a WebSocket upgrade at all is refused first (400, 405 or 426).
+/// 429. A request that is not a WebSocket upgrade at all is refused first (400, 405 or 426),
+/// and one for a foreign host before that (421, [`known_host`]). The session's watch is
+/// released however the upgrade ends, completed or not.
 async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     let upgrade = match wire::upgrade_request(&mut parts) {

@@ -39,8 +39,8 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HEARTBEAT_MS", default_value_t = 10_000)]
     pub heartbeat_ms: u64,
 
-    /// Milliseconds one write to a WebSocket may take; a client that stops reading is
-    /// disconnected after it.
+    /// Milliseconds a write to a WebSocket may wait for the client to take any bytes; a
+    /// client that stops reading is disconnected after it.
     #[arg(long, env = "HEARTH_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
     pub write_timeout_ms: u64,
 

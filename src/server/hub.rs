@@ -47,8 +47,8 @@ pub struct HubConfig {
     pub batch_max: usize,
     /// Most rooms one connection may join.
     pub rooms_per_connection: usize,
-    /// How long one write to a connection may take before the connection is closed (a peer
-    /// that stopped reading).
+    /// How long a write to a connection may wait for the peer to take any bytes before the
+    /// connection is closed (a peer that stopped reading).
     pub write_timeout: Duration,
 }
 

@@ -6,9 +6,11 @@
 //!
 //! Bad input is answered, never fatal to anyone else: malformed or unknown frames get an
 //! `error` frame; binary frames close with 1003, invalid UTF-8 with 1007, frames over 16 KiB
-//! with 1009, and a connection that keeps sending bad frames, floods past its rate limit,
+//! with 1009, frames that break the WebSocket framing rules with 1002, and a connection that
+//! keeps sending bad frames, floods past its rate limit (pings have a budget of their own),
 //! or stops answering heartbeats, with 1008; and when its session ends (logout, or a guest's
-//! name registered by someone) with 4001.
+//! name registered by someone) with 4001. The close frame and the errors before it reach a
+//! client that is still sending (see [`serve`]).
 //!
 //! Every join and send is checked against the room's membership: the socket knows who it
 //! speaks for (its session), and no frame can name anyone else.
@@ -60,8 +62,8 @@ pub struct Session {
     pub _slot: ConnectionSlot,
 }
 
-/// Pings and pongs per second per connection, and the burst allowed: a client's heartbeat
-/// needs one every few seconds, a test's `expect_nothing_pending` a few in a row.
+/// Pings and pongs per second per connection, and the burst allowed. A client's heartbeat
+/// needs one every few seconds; a flood of them, cheap as each is, took most of a core.
 pub const PING_RATE: f64 = 10.0;
 pub const PING_BURST: f64 = 30.0;
 

@@ -339,7 +339,8 @@ pub struct Writer<W> {
     write_timeout: std::time::Duration,
 }
 
-/// How long one flush may take unless [`Writer::set_write_timeout`] says otherwise.
+/// How long a flush waits for the peer to take any bytes unless
+/// [`Writer::set_write_timeout`] says otherwise.
 pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
@@ -368,27 +369,40 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.control.clone()
     }
 
-    /// Sets how long one [`Writer::flush`] may take.
+    /// Sets how long [`Writer::flush`] waits for the peer to take any bytes.
     pub fn set_write_timeout(&mut self, timeout: std::time::Duration) {
         self.write_timeout = timeout;
     }
 
-    /// Writes everything pending, control frames included, then lets the buffer go. A write
-    /// that cannot finish within the write timeout (the peer stopped reading) fails with
-    /// `TimedOut`; the connection is then unusable.
+    /// Writes everything pending, control frames included, then lets the buffer go. When the
+    /// peer takes no byte for the whole write timeout (it stopped reading: a zero TCP
+    /// window), the flush fails with `TimedOut` and the connection is unusable. A peer that
+    /// reads slowly but keeps reading is not cut off.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.control.take_into(&mut self.buf);
         if self.buf.is_empty() {
             return Ok(());
         }
-        let result = tokio::time::timeout(self.write_timeout, self.io.write_all(&self.buf)).await;
+        let mut written = 0;
+        let result = loop {
+            if written == self.buf.len() {
+                break Ok(());
+            }
+            let write = self.io.write(&self.buf[written..]);
+            match tokio::time::timeout(self.write_timeout, write).await {
+                Ok(Ok(0)) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => written += n,
+                Ok(Err(err)) => break Err(err),
+                Err(_) => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer took nothing for the whole write timeout",
+                    ))
+                }
+            }
+        };
         self.buf = Vec::new();
-        result.unwrap_or_else(|_| {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer has not read for the whole write timeout",
-            ))
-        })
+        result
     }
 
     /// Flushes, then ends the TCP stream's sending side.
