@@ -270,6 +270,27 @@ async fn an_oversize_form_gets_413_with_a_sentence() {
     guest_cookie(server.addr, "Ordinary").await;
 }
 
+/// A body that stops arriving is answered 408 with a sentence once the body timeout has
+/// passed, and the connection is closed.
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_after_the_body_timeout() {
+    let hearth = Hearth::start(&[("HEARTH_BODY_TIMEOUT_MS", "1000")]).await;
+    let addr = hearth.addr;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 100\r\n\r\nname=Sl",
+        hearth::api::SetName::PATH
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let reply = read_until_closed(&mut stream, Duration::from_secs(8))
+        .await
+        .expect("the server answers and closes");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+    assert!(reply.contains("did not arrive within 1 s"), "{reply:?}");
+}
+
 /// Hundreds of connections each sending most of a 2 MB form and never the rest: the server
 /// holds at most the body limit for each, and pages still load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
