@@ -64,7 +64,7 @@ pub struct Config {
 
     /// Host names this server is reached by, comma-separated (e.g. `chat.example.com`).
     /// Requests for any other host are refused with 421, which stops DNS rebinding;
-    /// `localhost` and IP addresses are always accepted.
+    /// `localhost`, IP addresses and the hosts of HEARTH_ALLOWED_ORIGINS are always accepted.
     #[arg(long, env = "HEARTH_PUBLIC_HOSTS", value_delimiter = ',')]
     pub public_hosts: Vec<String>,
 

@@ -101,8 +101,9 @@ pub fn origin_allowed(config: &SecurityConfig, headers: &HeaderMap) -> bool {
 }
 
 /// Whether a request is addressed to this server: its host (behind a trusted proxy, the
-/// forwarded one) is one of the public hosts, a loopback name, or an IP literal. A request
-/// without a host (HTTP/1.0, not a browser) passes.
+/// forwarded one) is one of the public hosts, the host of an allowed origin (names the
+/// operator vouches for), a loopback name, or an IP literal. A request without a host
+/// (HTTP/1.0, not a browser) passes.
 pub fn host_allowed(config: &SecurityConfig, headers: &HeaderMap) -> bool {
     let forwarded = config
         .trust_proxy
@@ -123,9 +124,17 @@ pub fn host_allowed(config: &SecurityConfig, headers: &HeaderMap) -> bool {
     {
         return true;
     }
+    let origin_hosts = config.allowed_origins.iter().filter_map(|origin| {
+        origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .map(|o| o.trim_end_matches('/'))
+    });
     config
         .public_hosts
         .iter()
+        .map(String::as_str)
+        .chain(origin_hosts)
         .any(|public| host_name(public).eq_ignore_ascii_case(name))
 }
 
@@ -194,6 +203,7 @@ mod tests {
     fn only_public_hosts_loopback_names_and_ip_literals_are_served() {
         let config = SecurityConfig {
             public_hosts: vec!["Chat.Example.com".into()],
+            allowed_origins: vec!["https://app.example.org:8443/".into()],
             ..SecurityConfig::default()
         };
         let ok = |h: &[(&'static str, &'static str)]| host_allowed(&config, &headers(h));
@@ -205,6 +215,7 @@ mod tests {
             "app.localhost",
             "chat.example.com",
             "chat.example.com.:8443",
+            "app.example.org",
         ] {
             assert!(ok(&[("host", host)]), "{host}");
         }
