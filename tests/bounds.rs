@@ -555,6 +555,7 @@ async fn a_ping_flood_is_rate_limited_then_closed() {
         }
     };
     let got = format!("300 pings: {pongs} pongs, {refused} refused, close {code:?}");
+    eprintln!("{got}");
     assert!(pongs <= 40, "{got}");
     assert!(refused > 0, "{got}");
     assert_eq!(code, Some(CloseCode::Policy), "{got}");
