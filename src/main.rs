@@ -97,22 +97,12 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!("Hearth is listening on http://{addr}");
     let draining = hub.clone();
-    // Chat frames are small and latency-bound: never hold one back waiting for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    hearth::server::http::serve(listener, app, config.http(), async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing every connection with 1001");
         draining.begin_shutdown();
     })
-    .await?;
+    .await;
     // Everything accepted before the signal is stored before exiting; the whole shutdown
     // stays well under 5 s.
     if !hub.drain(std::time::Duration::from_secs(3)).await {

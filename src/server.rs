@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod broker;
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod limits;
@@ -78,9 +79,10 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
-            limits,
+            limits.clone(),
             same_origin_writes,
         ))
+        .layer(axum::middleware::from_fn_with_state(limits, known_host))
         .with_state(state)
 }
 
@@ -162,7 +164,9 @@ async fn render_at_once(state: &AppState, parts: Parts, preloaded: Preloaded) ->
 /// Upgrades to the chat protocol for a visitor with a live session (an account or a guest
 /// name). In order: a foreign `Origin` gets 403 (cross-site WebSocket hijacking), too many
 /// upgrades from one address 429, no session 401, too many open connections for one person
-/// 429. A request that is not a WebSocket upgrade at all is refused first (400, 405 or 426).
+/// 429. A request that is not a WebSocket upgrade at all is refused first (400, 405 or 426),
+/// and one for a foreign host before that (421, [`known_host`]). The session's watch is
+/// released however the upgrade ends, completed or not.
 async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     let upgrade = match wire::upgrade_request(&mut parts) {
@@ -208,10 +212,11 @@ async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response
         );
     };
     let ctx = socket::Session {
-        ended: state.accounts.watch_session(&who),
+        ended: socket::SessionWatch::new(&state.accounts, &who),
         identity: who,
         accounts: state.accounts.clone(),
         rate: state.limits.message_bucket(),
+        pings: state.limits.bucket(socket::PING_RATE, socket::PING_BURST),
         _slot: slot,
         address,
     };
@@ -244,6 +249,24 @@ async fn same_origin_writes(
         return (
             StatusCode::FORBIDDEN,
             "Forms on other sites cannot post to Hearth (see HEARTH_ALLOWED_ORIGINS).",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Refuses a request addressed to a host name this server does not answer to (421): a
+/// hostile name resolving to this server would otherwise get pages, sessions and WebSockets
+/// as a site of its own, passing the Origin checks (DNS rebinding).
+async fn known_host(
+    State(limits): State<Arc<Limits>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !identity::host_allowed(&limits.config, request.headers()) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "This server does not answer to that host name (see HEARTH_PUBLIC_HOSTS).",
         )
             .into_response();
     }

@@ -567,6 +567,12 @@ impl Accounts {
             .clone()
     }
 
+    /// Sessions with a connection watching them (or about to: one is counted from the
+    /// upgrade request on).
+    pub fn live_sessions(&self) -> usize {
+        self.lock_live().len()
+    }
+
     /// Forgets a session's watch once none of its connections is left.
     pub fn release_session(&self, session_id: i64) {
         let mut live = self.lock_live();

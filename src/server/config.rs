@@ -4,6 +4,7 @@
 //! The listen address and site files come from Leptos's own settings (`LEPTOS_SITE_ADDR`,
 //! `LEPTOS_SITE_ROOT`), which cargo-leptos fills in.
 
+use crate::server::http::HttpLimits;
 use crate::server::hub::HubConfig;
 use crate::server::limits::SecurityConfig;
 use clap::Parser;
@@ -38,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HEARTBEAT_MS", default_value_t = 10_000)]
     pub heartbeat_ms: u64,
 
+    /// Milliseconds a write to a WebSocket may wait for the client to take any bytes; a
+    /// client that stops reading is disconnected after it.
+    #[arg(long, env = "HEARTH_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
+
     /// Frames queued per connection before it is treated as a slow consumer and resynced.
     #[arg(long, env = "HEARTH_QUEUE_FRAMES", default_value_t = 512)]
     pub queue_frames: usize,
@@ -61,6 +67,12 @@ pub struct Config {
     /// (e.g. `https://chat.example.com`). The server's own host is always allowed.
     #[arg(long, env = "HEARTH_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// Host names this server is reached by, comma-separated (e.g. `chat.example.com`).
+    /// Requests for any other host are refused with 421, which stops DNS rebinding;
+    /// `localhost`, IP addresses and the hosts of HEARTH_ALLOWED_ORIGINS are always accepted.
+    #[arg(long, env = "HEARTH_PUBLIC_HOSTS", value_delimiter = ',')]
+    pub public_hosts: Vec<String>,
 
     /// Trust X-Forwarded-For / -Proto / -Host from a reverse proxy in front of Hearth.
     /// Leave off when clients reach Hearth directly: they could forge those headers.
@@ -141,6 +153,38 @@ pub struct Config {
     /// and truncate it; 0 leaves it to SQLite's automatic checkpoints.
     #[arg(long, env = "HEARTH_WAL_CHECKPOINT_SECS", default_value_t = 60)]
     pub wal_checkpoint_secs: u64,
+    /// Milliseconds a client has to send a whole request head; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "HEARTH_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a whole request body.
+    #[arg(long, env = "HEARTH_BODY_TIMEOUT_MS", default_value_t = 15_000)]
+    pub body_timeout_ms: u64,
+
+    /// Largest request body (a form), in bytes; bigger ones are answered 413.
+    #[arg(long, env = "HEARTH_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+
+    /// Open connections (pages and WebSockets) per IP address; 0 turns the cap off. Not
+    /// applied with --trust-proxy, where every connection comes from the proxy.
+    #[arg(long, env = "HEARTH_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub connections_per_address: usize,
+}
+
+impl Config {
+    pub fn http(&self) -> HttpLimits {
+        HttpLimits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(100)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(100)),
+            body_limit: self.body_limit.max(1024),
+            connections_per_address: if self.trust_proxy {
+                0
+            } else {
+                self.connections_per_address
+            },
+        }
+    }
 }
 
 impl Config {
@@ -153,6 +197,7 @@ impl Config {
             rooms_per_hour: self.rooms_per_hour,
             rooms_per_hour_per_address: self.rooms_per_hour_per_address,
             room_idle: Duration::from_secs(self.room_idle_secs),
+            write_timeout: Duration::from_millis(self.write_timeout_ms.max(100)),
             ..HubConfig::default()
         }
     }
@@ -184,6 +229,12 @@ impl Config {
             guest_session_ttl: Duration::from_secs(
                 self.guest_session_days.clamp(1, self.session_days.max(1)) * 24 * 3600,
             ),
+            public_hosts: self
+                .public_hosts
+                .iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
         }
     }
 }

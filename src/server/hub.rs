@@ -68,6 +68,9 @@ pub struct HubConfig {
     /// A room with nobody in it and nothing happening for this long leaves memory (its
     /// actor ends); it comes back from the store on demand. Zero keeps rooms forever.
     pub room_idle: Duration,
+    /// How long a write to a connection may wait for the peer to take any bytes before the
+    /// connection is closed (a peer that stopped reading).
+    pub write_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -84,6 +87,7 @@ impl Default for HubConfig {
             rooms_per_hour: 20,
             rooms_per_hour_per_address: 60,
             room_idle: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Who a request comes from and where: the session cookie, the client's address, and the
-//! `Origin` check that keeps other sites from opening WebSockets with a visitor's cookie.
+//! Who a request comes from and where: the session cookie, the client's address, the
+//! `Origin` check that keeps other sites from opening WebSockets with a visitor's cookie, and
+//! the `Host` check that keeps other names from reaching Hearth (DNS rebinding: a hostile
+//! name that resolves to this server makes the visitor's browser treat Hearth as that
+//! site, Origin and all).
 //!
 //! The cookie holds a random session token (see [`super::accounts`]); it is HttpOnly (the
 //! WebSocket handshake carries it, scripts never need it), SameSite=Lax (a cross-site form
@@ -97,6 +100,58 @@ pub fn origin_allowed(config: &SecurityConfig, headers: &HeaderMap) -> bool {
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
+/// Whether a request is addressed to this server: its host (behind a trusted proxy, the
+/// forwarded one) is one of the public hosts, the host of an allowed origin (names the
+/// operator vouches for), a loopback name, or an IP literal. A request without a host
+/// (HTTP/1.0, not a browser) passes.
+pub fn host_allowed(config: &SecurityConfig, headers: &HeaderMap) -> bool {
+    let forwarded = config
+        .trust_proxy
+        .then(|| headers.get("x-forwarded-host"))
+        .flatten();
+    let Some(host) = forwarded.or_else(|| headers.get(header::HOST)) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    // A proxy that appends puts its own view last, like X-Forwarded-For.
+    let host = host.rsplit(',').next().unwrap_or("").trim();
+    let name = host_name(host);
+    if name.parse::<IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+    {
+        return true;
+    }
+    let origin_hosts = config.allowed_origins.iter().filter_map(|origin| {
+        origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .map(|o| o.trim_end_matches('/'))
+    });
+    config
+        .public_hosts
+        .iter()
+        .map(String::as_str)
+        .chain(origin_hosts)
+        .any(|public| host_name(public).eq_ignore_ascii_case(name))
+}
+
+/// The name in a `host[:port]` (IPv6 literals without their brackets), without a trailing dot.
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.strip_suffix('.').unwrap_or(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +197,44 @@ mod tests {
             ("origin", "http://127.0.0.1:3001")
         ]));
         assert!(!ok(&[("host", "127.0.0.1:3000"), ("origin", "null")]));
+    }
+
+    #[test]
+    fn only_public_hosts_loopback_names_and_ip_literals_are_served() {
+        let config = SecurityConfig {
+            public_hosts: vec!["Chat.Example.com".into()],
+            allowed_origins: vec!["https://app.example.org:8443/".into()],
+            ..SecurityConfig::default()
+        };
+        let ok = |h: &[(&'static str, &'static str)]| host_allowed(&config, &headers(h));
+        for host in [
+            "127.0.0.1:3000",
+            "[::1]:3000",
+            "10.1.2.3",
+            "localhost:3000",
+            "app.localhost",
+            "chat.example.com",
+            "chat.example.com.:8443",
+            "app.example.org",
+        ] {
+            assert!(ok(&[("host", host)]), "{host}");
+        }
+        assert!(ok(&[]), "no Host at all (HTTP/1.0)");
+        for host in ["rebind.evil.example", "evil.example:3000", "example.com"] {
+            assert!(!ok(&[("host", host)]), "{host}");
+        }
+        // A forwarded host counts only behind a trusted proxy, and then instead of Host.
+        let forged = [("host", "127.0.0.1"), ("x-forwarded-host", "evil.example")];
+        assert!(ok(&forged));
+        let proxied = SecurityConfig {
+            trust_proxy: true,
+            ..config.clone()
+        };
+        assert!(!host_allowed(&proxied, &headers(&forged)));
+        let via_proxy = [
+            ("host", "hearth:3000"),
+            ("x-forwarded-host", "chat.example.com"),
+        ];
+        assert!(host_allowed(&proxied, &headers(&via_proxy)));
     }
 }

@@ -57,6 +57,9 @@ pub struct SecurityConfig {
     pub form_posts_per_minute: u32,
     /// How long a guest session lasts (at most `session_ttl`).
     pub guest_session_ttl: Duration,
+    /// Host names (`chat.example.com`, a port optional) requests may be addressed to, beside
+    /// loopback names and IP literals; others are refused (DNS rebinding).
+    pub public_hosts: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -78,6 +81,7 @@ impl Default for SecurityConfig {
             registrations_per_hour: 5,
             form_posts_per_minute: 30,
             guest_session_ttl: Duration::from_secs(7 * 24 * 3600),
+            public_hosts: Vec::new(),
         }
     }
 }
@@ -331,6 +335,20 @@ impl Limits {
             max_strikes: self.config.flood_strikes.max(1),
             window_start: Instant::now(),
         })
+    }
+
+    /// A connection's bucket for `rate` frames per second with `burst` above it, closing a
+    /// sustained flood after the configured strikes like [`Limits::message_bucket`]. Always
+    /// on: it guards frames (pings) that the message rate setting does not cover.
+    pub fn bucket(&self, rate: f64, burst: f64) -> MessageLimit {
+        MessageLimit {
+            bucket: Bucket::full(burst.max(1.0)),
+            rate,
+            burst: burst.max(1.0),
+            strikes: 0,
+            max_strikes: self.config.flood_strikes.max(1),
+            window_start: Instant::now(),
+        }
     }
 }
 

@@ -6,9 +6,11 @@
 //!
 //! Bad input is answered, never fatal to anyone else: malformed or unknown frames get an
 //! `error` frame; binary frames close with 1003, invalid UTF-8 with 1007, frames over 16 KiB
-//! with 1009, and a connection that keeps sending bad frames, floods past its rate limit,
+//! with 1009, frames that break the WebSocket framing rules with 1002, and a connection that
+//! keeps sending bad frames, floods past its rate limit (pings have a budget of their own),
 //! or stops answering heartbeats, with 1008; and when its session ends (logout, or a guest's
-//! name registered by someone) with 4001.
+//! name registered by someone) with 4001. The close frame and the errors before it reach a
+//! client that is still sending (see [`serve`]).
 //!
 //! Every join and send is checked against the room's membership: the socket knows who it
 //! speaks for (its session), and no frame can name anyone else.
@@ -23,17 +25,23 @@ use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
 use crate::server::rooms::RoomError;
 use crate::server::wire::{self, ReadError};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 use tungstenite::{Message, Utf8Bytes};
 
 /// Bad frames tolerated within [`BAD_FRAME_WINDOW`] before the connection is closed.
 const BAD_FRAME_BUDGET: u32 = 20;
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
+
+/// The close code for input that breaks the WebSocket framing rules (RFC 6455 §7.4.1).
+const PROTOCOL_ERROR: u16 = 1002;
+
+/// The room of a refusal that concerns no room.
+static NO_ROOM: RoomId = RoomId(String::new());
 
 /// Most queue entries combined into one write by the writer.
 const WRITE_BATCH: usize = 64;
@@ -49,35 +57,87 @@ pub struct Session {
     pub identity: Identity,
     pub accounts: Arc<Accounts>,
     /// Gets a reason when the session ends (logout, or a guest's name registered).
-    pub ended: Arc<SessionEnd>,
+    pub ended: SessionWatch,
     /// `None` when the message rate limit is off.
     pub rate: Option<MessageLimit>,
+    /// The bucket for `ping` and `pong` frames, which do no work but are not free.
+    pub pings: MessageLimit,
     /// The person's connection slot, given back when the connection ends.
     pub _slot: ConnectionSlot,
     /// Where the connection comes from (for the per-address room creation budget).
     pub address: std::net::IpAddr,
 }
 
+/// Pings and pongs per second per connection, and the burst allowed. A client's heartbeat
+/// needs one every few seconds; a flood of them, cheap as each is, took most of a core.
+pub const PING_RATE: f64 = 10.0;
+pub const PING_BURST: f64 = 30.0;
+
+/// A connection's watch on its session (see [`Accounts::watch_session`]), taken before the
+/// upgrade and given back when dropped: when the connection ends, and also when the upgrade
+/// never completes and the connection never starts.
+pub struct SessionWatch {
+    ended: Arc<SessionEnd>,
+    accounts: Arc<Accounts>,
+    session_id: i64,
+}
+
+impl SessionWatch {
+    pub fn new(accounts: &Arc<Accounts>, who: &Identity) -> Self {
+        SessionWatch {
+            ended: accounts.watch_session(who),
+            accounts: accounts.clone(),
+            session_id: who.session_id,
+        }
+    }
+
+    /// Resolves with the reason once the session has ended.
+    pub async fn wait(&self) -> &'static str {
+        self.ended.wait().await
+    }
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        // The release counts the watchers left, so this one lets go of its handle first.
+        drop(std::mem::take(&mut self.ended));
+        self.accounts.release_session(self.session_id);
+    }
+}
+
 /// Serves one connection until either side closes it.
-pub async fn serve<W, R>(hub: Arc<Hub>, session: Session, out: wire::Writer<W>, mut stream: R)
-where
+///
+/// When the server closes (a flood, bad frames, a protocol error, shutdown, a writer that
+/// could not write), it keeps reading after its close frame, as RFC 6455 §7.1.1 asks, until
+/// the client's close or end of stream, at most [`LINGER`] and [`LINGER_BYTES`]: a socket
+/// closed with unread input is reset, and the reset throws away what the client had not read
+/// yet, the close frame and the errors that explain it included. The writer task is joined,
+/// or aborted once it has had its write timeout, never left running.
+pub async fn serve<W, R>(
+    hub: Arc<Hub>,
+    session: Session,
+    mut out: wire::Writer<W>,
+    mut stream: wire::Reader<R>,
+) where
     W: AsyncWrite + Unpin + Send + 'static,
-    R: Stream<Item = Result<Message, ReadError>> + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
 {
     let Session {
         identity,
         accounts,
         ended,
         rate,
+        pings,
         _slot,
         address,
     } = session;
     let user: UserName = identity.name.clone();
-    let session_id = identity.session_id;
     let (conn, queue) = hub.connect(user.clone());
     let heartbeat = hub.config().heartbeat;
+    let write_timeout = hub.config().write_timeout;
+    out.set_write_timeout(write_timeout);
     let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         out,
         queue,
         conn.lag_state(),
@@ -106,20 +166,34 @@ where
         accounts: accounts.clone(),
         rate,
         address,
+        pings,
     };
     // Three silent heartbeat intervals mean the link is dead.
     let idle_limit = heartbeat * 3;
-    let close = loop {
+    let mut writer_done = false;
+    let ending = loop {
         let next = tokio::select! {
             biased;
             reason = ended.wait() => {
-                break Some((close::SESSION_ENDED, reason));
+                break Ending::Close(close::SESSION_ENDED, reason, true);
+            }
+            // The writer stops on its own at shutdown (after its 1001) and when the client
+            // stopped reading (its write timed out): the connection is over.
+            _ = &mut writer => {
+                writer_done = true;
+                break Ending::Written;
             }
             next = tokio::time::timeout(idle_limit, stream.next()) => next,
         };
         let item = match next {
-            Err(_) => break Some((close::POLICY_VIOLATION, "No frames for three heartbeats.")),
-            Ok(None) => break None,
+            Err(_) => {
+                break Ending::Close(
+                    close::POLICY_VIOLATION,
+                    "No frames for three heartbeats.",
+                    true,
+                )
+            }
+            Ok(None) => break Ending::Gone,
             Ok(Some(item)) => item,
         };
         let step = match item {
@@ -130,30 +204,88 @@ where
                 close::UNSUPPORTED_DATA,
                 "Hearth speaks JSON text frames only.",
             ),
-            // Protocol-level pings are answered by the WebSocket library itself.
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Step::Continue,
-            Ok(Message::Close(_)) | Ok(Message::Frame(_)) => break None,
-            Err(ReadError::TooBig) => Step::Close(close::TOO_BIG, "Frames are limited to 16 KiB."),
-            Err(ReadError::BadUtf8) => {
-                Step::Close(close::INVALID_PAYLOAD, "Text frames must be UTF-8.")
+            // Protocol-level pings are answered by the WebSocket library itself, under the
+            // same budget as the protocol's own.
+            Ok(Message::Ping(_)) => reader.control_frame(),
+            Ok(Message::Pong(_)) => Step::Continue,
+            Ok(Message::Close(_)) | Ok(Message::Frame(_)) => break Ending::Gone,
+            Err(ReadError::TooBig) => {
+                break Ending::Close(close::TOO_BIG, "Frames are limited to 16 KiB.", false)
             }
-            Err(ReadError::Gone) => break None,
+            Err(ReadError::BadUtf8) => {
+                break Ending::Close(close::INVALID_PAYLOAD, "Text frames must be UTF-8.", false)
+            }
+            Err(ReadError::Protocol) => {
+                break Ending::Close(
+                    PROTOCOL_ERROR,
+                    "Frames must follow RFC 6455: masked, no reserved bits, known opcodes.",
+                    false,
+                )
+            }
+            Err(ReadError::Gone) => break Ending::Gone,
         };
         if let Step::Close(code, reason) = step {
-            break Some((code, reason));
+            break Ending::Close(code, reason, true);
         }
     };
 
     Box::pin(hub.disconnect(&conn, reader.joined.drain())).await;
     drop(ended);
-    accounts.release_session(session_id);
-    if let Some(close) = close {
-        let _ = close_tx.send(close);
-    } else {
-        drop(close_tx);
+    match ending {
+        Ending::Gone => drop(close_tx),
+        Ending::Written => Box::pin(linger(&mut stream, true)).await,
+        Ending::Close(code, reason, parsable) => {
+            let _ = close_tx.send((code, reason));
+            Box::pin(linger(&mut stream, parsable)).await;
+        }
     }
-    // The writer ends on the close signal; give it a moment to flush the close frame.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // The writer ends on the close signal once its last frames are out; each write is bounded
+    // by the write timeout, after which it is stopped.
+    if !writer_done
+        && tokio::time::timeout(write_timeout, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+}
+
+/// How long, and how many bytes, the server keeps reading after its close frame.
+pub const LINGER: Duration = Duration::from_secs(2);
+pub const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Why the reader loop ended.
+enum Ending {
+    /// The client closed, or the transport failed: there is nobody left to tell.
+    Gone,
+    /// The writer ended on its own (it sent the shutdown close, or could not write).
+    Written,
+    /// The server closes with this code and reason; `true` when the input can still be
+    /// parsed into frames (the client's close can be recognised).
+    Close(u16, &'static str, bool),
+}
+
+/// Reads what the client still sends after the server's close, until its close frame or end
+/// of stream, within [`LINGER`] and [`LINGER_BYTES`]. Input that can no longer be parsed is
+/// read raw until the client ends its side.
+async fn linger<R: AsyncRead + Unpin>(stream: &mut wire::Reader<R>, mut parsable: bool) {
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut left = LINGER_BYTES;
+        while parsable {
+            match stream.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(ReadError::Gone)) => return,
+                Some(Ok(message)) => {
+                    left = left.saturating_sub(message.len().max(1));
+                    if left == 0 {
+                        return;
+                    }
+                }
+                Some(Err(_)) => parsable = false,
+            }
+        }
+        stream.discard(left).await;
+    })
+    .await;
 }
 
 enum Step {
@@ -173,6 +305,7 @@ struct Reader {
     address: std::net::IpAddr,
     /// The membership check the room actor makes when it handles this connection's joins.
     admit: crate::server::room::Admit,
+    pings: MessageLimit,
 }
 
 impl Reader {
@@ -325,7 +458,8 @@ impl Reader {
         }
     }
 
-    /// Applies the message rate limit to frames that do work (send, join, leave). A refused
+    /// Applies the message rate limit to frames that do work (send, join, leave), and a
+    /// bucket of their own to pings and pongs. A refused
     /// `send` names its client id so the client can resend it after `retry_after_ms`.
     fn over_rate(&mut self, msg: &ClientMsg) -> Option<Step> {
         let (room, client_id) = match msg {
@@ -333,9 +467,13 @@ impl Reader {
                 room, client_id, ..
             } => (room, Some(client_id)),
             ClientMsg::Join { room, .. } | ClientMsg::Leave { room } => (room, None),
-            ClientMsg::Ping | ClientMsg::Pong => return None,
+            ClientMsg::Ping | ClientMsg::Pong => (&NO_ROOM, None),
         };
-        match self.rate.as_mut()?.check() {
+        let bucket = match msg {
+            ClientMsg::Ping | ClientMsg::Pong => &mut self.pings,
+            _ => self.rate.as_mut()?,
+        };
+        match bucket.check() {
             RateVerdict::Allow => None,
             RateVerdict::Close => Some(Step::Close(
                 close::POLICY_VIOLATION,
@@ -356,6 +494,11 @@ impl Reader {
                 Some(Step::Continue)
             }
         }
+    }
+
+    /// A WebSocket ping: answered by the library, counted against the ping budget.
+    fn control_frame(&mut self) -> Step {
+        self.over_rate(&ClientMsg::Ping).unwrap_or(Step::Continue)
     }
 
     fn forbidden(&mut self, room: RoomId) -> Step {

@@ -49,6 +49,9 @@ pub enum ReadError {
     TooBig,
     /// A text frame was not valid UTF-8.
     BadUtf8,
+    /// The bytes broke the WebSocket framing rules (an unmasked frame, a reserved bit set,
+    /// a bad opcode...): the stream cannot be parsed any further.
+    Protocol,
     /// The transport failed; nothing more can be sent.
     Gone,
 }
@@ -184,6 +187,7 @@ where
             io: write,
             control,
             buf: Vec::new(),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         },
     )
 }
@@ -295,9 +299,31 @@ impl<R: AsyncRead + Unpin> Stream for Reader<R> {
             result.map_err(|err| match err {
                 tungstenite::Error::Capacity(_) => ReadError::TooBig,
                 tungstenite::Error::Utf8(_) => ReadError::BadUtf8,
+                tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ) => ReadError::Gone,
+                tungstenite::Error::Protocol(_) => ReadError::Protocol,
                 _ => ReadError::Gone,
             })
         }))
+    }
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads and throws away the client's bytes without parsing them, until the client ends
+    /// its side, the transport fails, or `max` bytes have gone by: what is left to do once
+    /// the stream cannot be parsed and the server is closing.
+    pub async fn discard(&mut self, max: usize) {
+        use tokio::io::AsyncReadExt;
+        let read = &mut self.ws.get_mut().read;
+        let mut buf = vec![0; 4096];
+        let mut left = max;
+        while left > 0 {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     }
 }
 
@@ -310,7 +336,12 @@ pub struct Writer<W> {
     io: W,
     control: Arc<Control>,
     buf: Vec<u8>,
+    write_timeout: std::time::Duration,
 }
+
+/// How long a flush waits for the peer to take any bytes unless
+/// [`Writer::set_write_timeout`] says otherwise.
+pub const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Adds a text frame to the pending write.
@@ -338,13 +369,38 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.control.clone()
     }
 
-    /// Writes everything pending, control frames included, then lets the buffer go.
+    /// Sets how long [`Writer::flush`] waits for the peer to take any bytes.
+    pub fn set_write_timeout(&mut self, timeout: std::time::Duration) {
+        self.write_timeout = timeout;
+    }
+
+    /// Writes everything pending, control frames included, then lets the buffer go. When the
+    /// peer takes no byte for the whole write timeout (it stopped reading: a zero TCP
+    /// window), the flush fails with `TimedOut` and the connection is unusable. A peer that
+    /// reads slowly but keeps reading is not cut off.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.control.take_into(&mut self.buf);
         if self.buf.is_empty() {
             return Ok(());
         }
-        let result = self.io.write_all(&self.buf).await;
+        let mut written = 0;
+        let result = loop {
+            if written == self.buf.len() {
+                break Ok(());
+            }
+            let write = self.io.write(&self.buf[written..]);
+            match tokio::time::timeout(self.write_timeout, write).await {
+                Ok(Ok(0)) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => written += n,
+                Ok(Err(err)) => break Err(err),
+                Err(_) => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer took nothing for the whole write timeout",
+                    ))
+                }
+            }
+        };
         self.buf = Vec::new();
         result
     }
@@ -352,7 +408,9 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Flushes, then ends the TCP stream's sending side.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;
-        self.io.shutdown().await
+        tokio::time::timeout(self.write_timeout, self.io.shutdown())
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
     fn frame(&mut self, opcode: u8, parts: &[&[u8]]) {
@@ -396,6 +454,19 @@ mod tests {
         let (reader, writer) = split(server, LIMITS).await;
         let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         (reader, writer, client)
+    }
+
+    #[tokio::test]
+    async fn a_flush_to_a_peer_that_never_reads_fails_after_the_write_timeout() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let (_reader, mut writer) = split(server, LIMITS).await;
+        writer.set_write_timeout(std::time::Duration::from_millis(50));
+        writer.text(&"x".repeat(8 * 1024));
+        let started = std::time::Instant::now();
+        let err = writer.flush().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        assert_eq!(writer.buf.capacity(), 0, "the buffer is let go");
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@
 use futures_util::{SinkExt, StreamExt};
 use hearth::protocol::{ClientMsg, RoomId, ServerMsg};
 use hearth::server::{
-    accounts::Accounts, broker::SingleNode, hub::Hub, hub::HubConfig, limits::Limits,
-    limits::SecurityConfig, router, store::MemoryStore, AppState,
+    accounts::Accounts, broker::SingleNode, http::HttpLimits, hub::Hub, hub::HubConfig,
+    limits::Limits, limits::SecurityConfig, router, store::MemoryStore, AppState,
 };
 use leptos::config::LeptosOptions;
 use leptos::server_fn::ServerFn;
@@ -162,6 +162,16 @@ pub async fn start_secured(
     config: HubConfig,
     security: SecurityConfig,
 ) -> TestServer {
+    start_served(store, config, security, HttpLimits::default()).await
+}
+
+/// Starts the full router like [`start_secured`], served with the given HTTP limits.
+pub async fn start_served(
+    store: Arc<dyn hearth::server::store::Store>,
+    config: HubConfig,
+    security: SecurityConfig,
+    http: HttpLimits,
+) -> TestServer {
     let hub = Hub::new(store, Arc::new(SingleNode), config);
     let accounts = Arc::new(
         Accounts::in_memory(security.session_ttl)
@@ -176,17 +186,12 @@ pub async fn start_secured(
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    tokio::spawn(hearth::server::http::serve(
+        listener,
+        app,
+        http,
+        std::future::pending(),
+    ));
     TestServer {
         addr,
         hub,
