@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::process::Hearth;
 use common::{connect_to, guest_cookie, no_limits, start_secured, try_connect};
 use hearth::protocol::{ClientId, ClientMsg, ErrorCode, RoomId, ServerMsg};
 use hearth::server::hub::HubConfig;
@@ -15,106 +16,11 @@ use hearth::server::limits::SecurityConfig;
 use hearth::server::store::MemoryStore;
 use leptos::server_fn::ServerFn;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-/// The `hearth` binary with the in-memory store on a free loopback port. Dropping it kills it.
-struct Hearth {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Hearth {
-    async fn start(settings: &[(&str, &str)]) -> Hearth {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HEARTH_") || key.starts_with("LEPTOS_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .env("HEARTH_ADDR", addr.to_string())
-            .env("HEARTH_STORE", "memory")
-            .env("LEPTOS_OUTPUT_NAME", "hearth")
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (key, value) in settings {
-            command.env(key, value);
-        }
-        let mut hearth = Hearth {
-            child: command.spawn().expect("start the hearth binary"),
-            addr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = hearth.child.try_wait().unwrap() {
-                panic!("hearth exited with {status}");
-            }
-            if let Ok(probe) = TcpStream::connect(addr).await {
-                drop(probe);
-                break;
-            }
-            assert!(Instant::now() < deadline, "hearth did not start in 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        hearth
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc status"))
-    }
-
-    /// Resident memory, in MiB.
-    fn rss_mib(&self) -> u64 {
-        self.status_kib("VmRSS:") / 1024
-    }
-
-    /// Bytes that clients sent and the server has not read yet, over all its connections
-    /// (the receive queues in /proc/net/tcp of sockets on the server's port).
-    fn unread_bytes(&self) -> u64 {
-        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        tcp.lines()
-            .skip(1)
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                let local = fields.nth(1)?;
-                let queues = fields.nth(2)?;
-                let port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-                let rx = queues.split(':').nth(1)?;
-                (port == self.addr.port()).then(|| u64::from_str_radix(rx, 16).ok())?
-            })
-            .sum()
-    }
-
-    /// Open file descriptors: the listener, the runtime's, and one per open socket.
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .unwrap()
-            .count()
-    }
-}
-
-impl Drop for Hearth {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Polls `done` every 20 ms until it holds; fails with `what` after `limit`.
 async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {

@@ -3,40 +3,12 @@
 
 mod common;
 
+use common::process::{status_field, Hearth};
 use common::{connect_to, Client};
 use hearth::protocol::{ClientId, ClientMsg, RoomId, ServerMsg};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The binary as a child process, killed when dropped.
-struct Hearth(Child);
-
-impl Drop for Hearth {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// A field of /proc/<pid>/status, as a number (kB for sizes).
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
 
 async fn send_and_ack(client: &mut Client, id: &str) -> Duration {
     let started = Instant::now();
@@ -61,33 +33,14 @@ async fn send_and_ack(client: &mut Client, id: &str) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_logins_keep_memory_and_threads_bounded_and_chat_acked() {
-    let addr = free_addr();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HEARTH_") || key.starts_with("LEPTOS_") {
-            command.env_remove(key);
-        }
-    }
-    let child = command
-        .env("HEARTH_ADDR", addr.to_string())
-        .env("HEARTH_STORE", "memory")
+    let server = Hearth::start(&[
         // Every login comes from its own address, so no per-address budget stops the burst
         // before it reaches the password hashing.
-        .env("HEARTH_TRUST_PROXY", "true")
-        .env("LEPTOS_OUTPUT_NAME", "hearth")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the hearth binary");
-    let pid = child.id();
-    let _server = Hearth(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "hearth did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ("HEARTH_TRUST_PROXY", "true"),
+        ("RUST_LOG", "warn"),
+    ])
+    .await;
+    let (addr, pid) = (server.addr, server.pid());
 
     let mut chat = connect_to(addr, "watcher", None).await;
     chat.join("general").await;

@@ -5,13 +5,13 @@
 
 mod common;
 
+use common::process::Hearth;
 use common::{connect_to, joined, start, start_with, Client, TestServer};
 use futures_util::SinkExt;
 use hearth::protocol::{ClientId, ClientMsg, ErrorCode, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
 use hearth::server::store::sqlite::SqliteStore;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,91 +135,18 @@ async fn early_rejoin_refused_and_replay_whole(server: TestServer) {
     late.expect_nothing_pending().await;
 }
 
-/// The real `hearth` binary as a child process, killed when dropped.
-struct Hearth {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Hearth {
-    async fn start() -> Hearth {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap()
-        };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HEARTH_") || key.starts_with("LEPTOS_") {
-                command.env_remove(key);
-            }
-        }
-        let child = command
-            .env("HEARTH_ADDR", addr.to_string())
-            .env("HEARTH_DATA_DIR", dir.path())
-            .env("HEARTH_STORE", "memory")
-            // Filling the room and re-joining as fast as the server allows.
-            .env("HEARTH_MESSAGE_RATE", "0")
-            .env("HEARTH_UPGRADES_PER_MINUTE", "0")
-            .env("LEPTOS_OUTPUT_NAME", "hearth")
-            .env("RUST_LOG", "error")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the hearth binary");
-        let mut hearth = Hearth {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = hearth.child.try_wait().unwrap() {
-                panic!("hearth exited with {status}");
-            }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "hearth did not start in 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        hearth
-    }
-
-    /// The server process's resident memory in bytes.
-    fn rss(&self) -> u64 {
-        rss_of(self.child.id())
-    }
-}
-
-/// A process's resident memory in bytes, from /proc.
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc status");
-    kib * 1024
-}
-
-impl Drop for Hearth {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const MIB: u64 = 1024 * 1024;
 /// The most the attack may add to the server's memory.
 const BOUND: u64 = 64 * MIB;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_rejoin_flood_keeps_memory_bounded() {
-    let server = Hearth::start().await;
+    let server = Hearth::start(&[
+        // Filling the room and re-joining as fast as the server allows.
+        ("HEARTH_MESSAGE_RATE", "0"),
+        ("HEARTH_UPGRADES_PER_MINUTE", "0"),
+    ])
+    .await;
     // 1,000 messages of about 4 KB: a whole replay is about 4 MB.
     fill(server.addr, "big", 1000, 3990, 4).await;
 
@@ -260,7 +187,7 @@ async fn a_replay_rejoin_flood_keeps_memory_bounded() {
         let pid = server.child.id();
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let rss = rss_of(pid);
+                let rss = common::process::status_field(pid, "VmRSS:") * 1024;
                 peak.fetch_max(rss, Ordering::Relaxed);
                 if rss - before.min(rss) >= BOUND {
                     stop.store(true, Ordering::Relaxed);

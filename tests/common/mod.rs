@@ -2,6 +2,8 @@
 //! client built on tokio-tungstenite.
 #![allow(dead_code)]
 
+pub mod process;
+
 use futures_util::{SinkExt, StreamExt};
 use hearth::protocol::{ClientMsg, RoomId, ServerMsg};
 use hearth::server::{
@@ -228,7 +230,20 @@ pub async fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    try_http(addr, method, path, body, headers)
+        .await
+        .unwrap_or_else(|err| panic!("{method} {path}: {err}"))
+}
+
+/// [`http`], for tests where the server may refuse the connection itself (a reset).
+pub async fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(addr).await?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
@@ -241,12 +256,11 @@ pub async fn http(
     } else {
         request.push_str("\r\n");
     }
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
         .await
-        .expect("HTTP response within 30 s")
-        .unwrap();
+        .expect("HTTP response within 30 s")?;
     let raw = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let mut lines = head.lines();
@@ -259,11 +273,11 @@ pub async fn http(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body: body.to_string(),
-    }
+    })
 }
 
 /// Form-encodes `pairs`.
@@ -285,6 +299,19 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// [`call`], for tests where the server may refuse the connection itself (a reset).
+pub async fn try_call<S: ServerFn>(
+    addr: SocketAddr,
+    fields: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> std::io::Result<Reply> {
+    let mut headers = vec![("Accept", "application/json")];
+    if let Some(c) = cookie {
+        headers.push(("Cookie", c));
+    }
+    try_http(addr, "POST", S::PATH, Some(&form(fields)), &headers).await
 }
 
 /// Calls server function `S` with form fields (as the hydrated app does, not as a no-JS
