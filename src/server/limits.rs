@@ -103,7 +103,10 @@ impl Bucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn take(&mut self, rate: f64, burst: f64) -> Result<(), Duration> {
-        let now = Instant::now();
+        self.take_at(rate, burst, Instant::now())
+    }
+
+    fn take_at(&mut self, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * rate).min(burst);
@@ -125,7 +128,7 @@ impl Bucket {
 pub const KEYS_PER_GENERATION: usize = 50_000;
 
 /// Buckets keyed by who is asking, in two bounded generations.
-struct Buckets<K> {
+pub(crate) struct Buckets<K> {
     map: Mutex<Generations<K>>,
     rate: f64,
     burst: f64,
@@ -138,7 +141,8 @@ struct Generations<K> {
 }
 
 impl<K: std::hash::Hash + Eq> Buckets<K> {
-    fn new(rate: f64, burst: f64) -> Self {
+    /// `burst` tokens per key, refilled at `rate` a second; a rate of 0 lets everything by.
+    pub(crate) fn new(rate: f64, burst: f64) -> Self {
         Self::with_capacity(rate, burst, KEYS_PER_GENERATION)
     }
 
@@ -158,19 +162,24 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take(&self, key: K) -> Result<(), Duration> {
+    /// Takes one of `key`'s tokens, or says how long until one is available.
+    pub(crate) fn take(&self, key: K) -> Result<(), Duration> {
+        self.take_at(key, Instant::now())
+    }
+
+    pub(crate) fn take_at(&self, key: K, now: Instant) -> Result<(), Duration> {
         if self.rate <= 0.0 {
             return Ok(());
         }
         let mut map = self.lock();
         if let Some(bucket) = map.current.get_mut(&key) {
-            return bucket.take(self.rate, self.burst);
+            return bucket.take_at(self.rate, self.burst, now);
         }
         let mut bucket = match map.previous.remove(&key) {
             Some(bucket) => bucket,
             None => Bucket::full(self.burst),
         };
-        let verdict = bucket.take(self.rate, self.burst);
+        let verdict = bucket.take_at(self.rate, self.burst, now);
         // A full generation retires; the one it replaces is freed after the lock is let go.
         let retired = (map.current.len() >= self.capacity).then(|| {
             let current = std::mem::take(&mut map.current);
@@ -183,7 +192,7 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
     }
 
     /// Returns a token taken by [`Buckets::take`] for an attempt that did not count.
-    fn give_back(&self, key: &K) {
+    pub(crate) fn give_back(&self, key: &K) {
         if let Some(bucket) = self.lock().current.get_mut(key) {
             bucket.give_back(self.burst);
         }

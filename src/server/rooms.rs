@@ -23,20 +23,16 @@ use crate::names::DEFAULT_ROOM;
 use crate::protocol::{RoomId, UserName};
 use crate::server::accounts::{self, AccountError, Accounts, Identity, RoomKind};
 use crate::server::hub::Hub;
+use crate::server::limits::{address_group, Buckets};
 use crate::server::room::Admit;
 use crate::server::store::StoreError;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
 /// Public rooms listed per page of the home page.
 pub const ROOMS_PER_PAGE: usize = 50;
-
-/// Most people and addresses the creation budget remembers; past it, buckets that have
-/// refilled are forgotten, and if none has, creations wait.
-const MAX_BUDGET_KEYS: usize = 100_000;
 
 /// Why a room could not be made or entered; each reads as a sentence saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -282,120 +278,64 @@ pub async fn list(
 }
 
 /// How many rooms each person and each address may still create: a token bucket per key
-/// that holds an hour's allowance and refills over the hour.
+/// that holds an hour's allowance and refills over the hour, kept in the bounded keyed
+/// limiters of [`crate::server::limits`].
 pub struct CreationBudget {
-    per_person: u32,
-    per_address: u32,
-    buckets: Mutex<HashMap<BudgetKey, Bucket>>,
+    per_person: Buckets<Person>,
+    per_address: Buckets<IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum BudgetKey {
+enum Person {
     Account(i64),
     /// A guest, by session: a guest has no other identity.
     Guest(i64),
-    /// IPv6 addresses are grouped by /64, which one host usually holds whole.
-    Address(IpAddr),
-}
-
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 impl CreationBudget {
     /// `per_person` and `per_address` rooms an hour; 0 turns that limit off.
     pub fn new(per_person: u32, per_address: u32) -> CreationBudget {
         CreationBudget {
-            per_person,
-            per_address,
-            buckets: Mutex::new(HashMap::new()),
+            per_person: Buckets::new(hourly(per_person), per_person as f64),
+            per_address: Buckets::new(hourly(per_address), per_address as f64),
         }
     }
 
     /// Takes one creation from `who`'s and `address`'s budgets, or neither; `Err` says how
-    /// long until both have one again.
+    /// long until one is available again.
     pub fn take(&self, who: &Identity, address: IpAddr) -> Result<(), RoomError> {
         self.take_at(who, address, Instant::now())
     }
 
     fn take_at(&self, who: &Identity, address: IpAddr, now: Instant) -> Result<(), RoomError> {
         let person = match who.user_id {
-            Some(id) => BudgetKey::Account(id),
-            None => BudgetKey::Guest(who.session_id),
+            Some(id) => Person::Account(id),
+            None => Person::Guest(who.session_id),
         };
-        let address = BudgetKey::Address(match address {
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-            v4 => v4,
-        });
-        let checks = [(person, self.per_person), (address, self.per_address)];
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wait = Duration::ZERO;
-        for (key, cap) in &checks {
-            if *cap == 0 {
-                continue;
-            }
-            let tokens = buckets
-                .get(key)
-                .map_or(*cap as f64, |b| refill(*b, *cap, now));
-            if tokens < 1.0 {
-                wait = wait.max(Duration::from_secs_f64((1.0 - tokens) / rate(*cap)));
-            }
-        }
-        if wait.is_zero() && buckets.len() + 2 > MAX_BUDGET_KEYS {
-            buckets.retain(|key, b| {
-                let cap = match key {
-                    BudgetKey::Address(_) => self.per_address,
-                    _ => self.per_person,
-                };
-                refill(*b, cap, now) < cap as f64
-            });
-            if buckets.len() + 2 > MAX_BUDGET_KEYS {
-                wait = Duration::from_secs(60);
-            }
-        }
-        if !wait.is_zero() {
-            let minutes = wait.as_secs().div_ceil(60).max(1);
-            return Err(RoomError::TooMany {
-                wait,
-                sentence: format!(
-                    "You have created too many rooms for now; wait {minutes} minute{} or use \
-                     an existing room.",
-                    if minutes == 1 { "" } else { "s" }
-                ),
-            });
-        }
-        for (key, cap) in checks {
-            if cap == 0 {
-                continue;
-            }
-            let tokens = buckets
-                .get(&key)
-                .map_or(cap as f64, |b| refill(*b, cap, now));
-            buckets.insert(
-                key,
-                Bucket {
-                    tokens: tokens - 1.0,
-                    at: now,
-                },
-            );
-        }
-        Ok(())
+        self.per_person
+            .take_at(person.clone(), now)
+            .and_then(|()| {
+                self.per_address
+                    .take_at(address_group(address), now)
+                    .inspect_err(|_| self.per_person.give_back(&person))
+            })
+            .map_err(|wait| {
+                let minutes = wait.as_secs().div_ceil(60).max(1);
+                RoomError::TooMany {
+                    wait,
+                    sentence: format!(
+                        "You have created too many rooms for now; wait {minutes} minute{} or \
+                         use an existing room.",
+                        if minutes == 1 { "" } else { "s" }
+                    ),
+                }
+            })
     }
 }
 
 /// Tokens per second for an hourly allowance.
-fn rate(per_hour: u32) -> f64 {
+fn hourly(per_hour: u32) -> f64 {
     per_hour as f64 / 3600.0
-}
-
-fn refill(bucket: Bucket, cap: u32, now: Instant) -> f64 {
-    let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-    (bucket.tokens + elapsed * rate(cap)).min(cap as f64)
 }
 
 #[cfg(test)]
