@@ -363,13 +363,7 @@ impl Reader {
                     }
                     Err(RoomError::Store(err)) => {
                         tracing::error!(%room, %err, "join: creating the room failed");
-                        self.reply(ServerMsg::Error {
-                            code: ErrorCode::Internal,
-                            message: "Joining the room failed; try again shortly.".into(),
-                            room: Some(room),
-                            client_id: None,
-                            retry_after_ms: None,
-                        });
+                        self.join_failed(room);
                         return Step::Continue;
                     }
                     Err(_) => return self.forbidden(room),
@@ -385,13 +379,7 @@ impl Reader {
                     }
                     Err(err) => {
                         tracing::error!(%room, %err, "join failed");
-                        self.reply(ServerMsg::Error {
-                            code: ErrorCode::Internal,
-                            message: "Joining the room failed; try again shortly.".into(),
-                            room: Some(room),
-                            client_id: None,
-                            retry_after_ms: None,
-                        });
+                        self.join_failed(room);
                     }
                 }
                 Step::Continue
@@ -499,6 +487,17 @@ impl Reader {
     /// A WebSocket ping: answered by the library, counted against the ping budget.
     fn control_frame(&mut self) -> Step {
         self.over_rate(&ClientMsg::Ping).unwrap_or(Step::Continue)
+    }
+
+    /// Tells the client a join failed on the server's side (the store), to be tried again.
+    fn join_failed(&self, room: RoomId) {
+        self.reply(ServerMsg::Error {
+            code: ErrorCode::Internal,
+            message: "Joining the room failed; try again shortly.".into(),
+            room: Some(room),
+            client_id: None,
+            retry_after_ms: None,
+        });
     }
 
     fn forbidden(&mut self, room: RoomId) -> Step {
