@@ -155,7 +155,7 @@ async fn a_room_page_after_a_new_message_shows_it() {
     assert_eq!((rows(&page.body), data.last_seq.0), (2, 2));
     assert!(
         page.body
-            .contains(r#"<span class="text">second &lt;b&gt;&amp;&lt;/b&gt;</span>"#),
+            .contains(r#"<bdi class="text">second &lt;b&gt;&amp;&lt;/b&gt;</bdi>"#),
         "{}",
         page.body
     );
