@@ -5,7 +5,7 @@
 
 use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
 use crate::api::{Messages, RoomPage};
-use crate::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg, UserName};
+use crate::protocol::{ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -518,7 +518,14 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             last_seq,
             epoch,
             recovered,
+            people,
         } => {
+            let online = if people.is_empty() && !online.is_empty() {
+                // A server from before people had keys: names are all there is.
+                online.into_iter().map(unkeyed).collect()
+            } else {
+                people
+            };
             let ws = d.socket.as_ref().map(|s| s.ws.clone());
             let Some(slot) = d.rooms.get_mut(&room) else {
                 return updates;
@@ -628,15 +635,22 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             room,
             joins,
             leaves,
+            mut arrived,
+            mut departed,
         } => {
+            if arrived.is_empty() && departed.is_empty() {
+                // A server from before people had keys: names are all there is.
+                arrived = joins.into_iter().map(unkeyed).collect();
+                departed = leaves.into_iter().map(unkeyed).collect();
+            }
             if let Some(slot) = d.rooms.get(&room) {
                 let live = slot.live;
                 updates.push(Box::new(move || {
                     let _ = live.online.try_update(|list| {
-                        list.retain(|u| !leaves.contains(u));
-                        for user in joins {
-                            if let Err(at) = list.binary_search(&user) {
-                                list.insert(at, user);
+                        list.retain(|p| !departed.iter().any(|d| d.key == p.key));
+                        for person in arrived {
+                            if let Err(at) = list.binary_search_by(|p| p.order(&person)) {
+                                list.insert(at, person);
                             }
                         }
                     });
@@ -693,6 +707,15 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
         ServerMsg::Pong | ServerMsg::Left { .. } => {}
     }
     updates
+}
+
+/// A person known only by name (from a server that sends no keys): keyed by the name.
+fn unkeyed(name: UserName) -> Person {
+    Person {
+        key: crate::protocol::AuthorKey(name.0.clone()),
+        name,
+        guest: false,
+    }
 }
 
 /// Sends an outbox entry again (after `rate_limited`), if it is still unsent and the socket

@@ -11,7 +11,7 @@
 //! A room that is not in `room_access` is public; names starting with `dm-` are reserved for
 //! direct messages and are never public.
 
-use crate::protocol::{RoomId, UserName};
+use crate::protocol::{AuthorKey, Person, RoomId, UserName};
 use crate::server::hub::now_ms;
 use crate::server::store::StoreError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -45,6 +45,25 @@ pub struct Identity {
 impl Identity {
     pub fn is_guest(&self) -> bool {
         self.user_id.is_none()
+    }
+
+    /// Who this is whatever the name: the account's id, or for a guest the session's (a
+    /// guest who picks another name gets a new session, so a new key). Presence, the
+    /// connection cap and message de-duplication go by it, never by the display name.
+    pub fn author_key(&self) -> AuthorKey {
+        match self.user_id {
+            Some(id) => AuthorKey::account(id),
+            None => AuthorKey::guest(self.session_id),
+        }
+    }
+
+    /// This identity as presence lists it.
+    pub fn person(&self) -> Person {
+        Person {
+            name: self.name.clone(),
+            key: self.author_key(),
+            guest: self.is_guest(),
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 
 use super::queue;
 use crate::api::Messages;
-use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, UserName};
+use crate::protocol::{AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
 use crate::server::room::{self, RoomCmd, RoomHandle};
@@ -77,6 +77,8 @@ pub enum Outbound {
 pub struct ConnHandle {
     pub id: ConnId,
     pub user: UserName,
+    /// Who is connected: presence and the messages they send go by its key.
+    pub person: Person,
     tx: queue::Sender<Outbound>,
     lag: Arc<LagState>,
 }
@@ -180,7 +182,7 @@ pub struct RoomSummary {
 pub struct RoomSnapshot {
     /// For a room in memory, shared with every other snapshot of it until its next message.
     pub messages: Messages,
-    pub online: Vec<UserName>,
+    pub online: Vec<Person>,
     pub last_seq: Seq,
     pub epoch: u64,
 }
@@ -228,12 +230,20 @@ impl Hub {
         &self.store
     }
 
-    /// Registers a new connection and returns its handle and the receiving end of its queue.
+    /// Registers a connection with no session behind it (tools and tests), keyed by its name:
+    /// see [`Hub::connect_as`] and [`named`].
     pub fn connect(&self, user: UserName) -> (ConnHandle, queue::Receiver<Outbound>) {
+        self.connect_as(named(user))
+    }
+
+    /// Registers a new connection for `person` and returns its handle and the receiving end
+    /// of its queue.
+    pub fn connect_as(&self, person: Person) -> (ConnHandle, queue::Receiver<Outbound>) {
         let (tx, rx) = queue::channel(self.config.queue_frames.max(1));
         let handle = ConnHandle {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
-            user,
+            user: person.name.clone(),
+            person,
             tx,
             lag: Arc::new(LagState::default()),
         };
@@ -332,7 +342,7 @@ impl Hub {
     ) -> Result<(), HubError> {
         self.room(room)
             .send(RoomCmd::Send {
-                author: conn.user.clone(),
+                author: conn.person.clone(),
                 client_id,
                 text,
                 origin: room::Origin::Conn(conn.clone()),
@@ -340,11 +350,23 @@ impl Hub {
             .await
     }
 
-    /// Posts a message without a connection (a plain HTML form) and waits for its sequence
-    /// number.
+    /// [`Hub::post_as`] for an author with no session behind it (tools and tests), keyed by
+    /// the name (see [`named`]).
     pub async fn post(
         &self,
         author: UserName,
+        room: &RoomId,
+        client_id: ClientId,
+        text: String,
+    ) -> Result<Seq, HubError> {
+        self.post_as(named(author), room, client_id, text).await
+    }
+
+    /// Posts a message without a connection (a plain HTML form) and waits for its sequence
+    /// number.
+    pub async fn post_as(
+        &self,
+        author: Person,
         room: &RoomId,
         client_id: ClientId,
         text: String,
@@ -424,6 +446,16 @@ impl Hub {
         if let Some(handle) = self.existing_room(&msg.room) {
             let _ = handle.send(RoomCmd::Remote(msg)).await;
         }
+    }
+}
+
+/// A person known only by name (no session: tools, tests), keyed `n:<name>` so the key never
+/// equals an account's (`a:`) or a guest's (`g:`).
+pub fn named(name: UserName) -> Person {
+    Person {
+        key: AuthorKey(format!("n:{name}")),
+        name,
+        guest: false,
     }
 }
 
@@ -546,7 +578,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![user("ada")],
-                leaves: vec![]
+                leaves: vec![],
+                arrived: vec![named(user("ada"))],
+                departed: vec![],
             }],
             "two tabs announce one join"
         );
@@ -572,7 +606,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![],
-                leaves: vec![user("ada")]
+                leaves: vec![user("ada")],
+                arrived: vec![],
+                departed: vec![named(user("ada"))],
             }]
         );
     }
@@ -721,7 +757,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![user("cy")],
-                leaves: vec![]
+                leaves: vec![],
+                arrived: vec![named(user("cy"))],
+                departed: vec![],
             }],
             "bob never saw ada, so her visit nets out; one frame for the whole batch"
         );
@@ -730,7 +768,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![],
-                leaves: vec![user("ada")]
+                leaves: vec![user("ada")],
+                arrived: vec![],
+                departed: vec![named(user("ada"))],
             }],
             "cy's snapshot listed ada, so cy is told she left"
         );

@@ -67,7 +67,7 @@ where
     } = session;
     let user: UserName = identity.name.clone();
     let session_id = identity.session_id;
-    let (conn, queue) = hub.connect(user.clone());
+    let (conn, queue) = hub.connect_as(identity.person());
     let heartbeat = hub.config().heartbeat;
     let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
     let writer = tokio::spawn(write_loop(

@@ -422,7 +422,7 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     {
         view! {
             <For each=move || live.messages.get().into_vec() key=|m| m.seq let:msg>
-                {message_row(msg.author.0, msg.text)}
+                {message_row(msg.author.0, msg.guest, msg.text)}
             </For>
         }
     }
@@ -436,15 +436,23 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     }
 }
 
-/// One message: who wrote it and what they wrote, each bidi-isolated (`<bdi>`) so that
-/// right-to-left text or a direction override in one cannot reorder what follows it.
-fn message_row<T: IntoView>(author: T, text: T) -> impl IntoView {
+/// One message: who wrote it (marked when a guest did) and what they wrote, each
+/// bidi-isolated (`<bdi>`) so that right-to-left text or a direction override in one cannot
+/// reorder what follows it.
+fn message_row<T: IntoView>(author: T, guest: bool, text: T) -> impl IntoView {
     view! {
         <li class="message">
             <bdi class="author">{author}</bdi>
+            {guest.then(guest_badge)}
             <bdi class="text">{text}</bdi>
         </li>
     }
+}
+
+/// What marks a guest wherever a name is shown: text, so it is part of what a screen reader
+/// reads ("Ada (guest)"), styled apart.
+fn guest_badge() -> impl IntoView {
+    view! { <span class="guest">" (guest)"</span> }
 }
 
 /// The HTML a `For` of [`message_row`]s writes on the server: each row, then one `<!>`
@@ -454,18 +462,20 @@ fn message_row<T: IntoView>(author: T, text: T) -> impl IntoView {
 #[cfg(all(feature = "ssr", not(erase_components)))]
 fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
     const OPEN: &str = r#"<li class="message"><bdi class="author">"#;
-    const BETWEEN: &str = r#"</bdi><bdi class="text">"#;
+    // Without a badge, Leptos leaves the marker of an empty `Option` where it would be.
+    const BETWEEN: &str = r#"</bdi><!><bdi class="text">"#;
+    const GUEST_BETWEEN: &str = r#"</bdi><span class="guest"> (guest)</span><bdi class="text">"#;
     const CLOSE: &str = "</bdi></li>";
     let size = messages
         .iter()
-        .map(|m| OPEN.len() + BETWEEN.len() + CLOSE.len() + m.author.0.len() + m.text.len())
+        .map(|m| OPEN.len() + GUEST_BETWEEN.len() + CLOSE.len() + m.author.0.len() + m.text.len())
         .sum::<usize>();
     // Room for a few escapes before the buffer has to grow.
     let mut html = String::with_capacity(size + size / 16 + 3);
     for msg in messages {
         html.push_str(OPEN);
         push_text(&mut html, &msg.author.0);
-        html.push_str(BETWEEN);
+        html.push_str(if msg.guest { GUEST_BETWEEN } else { BETWEEN });
         push_text(&mut html, &msg.text);
         html.push_str(CLOSE);
     }
@@ -480,7 +490,7 @@ fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
 fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
     messages
         .iter()
-        .map(|m| message_row(m.author.0.as_str(), m.text.as_str()))
+        .map(|m| message_row(m.author.0.as_str(), m.guest, m.text.as_str()))
         .collect_view()
         .to_html()
 }
@@ -540,7 +550,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                     .messages
                     .into_vec()
                     .into_iter()
-                    .map(|msg| message_row(msg.author.0, msg.text))
+                    .map(|msg| message_row(msg.author.0, msg.guest, msg.text))
                     .collect_view()}
             </ol>
         </div>
@@ -602,13 +612,19 @@ fn PresenceList(live: LiveRoom) -> impl IntoView {
     view! {
         <aside class="presence" aria-labelledby="online-heading">
             <h2 id="online-heading">"Online"</h2>
-            <NameList names=live.online labelledby="online-heading" />
+            <ul aria-labelledby="online-heading">
+                <For each=move || live.online.get() key=|p| p.key.clone() let:person>
+                    <li>
+                        <bdi>{person.name.0}</bdi>
+                        {person.guest.then(guest_badge)}
+                    </li>
+                </For>
+            </ul>
         </aside>
     }
 }
 
-/// A list of people, named by the heading `labelledby` points at. The Online and Members
-/// lists share it, so the browser bundle holds one keyed list of names rather than two.
+/// A list of account names, named by the heading `labelledby` points at.
 #[component]
 fn NameList(names: RwSignal<Vec<UserName>>, labelledby: &'static str) -> impl IntoView {
     view! {
@@ -629,6 +645,7 @@ mod tests {
 
     fn message(seq: u64, author: &str, text: &str) -> ChatMessage {
         ChatMessage {
+            guest: seq % 3 == 0,
             room: RoomId("r".into()),
             seq: Seq(seq),
             author: UserName(author.into()),
@@ -690,7 +707,7 @@ mod tests {
         for list in lists {
             let leptos = list
                 .iter()
-                .map(|m| message_row(m.author.0.as_str(), m.text.as_str()))
+                .map(|m| message_row(m.author.0.as_str(), m.guest, m.text.as_str()))
                 .collect_view()
                 .to_html();
             assert_eq!(rows_html(&list), leptos);

@@ -102,12 +102,13 @@ impl SqliteStore {
         for new in batch {
             let seq = last + 1;
             let inserted = sqlx::query(
-                "INSERT OR IGNORE INTO messages (room, seq, author, client_id, text, ts) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO messages (room, seq, author, author_key, client_id, text, ts) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(room.as_str())
             .bind(seq)
             .bind(new.author.as_str())
+            .bind(new.author_key.as_str())
             .bind(&new.client_id.0)
             .bind(&new.text)
             .bind(new.ts as i64)
@@ -123,13 +124,14 @@ impl SqliteStore {
                     text: new.text,
                     client_id: new.client_id,
                     ts: new.ts,
+                    guest: new.author_key.is_guest(),
                 }));
             } else {
                 let existing: i64 = sqlx::query_scalar(
-                    "SELECT seq FROM messages WHERE room = ? AND author = ? AND client_id = ?",
+                    "SELECT seq FROM messages WHERE room = ? AND author_key = ? AND client_id = ?",
                 )
                 .bind(room.as_str())
-                .bind(new.author.as_str())
+                .bind(new.author_key.as_str())
                 .bind(&new.client_id.0)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -161,10 +163,10 @@ impl SqliteStore {
         newest_first: bool,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let sql = if newest_first {
-            "SELECT seq, author, client_id, text, ts FROM messages \
+            "SELECT seq, author, client_id, text, ts, author_key FROM messages \
              WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
         } else {
-            "SELECT seq, author, client_id, text, ts FROM messages \
+            "SELECT seq, author, client_id, text, ts, author_key FROM messages \
              WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
         };
         let rows = sqlx::query(sql)
@@ -183,6 +185,7 @@ impl SqliteStore {
                 client_id: ClientId(row.try_get(2)?),
                 text: row.try_get(3)?,
                 ts: row.try_get::<i64, _>(4)? as u64,
+                guest: row.try_get::<&str, _>(5)?.starts_with("g:"),
             });
         }
         if newest_first {
@@ -294,6 +297,7 @@ mod tests {
     fn msg(author: &str, id: &str) -> NewMessage {
         NewMessage {
             author: UserName(author.into()),
+            author_key: crate::protocol::AuthorKey(format!("a:{author}")),
             client_id: ClientId(id.into()),
             text: format!("text {id}"),
             ts: 1,
