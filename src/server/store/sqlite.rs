@@ -368,4 +368,56 @@ mod tests {
         assert!(matches!(&out[0], Appended::Stored(m) if m.seq == Seq(6)));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A database from before author keys: on opening, each message gets the key of the
+    /// account with its author's name, or else a guest key; de-duplication then goes by it.
+    #[tokio::test]
+    async fn older_messages_get_the_key_of_the_account_with_their_name_else_a_guest_key() {
+        let dir = std::env::temp_dir().join(format!("hearth-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let options = SqliteConnectOptions::new()
+                .filename(dir.join("hearth.db"))
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            for schema in [
+                include_str!("../../../migrations/0001_history.sql"),
+                include_str!("../../../migrations/0002_accounts.sql"),
+                include_str!("../../../migrations/0003_session_expiry.sql"),
+                "INSERT INTO users (id, name, name_key, password_hash, created_at) \
+                 VALUES (5, 'Ada', 'ada', 'x', 0);
+                 INSERT INTO rooms (name, created_at, last_seq) VALUES ('r', 0, 2);
+                 INSERT INTO messages (room, seq, author, client_id, text, ts) VALUES
+                     ('r', 1, 'Ada', 'c1', 'from the account', 0),
+                     ('r', 2, 'Gus', 'c1', 'from a guest', 0);",
+            ] {
+                sqlx::raw_sql(schema).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&dir, 0).await.unwrap();
+        let room = RoomId("r".into());
+        let old = store.latest(&room, None, 10).await.unwrap();
+        let marks: Vec<(&str, bool)> = old.iter().map(|m| (m.author.as_str(), m.guest)).collect();
+        assert_eq!(marks, [("Ada", false), ("Gus", true)]);
+        let key = |k: &str, id: &str| NewMessage {
+            author_key: crate::protocol::AuthorKey(k.into()),
+            ..msg("Ada", id)
+        };
+        let out = store
+            .append(&room, vec![key("a:5", "c1"), key("g:9", "c1")])
+            .await
+            .unwrap();
+        assert_eq!(out[0], Appended::Duplicate(Seq(1)), "the account's resend");
+        assert!(
+            matches!(&out[1], Appended::Stored(m) if m.seq == Seq(3) && m.guest),
+            "a new guest is a new author: {out:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
