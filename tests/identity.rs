@@ -82,7 +82,10 @@ async fn two_guests_named_alike_are_two_people_in_presence() {
     let names: Vec<&str> = online.iter().map(|u| u.0.as_str()).collect();
     assert_eq!(names, ["Ada", "Ada", "Bob"], "one entry per person");
     assert_eq!(people.len(), 3, "{people:?}");
-    assert!(people.iter().all(|p| p.guest), "all three are guests: {people:?}");
+    assert!(
+        people.iter().all(|p| p.guest),
+        "all three are guests: {people:?}"
+    );
     assert_ne!(people[0].key, people[1].key, "{people:?}");
 
     // One Ada leaving takes only her away: the diff names her key.
@@ -103,7 +106,9 @@ async fn two_guests_named_alike_are_two_people_in_presence() {
     // And a page rendered now lists the other Ada, marked as a guest.
     let page = http(server.addr, "GET", "/r/lobby", None, &[]).await;
     assert_eq!(
-        page.body.matches(r#"<bdi>Ada</bdi><span class="guest"> (guest)</span>"#).count(),
+        page.body
+            .matches(r#"<bdi>Ada</bdi><span class="guest"> (guest)</span>"#)
+            .count(),
         1,
         "{}",
         page.body
@@ -128,7 +133,10 @@ async fn de_duplication_goes_by_author_so_two_guests_with_one_client_id_are_both
         second.join("lobby").await;
         let one = say(&mut first, "lobby", "same-id", "from the first Ada").await;
         let two = say(&mut second, "lobby", "same-id", "from the second Ada").await;
-        assert_ne!(one, two, "the second guest's message was taken for a resend of the first's");
+        assert_ne!(
+            one, two,
+            "the second guest's message was taken for a resend of the first's"
+        );
         // A resend by the same guest is still one message.
         assert_eq!(say(&mut second, "lobby", "same-id", "again").await, two);
         let rows = page_rows(&server, "lobby").await;
@@ -166,8 +174,15 @@ async fn a_guests_message_stays_marked_guest_after_someone_registers_the_name() 
     // The history a page loads, and a replay over the socket, carry the mark too.
     let page = http(server.addr, "GET", "/r/lobby", None, &[]).await;
     let json_of = |text: &str| {
-        let at = page.body.find(&format!(r#""text":"{text}""#)).expect("in the page data");
-        page.body[at..].split('}').next().unwrap_or_default().to_string()
+        let at = page
+            .body
+            .find(&format!(r#""text":"{text}""#))
+            .expect("in the page data");
+        page.body[at..]
+            .split('}')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     };
     assert!(json_of("said as a guest").contains(r#""guest":true"#));
     assert!(!json_of("said with an account").contains("guest"));

@@ -6,14 +6,15 @@
 //!   connection handles. No lock is held across a fan-out or a store call.
 //! - **Message flow.** decode → validate (socket) → room actor: append a batch to the store
 //!   (group commit; the store assigns per-room sequence numbers and deduplicates on
-//!   (author, client id)) → ack the sender → serialize once → the same bytes go to every
+//!   (author key, client id)) → ack the sender → serialize once → the same bytes go to every
 //!   member's queue → announce to the broker for other nodes.
 //! - **Slow consumers.** Every connection has a bounded queue. A full queue never blocks the
 //!   room: the frame is not queued, the connection is marked lagging, and once its writer has
 //!   drained what was queued it sends `resync` for every room that lost frames. The client
 //!   joins again with its last sequence number and the room replays the gap from the store.
 //!   Nobody is silently dropped.
-//! - **Presence** is per user as a set of connections (`presence.rs`), with a grace period
+//! - **Presence** is per person (account or guest session: [`AuthorKey`], never the display
+//!   name) as a set of connections (`presence.rs`), with a grace period
 //!   before a person whose last tab closed is announced as gone.
 
 use super::queue;

@@ -14,7 +14,9 @@
 
 use crate::api::Messages;
 use crate::names::{clean_message, valid_client_id};
-use crate::protocol::{AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg};
+use crate::protocol::{
+    AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
+};
 use crate::server::broker::Broker;
 use crate::server::hub::{now_ms, ConnHandle, HubConfig, HubError, Outbound};
 use crate::server::presence::{ConnId, Presence, Removal};

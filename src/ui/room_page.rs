@@ -645,7 +645,7 @@ mod tests {
 
     fn message(seq: u64, author: &str, text: &str) -> ChatMessage {
         ChatMessage {
-            guest: seq % 3 == 0,
+            guest: seq.is_multiple_of(3),
             room: RoomId("r".into()),
             seq: Seq(seq),
             author: UserName(author.into()),
