@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    connect_cookie, guest_cookie, http, no_limits, quick_config, register, start_secured,
+    call, connect_cookie, guest_cookie, http, no_limits, quick_config, register, start_secured,
     try_connect, Client, TestServer,
 };
 use hearth::protocol::{ClientId, ClientMsg, RoomId, ServerMsg};
@@ -192,6 +192,18 @@ async fn a_guests_message_stays_marked_guest_after_someone_registers_the_name() 
         epoch: None,
     })
     .await;
+    // An older page of history, as the browser loads it when scrolling up.
+    let older =
+        call::<hearth::api::LoadHistory>(server.addr, &[("room", "lobby"), ("before", "3")], None)
+            .await;
+    assert_eq!(older.status, 200, "{older:?}");
+    let older: Vec<hearth::protocol::ChatMessage> = serde_json::from_str(&older.body).unwrap();
+    let marks: Vec<(&str, bool)> = older.iter().map(|m| (m.text.as_str(), m.guest)).collect();
+    assert_eq!(
+        marks,
+        [("said as a guest", true), ("said with an account", false)]
+    );
+
     // Her own live message came before the rejoin's answer; the replay follows `joined`.
     while !matches!(ada.recv().await, ServerMsg::Joined { .. }) {}
     let mut replayed = Vec::new();
