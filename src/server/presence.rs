@@ -1,9 +1,10 @@
 //! Who is online in one room, keyed by person (account or guest session, never the display
 //! name) with a set of connections each (Phoenix-style).
 //!
-//! Two tabs under one name are one person. When a person's last connection drops, they stay
-//! listed for a grace period so a flapping network or a reload does not make them blink out
-//! and back in; a generation number cancels the pending removal if they come back in time.
+//! Two tabs of one session (or one account) are one person; two guests who chose the same
+//! name are two. When a person's last connection drops, they stay listed for a grace period
+//! so a flapping network or a reload does not make them blink out and back in; a generation
+//! number cancels the pending removal if they come back in time.
 //! An explicit `leave` skips the grace period. This type is pure state: the room actor owns
 //! the timers and the broadcasting.
 
