@@ -6,7 +6,7 @@
 //! database in a fresh temporary directory. The hub target is 20,000 stored messages per
 //! second into one room.
 
-use hearth::protocol::{ClientId, RoomId, UserName};
+use hearth::protocol::{AuthorKey, ClientId, RoomId, UserName};
 use hearth::server::broker::SingleNode;
 use hearth::server::hub::{Hub, HubConfig, Outbound};
 use hearth::server::store::{sqlite::SqliteStore, MemoryStore, NewMessage, Store};
@@ -173,6 +173,7 @@ async fn append(store: Arc<dyn Store>, batch: usize) -> (usize, f64) {
         let list = (stored..stored + n)
             .map(|i| NewMessage {
                 author: author.clone(),
+                author_key: AuthorKey::account(1),
                 client_id: ClientId(format!("m{i}")),
                 text: text(i),
                 ts: 1,

@@ -235,7 +235,7 @@ pub struct RoomPage {
     /// Members of a private room or direct conversation (empty for public rooms).
     pub members: Vec<UserName>,
     pub messages: Messages,
-    pub online: Vec<UserName>,
+    pub online: Vec<crate::protocol::Person>,
     /// The newest sequence number included: the live connection subscribes from here.
     pub last_seq: Seq,
     pub epoch: u64,
@@ -809,7 +809,7 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
     let n = POSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let client_id = crate::protocol::ClientId(format!("form-{}-{n}", crate::server::hub::now_ms()));
     ssr::hub()?
-        .post(author.name, &room, client_id, text)
+        .post_as(author.person(), &room, client_id, text)
         .await
         .map_err(ssr::internal)?;
     Ok(())
@@ -829,6 +829,7 @@ mod tests {
             text: text.into(),
             client_id: ClientId("c-1".into()),
             ts: 1,
+            guest: false,
         }
     }
 

@@ -13,7 +13,7 @@
 //! everything after the last sequence number seen, so the view has neither gaps nor repeats.
 
 use crate::api::{Messages, RoomPage};
-use crate::protocol::{ChatMessage, ClientId, RoomId, UserName};
+use crate::protocol::{ChatMessage, ClientId, Person, RoomId};
 use leptos::prelude::*;
 
 /// The connection state the status indicator shows.
@@ -58,7 +58,8 @@ pub struct LiveRoom {
     pub room: StoredValue<RoomId>,
     /// Confirmed messages, in sequence order, without repeats.
     pub messages: RwSignal<Messages>,
-    pub online: RwSignal<Vec<UserName>>,
+    /// Who is online, by person (two guests with one name are two entries), in name order.
+    pub online: RwSignal<Vec<Person>>,
     pub pending: RwSignal<Vec<PendingMessage>>,
     /// True when the server could not replay what this tab missed.
     pub gap: RwSignal<bool>,
@@ -166,7 +167,7 @@ mod driver;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Seq;
+    use crate::protocol::{Seq, UserName};
 
     fn msg(seq: u64) -> ChatMessage {
         ChatMessage {
@@ -176,6 +177,7 @@ mod tests {
             text: seq.to_string(),
             client_id: ClientId(seq.to_string()),
             ts: 0,
+            guest: false,
         }
     }
 

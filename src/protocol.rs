@@ -26,6 +26,54 @@ pub struct RoomId(pub String);
 #[serde(transparent)]
 pub struct UserName(pub String);
 
+/// Who a person is, whatever their display name: `a:<account id>` for an account,
+/// `g:<guest session id>` for a guest. Two guests may share a name; they never share a key.
+/// Presence, the connection cap and message de-duplication go by it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AuthorKey(pub String);
+
+impl AuthorKey {
+    /// The key of the account with this id.
+    pub fn account(id: i64) -> AuthorKey {
+        AuthorKey(format!("a:{id}"))
+    }
+
+    /// The key of the guest session with this id.
+    pub fn guest(session_id: i64) -> AuthorKey {
+        AuthorKey(format!("g:{session_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.0.starts_with("g:")
+    }
+}
+
+/// A person as presence lists them: the name to show, whether they are a guest (shown as
+/// such), and the key that tells two people with the same name apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Person {
+    pub name: UserName,
+    pub key: AuthorKey,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub guest: bool,
+}
+
+impl Person {
+    /// Sorted as the Online list shows people: by name, then by key.
+    pub fn order(&self, other: &Person) -> std::cmp::Ordering {
+        (&self.name, &self.key).cmp(&(&other.name, &other.key))
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Per-room sequence number: the first message in a room is 1; 0 means "nothing yet".
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
@@ -71,6 +119,10 @@ pub struct ChatMessage {
     pub client_id: ClientId,
     /// Server time the message was accepted, in milliseconds since the Unix epoch.
     pub ts: u64,
+    /// True when a guest wrote it (shown marked as a guest's, also after someone registers
+    /// the same name). Absent means false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub guest: bool,
 }
 
 /// Frames a browser sends.
@@ -125,6 +177,10 @@ pub enum ServerMsg {
         /// False when `since` could not be served (too old, or another epoch): the client must
         /// reload the latest history window and mark the gap.
         recovered: bool,
+        /// The same people as `online`, each with their key and guest mark (`online` lists
+        /// only names, so two guests called "Ada" are two equal entries there).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        people: Vec<Person>,
     },
     /// The answer to `leave`.
     Left { room: RoomId },
@@ -135,6 +191,12 @@ pub enum ServerMsg {
         joins: Vec<UserName>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         leaves: Vec<UserName>,
+        /// The people behind `joins`, with their keys and guest marks.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        arrived: Vec<Person>,
+        /// The people behind `leaves`: remove exactly these keys.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        departed: Vec<Person>,
     },
     /// A chat message, live or replayed.
     Message(ChatMessage),
@@ -183,6 +245,14 @@ struct ServerFrame {
     joins: Vec<UserName>,
     #[serde(default)]
     leaves: Vec<UserName>,
+    #[serde(default)]
+    people: Vec<Person>,
+    #[serde(default)]
+    arrived: Vec<Person>,
+    #[serde(default)]
+    departed: Vec<Person>,
+    #[serde(default)]
+    guest: bool,
     seq: Option<Seq>,
     author: Option<UserName>,
     text: Option<String>,
@@ -212,6 +282,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 last_seq: f.last_seq.ok_or_else(need("last_seq"))?,
                 epoch: f.epoch.ok_or_else(need("epoch"))?,
                 recovered: f.recovered.ok_or_else(need("recovered"))?,
+                people: f.people,
             },
             "left" => ServerMsg::Left {
                 room: f.room.ok_or_else(need("room"))?,
@@ -220,6 +291,8 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 room: f.room.ok_or_else(need("room"))?,
                 joins: f.joins,
                 leaves: f.leaves,
+                arrived: f.arrived,
+                departed: f.departed,
             },
             "message" => ServerMsg::Message(ChatMessage {
                 room: f.room.ok_or_else(need("room"))?,
@@ -228,6 +301,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 text: f.text.ok_or_else(need("text"))?,
                 client_id: f.client_id.ok_or_else(need("client_id"))?,
                 ts: f.ts.ok_or_else(need("ts"))?,
+                guest: f.guest,
             }),
             "ack" => ServerMsg::Ack {
                 room: f.room.ok_or_else(need("room"))?,
@@ -408,17 +482,41 @@ mod tests {
                 last_seq: Seq(9),
                 epoch: 2,
                 recovered: false,
+                people: vec![
+                    Person {
+                        name: UserName("Ada".into()),
+                        key: AuthorKey::account(1),
+                        guest: false,
+                    },
+                    Person {
+                        name: UserName("Bo".into()),
+                        key: AuthorKey::guest(7),
+                        guest: true,
+                    },
+                ],
             },
             ServerMsg::Left { room: room() },
             ServerMsg::Presence {
                 room: room(),
                 joins: vec![UserName("Cy".into())],
                 leaves: vec![],
+                arrived: vec![Person {
+                    name: UserName("Cy".into()),
+                    key: AuthorKey::guest(3),
+                    guest: true,
+                }],
+                departed: vec![],
             },
             ServerMsg::Presence {
                 room: room(),
                 joins: vec![],
                 leaves: vec![UserName("Bo".into())],
+                arrived: vec![],
+                departed: vec![Person {
+                    name: UserName("Bo".into()),
+                    key: AuthorKey::guest(7),
+                    guest: true,
+                }],
             },
             ServerMsg::Ack {
                 room: room(),
@@ -476,6 +574,7 @@ mod tests {
             text: "hi".into(),
             client_id: ClientId("c1".into()),
             ts: 5,
+            guest: false,
         });
         let text = msg.encode();
         assert!(
@@ -483,5 +582,24 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<ServerMsg>(&text).unwrap(), msg);
+    }
+
+    /// Frames from before guests were marked still parse (a guest mark defaults to false,
+    /// people lists to empty), and a registered author's message is byte for byte as before.
+    #[test]
+    fn frames_without_the_guest_fields_still_parse() {
+        let old = r#"{"type":"message","room":"general","seq":1,"author":"Ada","text":"hi","client_id":"c1","ts":5}"#;
+        let ServerMsg::Message(m) = serde_json::from_str::<ServerMsg>(old).unwrap() else {
+            panic!("a message frame");
+        };
+        assert!(!m.guest);
+        assert_eq!(ServerMsg::Message(m.clone()).encode(), old);
+        let guest = ServerMsg::Message(ChatMessage { guest: true, ..m }).encode();
+        assert!(guest.ends_with(r#","guest":true}"#), "{guest}");
+        let joined = r#"{"type":"joined","room":"general","online":["Ada"],"last_seq":0,"epoch":1,"recovered":true}"#;
+        assert!(matches!(
+            serde_json::from_str::<ServerMsg>(joined).unwrap(),
+            ServerMsg::Joined { people, .. } if people.is_empty()
+        ));
     }
 }

@@ -205,7 +205,7 @@ async fn ws_upgrade(State(state): State<AppState>, request: Request) -> Response
             return (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response();
         }
     };
-    let Some(slot) = state.limits.connection(&who.name) else {
+    let Some(slot) = state.limits.connection(&who.author_key()) else {
         return too_many(
             std::time::Duration::from_secs(5),
             "You have too many open connections; close a tab or device.",

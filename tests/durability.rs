@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{connect_to, joined, Client};
+use common::{connect_cookie, guest_cookie, joined, Client};
 use futures_util::{SinkExt, StreamExt};
 use hearth::protocol::{ChatMessage, ClientId, ClientMsg, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
@@ -284,6 +284,9 @@ struct Scene {
     epoch: u64,
     progress: Arc<Progress>,
     tasks: Vec<tokio::task::JoinHandle<Traffic>>,
+    /// Each writer's session cookie, by name: a tab that reconnects is the same person, so
+    /// its resends are recognised as resends.
+    cookies: HashMap<String, String>,
 }
 
 async fn start_chatting() -> Scene {
@@ -295,9 +298,13 @@ async fn start_chatting() -> Scene {
     server.wait_until_accepting().await;
 
     let mut clients = Vec::new();
+    let mut cookies = HashMap::new();
     let mut epoch = None;
     for i in 0..WRITERS {
-        let mut client = connect_to(addr, &format!("writer{i}"), None).await;
+        let name = format!("writer{i}");
+        let cookie = guest_cookie(addr, &name).await;
+        let mut client = connect_cookie(addr, &cookie).await;
+        cookies.insert(name, cookie);
         let answer = joined(client.join(ROOM).await);
         assert!(epoch.is_none_or(|e| e == answer.epoch));
         epoch = Some(answer.epoch);
@@ -317,6 +324,7 @@ async fn start_chatting() -> Scene {
         epoch: epoch.unwrap(),
         progress,
         tasks,
+        cookies,
     }
 }
 
@@ -333,6 +341,7 @@ async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
         epoch,
         progress,
         tasks,
+        cookies,
     } = start_chatting().await;
     let started = Instant::now();
     loop {
@@ -419,7 +428,7 @@ async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
     let mut tabs = Vec::new();
     let mut recovered = 0;
     for w in &writers {
-        let mut tab = connect_to(addr, &w.name, None).await;
+        let mut tab = connect_cookie(addr, &cookies[&w.name]).await;
         let since = w.last_seen();
         tab.send(&ClientMsg::Join {
             room: RoomId(ROOM.into()),

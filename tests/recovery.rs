@@ -155,7 +155,7 @@ async fn a_room_page_after_a_new_message_shows_it() {
     assert_eq!((rows(&page.body), data.last_seq.0), (2, 2));
     assert!(
         page.body
-            .contains(r#"<span class="text">second &lt;b&gt;&amp;&lt;/b&gt;</span>"#),
+            .contains(r#"<bdi class="text">second &lt;b&gt;&amp;&lt;/b&gt;</bdi>"#),
         "{}",
         page.body
     );
@@ -271,7 +271,9 @@ async fn a_rejoin_during_live_traffic_neither_repeats_nor_skips() {
 /// A resend (same author, same client id), on the same connection or after a reconnect, is
 /// stored once and acked with the first sequence number.
 async fn resends_are_stored_once(server: TestServer) {
-    let mut ada = connect(&server, "Ada").await;
+    // A tab reconnects with its session's cookie: the same person (author key) as before.
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
     let epoch = joined(ada.join("dedup").await).epoch;
     let mut bob = connect(&server, "Bob").await;
     bob.join("dedup").await;
@@ -287,7 +289,7 @@ async fn resends_are_stored_once(server: TestServer) {
     ada.hang_up().await;
 
     // The tab reconnects without knowing whether its message made it, and resends.
-    let mut ada = connect(&server, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
     ada.send(&join_since("dedup", 0, epoch)).await;
     let answer = joined(ada.recv().await);
     assert_eq!(
@@ -309,7 +311,7 @@ async fn resends_are_stored_once(server: TestServer) {
     ]
     .into();
     assert_eq!(live, vec![1, 2]);
-    // The key is (author, client id): Bob's message with the same id is his own.
+    // The key is (author key, client id): Bob's message with the same id is his own.
     bob.send(&send("dedup", "same-1", "Bob's, not a resend"))
         .await;
     assert_eq!(bob.acks(1).await, vec![("same-1".to_string(), 3)]);

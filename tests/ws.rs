@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{connect, quick_config, start};
+use common::{connect, connect_cookie, guest_cookie, quick_config, start};
 use hearth::protocol::{
     ClientId, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_MESSAGE_CHARS,
 };
@@ -64,21 +64,30 @@ async fn presence_state_then_diffs() {
         ServerMsg::Joined { online, .. } => assert_eq!(online, vec![user("Ada")]),
         _ => unreachable!(),
     }
-    let mut bob1 = connect(&server, "Bob").await;
+    let bob = guest_cookie(server.addr, "Bob").await;
+    let mut bob1 = connect_cookie(server.addr, &bob).await;
     match bob1.join("lobby").await {
         ServerMsg::Joined { online, .. } => assert_eq!(online, vec![user("Ada"), user("Bob")]),
         _ => unreachable!(),
     }
-    assert_eq!(
-        ada.recv().await,
+    match ada.recv().await {
         ServerMsg::Presence {
-            room: RoomId("lobby".into()),
-            joins: vec![user("Bob")],
-            leaves: vec![]
+            room,
+            joins,
+            leaves,
+            arrived,
+            departed,
+        } => {
+            assert_eq!(room, RoomId("lobby".into()));
+            assert_eq!((joins, leaves), (vec![user("Bob")], vec![]));
+            assert_eq!(arrived.len(), 1);
+            assert!(arrived[0].name == user("Bob") && arrived[0].guest);
+            assert!(departed.is_empty());
         }
-    );
-    // A second tab of Bob's is not a second person.
-    let mut bob2 = connect(&server, "Bob").await;
+        other => panic!("expected presence, got {other:?}"),
+    }
+    // A second tab of Bob's (the same session) is not a second person.
+    let mut bob2 = connect_cookie(server.addr, &bob).await;
     bob2.join("lobby").await;
     ada.expect_silence(Duration::from_millis(300)).await;
 
@@ -86,14 +95,18 @@ async fn presence_state_then_diffs() {
     bob1.ws.close(None).await.unwrap();
     ada.expect_silence(Duration::from_millis(500)).await;
     bob2.ws.close(None).await.unwrap();
-    assert_eq!(
-        ada.recv().await,
+    match ada.recv().await {
         ServerMsg::Presence {
-            room: RoomId("lobby".into()),
-            joins: vec![],
-            leaves: vec![user("Bob")]
+            joins,
+            leaves,
+            departed,
+            ..
+        } => {
+            assert_eq!((joins, leaves), (vec![], vec![user("Bob")]));
+            assert!(departed.len() == 1 && departed[0].name == user("Bob"));
         }
-    );
+        other => panic!("expected presence, got {other:?}"),
+    }
 }
 
 async fn expect_error(client: &mut common::Client, code: ErrorCode) {

@@ -5,14 +5,17 @@
 import {
   expect,
   expectSameDocument,
+  messageEntries,
   onlineEntries,
   openRoom,
   roomLinks,
+  sendMessage,
   setMarker,
   startRoom,
   test,
   uniqueName,
   uniqueRoom,
+  uniqueText,
   waitUntilInRoom,
 } from "./fixtures";
 
@@ -49,6 +52,48 @@ test("links, Back and Forward change pages in place, and leaving a room leaves i
   await expect(a.page.getByRole("heading", { level: 1 })).toContainText(room);
   await waitUntilInRoom(a.page);
   await expectSameDocument(a.page);
+});
+
+test("leaving a room with an unsent message still leaves it, and the message goes out on return", async ({ users }) => {
+  const ana = uniqueName("Ana");
+  const ben = uniqueName("Ben");
+  const room = uniqueRoom("navout");
+
+  const b = await users.open();
+  await startRoom(b.page, ben, room);
+
+  // Ana's `send` frames are held back (everything else passes), so her message stays in
+  // the outbox, unacknowledged, while her socket is connected.
+  const a = await users.open();
+  let holdSends = true;
+  await a.context.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((frame) => {
+      if (holdSends && typeof frame === "string" && frame.includes('"type":"send"')) return;
+      server.send(frame);
+    });
+  });
+  await openRoom(a.page, room, ana);
+  await expect(onlineEntries(b.page, ana)).toHaveCount(1);
+  const text = uniqueText("left unsent");
+  await sendMessage(a.page, text);
+  await expect(messageEntries(a.page, text)).toContainText("Sending…");
+
+  // Leaving the room, in place: Ben no longer sees her there (an explicit leave has no grace
+  // period; before, the tab stayed listed for as long as its outbox was not empty).
+  await a.page.getByRole("link", { name: "← Rooms" }).click();
+  await expect(a.page.getByRole("heading", { name: "Rooms" })).toBeVisible();
+  await expect(onlineEntries(b.page, ana)).toHaveCount(0, { timeout: 5_000 });
+  await expect(messageEntries(b.page, text)).toHaveCount(0);
+
+  // Back in the room, with sends let through: the kept message is delivered, once.
+  holdSends = false;
+  await a.page.goBack();
+  await waitUntilInRoom(a.page);
+  await expect(onlineEntries(b.page, ana)).toHaveCount(1);
+  await expect(messageEntries(b.page, text)).toHaveCount(1);
+  await expect(messageEntries(a.page, text)).toHaveCount(1);
+  await expect(messageEntries(a.page, text)).not.toContainText("Sending…");
 });
 
 test("an address that names no page says so, with status 404", async ({ page }) => {

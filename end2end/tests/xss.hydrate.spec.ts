@@ -313,7 +313,8 @@ test("XSS payloads as guest display names show as text and never run", async ({ 
     await expect
       .poll(async () => {
         const online = await onlineList(page).getByRole("listitem").allTextContents();
-        return NAME_PAYLOADS.filter((n) => online.filter((o) => o.trim() === n).length !== 1);
+        // Guests are listed marked as such: "<name> (guest)".
+        return NAME_PAYLOADS.filter((n) => online.filter((o) => o.trim() === `${n} (guest)`).length !== 1);
       }, { message: "names not listed literally, once each, under Online" })
       .toEqual([]);
     for (const [name, text] of said) {

@@ -5,7 +5,7 @@
 
 use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
 use crate::api::{Messages, RoomPage};
-use crate::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg, UserName};
+use crate::protocol::{ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -34,6 +34,9 @@ struct Driver {
     connected_once: bool,
     retry: Option<Timeout>,
     rooms: HashMap<RoomId, Slot>,
+    /// The unsent messages of rooms this tab closed, kept until the room is opened again
+    /// (they are in localStorage too); an ack that still arrives for one removes it.
+    parked: HashMap<RoomId, Vec<(ClientId, String)>>,
     me: Option<UserName>,
     listeners_installed: bool,
 }
@@ -113,7 +116,12 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
         d.status = Some(status);
         // A room reopened keeps the messages still waiting in its outbox, from this tab or
         // from before a reload.
-        let mut outbox = d.rooms.remove(&room).map(|s| s.outbox).unwrap_or_default();
+        let mut outbox = d
+            .rooms
+            .remove(&room)
+            .map(|s| s.outbox)
+            .or_else(|| d.parked.remove(&room))
+            .unwrap_or_default();
         for entry in load_outbox(&room) {
             if !outbox.iter().any(|(id, _)| *id == entry.0) {
                 outbox.push(entry);
@@ -177,17 +185,22 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
     }
 }
 
+/// Leaves a room this tab no longer shows, at once: whoever else is in it stops seeing this
+/// tab there, whether or not it has unsent messages.
 pub fn close_room(room: &RoomId) {
     with(|d| {
-        let Some(slot) = d.rooms.get(room) else {
+        let Some(slot) = d.rooms.remove(room) else {
             return;
         };
-        // Keep unsent messages: the room may be reopened, and they must not be lost.
-        if slot.outbox.is_empty() {
-            d.rooms.remove(room);
-            if let Some(live) = d.socket.as_ref().filter(|s| s.welcomed) {
-                send_frame(&live.ws, &ClientMsg::Leave { room: room.clone() });
-            }
+        // Unsent messages are kept (here and in localStorage) and go out when the room is
+        // opened again. Those already sent on this socket are stored before the `leave`
+        // (the server handles a connection's frames in order); their resend after
+        // reopening is answered as a duplicate, so none is stored twice.
+        if !slot.outbox.is_empty() {
+            d.parked.insert(room.clone(), slot.outbox);
+        }
+        if let Some(live) = d.socket.as_ref().filter(|s| s.welcomed) {
+            send_frame(&live.ws, &ClientMsg::Leave { room: room.clone() });
         }
     });
 }
@@ -505,7 +518,14 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             last_seq,
             epoch,
             recovered,
+            people,
         } => {
+            let online = if people.is_empty() && !online.is_empty() {
+                // A server from before people had keys: names are all there is.
+                online.into_iter().map(unkeyed).collect()
+            } else {
+                people
+            };
             let ws = d.socket.as_ref().map(|s| s.ws.clone());
             let Some(slot) = d.rooms.get_mut(&room) else {
                 return updates;
@@ -585,6 +605,14 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
         ServerMsg::Ack {
             room, client_id, ..
         } => {
+            if let Some(outbox) = d.parked.get_mut(&room) {
+                // Stored after its room was closed: nothing left to send for it.
+                outbox.retain(|(id, _)| *id != client_id);
+                save_outbox(&room, outbox);
+                if outbox.is_empty() {
+                    d.parked.remove(&room);
+                }
+            }
             if let Some(slot) = d.rooms.get_mut(&room) {
                 slot.outbox.retain(|(id, _)| *id != client_id);
                 save_outbox(&room, &slot.outbox);
@@ -607,15 +635,22 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             room,
             joins,
             leaves,
+            mut arrived,
+            mut departed,
         } => {
+            if arrived.is_empty() && departed.is_empty() {
+                // A server from before people had keys: names are all there is.
+                arrived = joins.into_iter().map(unkeyed).collect();
+                departed = leaves.into_iter().map(unkeyed).collect();
+            }
             if let Some(slot) = d.rooms.get(&room) {
                 let live = slot.live;
                 updates.push(Box::new(move || {
                     let _ = live.online.try_update(|list| {
-                        list.retain(|u| !leaves.contains(u));
-                        for user in joins {
-                            if let Err(at) = list.binary_search(&user) {
-                                list.insert(at, user);
+                        list.retain(|p| !departed.iter().any(|d| d.key == p.key));
+                        for person in arrived {
+                            if let Err(at) = list.binary_search_by(|p| p.order(&person)) {
+                                list.insert(at, person);
                             }
                         }
                     });
@@ -672,6 +707,15 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
         ServerMsg::Pong | ServerMsg::Left { .. } => {}
     }
     updates
+}
+
+/// A person known only by name (from a server that sends no keys): keyed by the name.
+fn unkeyed(name: UserName) -> Person {
+    Person {
+        key: crate::protocol::AuthorKey(name.0.clone()),
+        name,
+        guest: false,
+    }
 }
 
 /// Sends an outbox entry again (after `rate_limited`), if it is still unsent and the socket

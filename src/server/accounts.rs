@@ -16,7 +16,7 @@
 //! ([`Accounts::create_restricted`]), so no join can find the room without its rules. The
 //! rules for who may create and enter rooms are in `server::rooms`.
 
-use crate::protocol::{RoomId, UserName};
+use crate::protocol::{AuthorKey, Person, RoomId, UserName};
 use crate::server::hub::now_ms;
 use crate::server::store::{Store, StoreError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -50,6 +50,25 @@ pub struct Identity {
 impl Identity {
     pub fn is_guest(&self) -> bool {
         self.user_id.is_none()
+    }
+
+    /// Who this is whatever the name: the account's id, or for a guest the session's (a
+    /// guest who picks another name gets a new session, so a new key). Presence, the
+    /// connection cap and message de-duplication go by it, never by the display name.
+    pub fn author_key(&self) -> AuthorKey {
+        match self.user_id {
+            Some(id) => AuthorKey::account(id),
+            None => AuthorKey::guest(self.session_id),
+        }
+    }
+
+    /// This identity as presence lists it.
+    pub fn person(&self) -> Person {
+        Person {
+            name: self.name.clone(),
+            key: self.author_key(),
+            guest: self.is_guest(),
+        }
     }
 }
 

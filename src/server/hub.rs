@@ -6,7 +6,7 @@
 //!   connection handles. No lock is held across a fan-out or a store call.
 //! - **Message flow.** decode → validate (socket) → room actor: append a batch to the store
 //!   (group commit; the store assigns per-room sequence numbers and deduplicates on
-//!   (author, client id)) → ack the sender → serialize once → the same bytes go to every
+//!   (author key, client id)) → ack the sender → serialize once → the same bytes go to every
 //!   member's queue → announce to the broker for other nodes.
 //! - **Slow consumers.** Every connection has a queue bounded in frames and in bytes. A full
 //!   queue never blocks the room: the frame is not queued, the connection is marked lagging,
@@ -23,12 +23,13 @@
 //!   command starts a new actor from the store, with the same sequence numbers and epoch.
 //!   The map never creates rooms in the store: who may create a room is decided in
 //!   `server::rooms`.
-//! - **Presence** is per user as a set of connections (`presence.rs`), with a grace period
+//! - **Presence** is per person (account or guest session: [`AuthorKey`], never the display
+//!   name) as a set of connections (`presence.rs`), with a grace period
 //!   before a person whose last tab closed is announced as gone.
 
 use super::queue;
 use crate::api::Messages;
-use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, UserName};
+use crate::protocol::{AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::presence::ConnId;
 use crate::server::room::{self, Admit, RoomCmd, RoomHandle};
@@ -228,6 +229,8 @@ impl Drop for PendingJoin {
 pub struct ConnHandle {
     pub id: ConnId,
     pub user: UserName,
+    /// Who is connected: presence and the messages they send go by its key.
+    pub person: Person,
     tx: queue::Sender<Outbound>,
     lag: Arc<LagState>,
 }
@@ -347,7 +350,7 @@ impl ConnHandle {
 pub struct RoomSnapshot {
     /// For a room in memory, shared with every other snapshot of it until its next message.
     pub messages: Messages,
-    pub online: Vec<UserName>,
+    pub online: Vec<Person>,
     pub last_seq: Seq,
     pub epoch: u64,
 }
@@ -416,12 +419,20 @@ impl Hub {
         self.existing_room(room).map_or(0, |h| h.online())
     }
 
-    /// Registers a new connection and returns its handle and the receiving end of its queue.
+    /// Registers a connection with no session behind it (tools and tests), keyed by its name:
+    /// see [`Hub::connect_as`] and [`named`].
     pub fn connect(&self, user: UserName) -> (ConnHandle, queue::Receiver<Outbound>) {
+        self.connect_as(named(user))
+    }
+
+    /// Registers a new connection for `person` and returns its handle and the receiving end
+    /// of its queue.
+    pub fn connect_as(&self, person: Person) -> (ConnHandle, queue::Receiver<Outbound>) {
         let (tx, rx) = queue::channel(self.config.queue_frames.max(1), self.config.queue_bytes);
         let handle = ConnHandle {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
-            user,
+            user: person.name.clone(),
+            person,
             tx,
             lag: Arc::new(LagState::default()),
         };
@@ -563,7 +574,7 @@ impl Hub {
     ) -> Result<(), HubError> {
         self.room(room)
             .send(RoomCmd::Send {
-                author: conn.user.clone(),
+                author: conn.person.clone(),
                 client_id,
                 text,
                 origin: room::Origin::Conn(conn.clone()),
@@ -571,11 +582,23 @@ impl Hub {
             .await
     }
 
-    /// Posts a message without a connection (a plain HTML form) and waits for its sequence
-    /// number.
+    /// [`Hub::post_as`] for an author with no session behind it (tools and tests), keyed by
+    /// the name (see [`named`]).
     pub async fn post(
         &self,
         author: UserName,
+        room: &RoomId,
+        client_id: ClientId,
+        text: String,
+    ) -> Result<Seq, HubError> {
+        self.post_as(named(author), room, client_id, text).await
+    }
+
+    /// Posts a message without a connection (a plain HTML form) and waits for its sequence
+    /// number.
+    pub async fn post_as(
+        &self,
+        author: Person,
         room: &RoomId,
         client_id: ClientId,
         text: String,
@@ -638,6 +661,16 @@ impl Hub {
         if let Some(handle) = self.existing_room(&msg.room) {
             let _ = handle.send(RoomCmd::Remote(msg)).await;
         }
+    }
+}
+
+/// A person known only by name (no session: tools, tests), keyed `n:<name>` so the key never
+/// equals an account's (`a:`) or a guest's (`g:`).
+pub fn named(name: UserName) -> Person {
+    Person {
+        key: AuthorKey(format!("n:{name}")),
+        name,
+        guest: false,
     }
 }
 
@@ -774,7 +807,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![user("ada")],
-                leaves: vec![]
+                leaves: vec![],
+                arrived: vec![named(user("ada"))],
+                departed: vec![],
             }],
             "two tabs announce one join"
         );
@@ -798,7 +833,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![],
-                leaves: vec![user("ada")]
+                leaves: vec![user("ada")],
+                arrived: vec![],
+                departed: vec![named(user("ada"))],
             }]
         );
     }
@@ -1024,6 +1061,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(7, 300));
         let new = |i: usize| crate::server::store::NewMessage {
             author: user("ada"),
+            author_key: AuthorKey("a:1".into()),
             client_id: ClientId(format!("m{i}")),
             text: format!("m{i}"),
             ts: 1,
@@ -1113,7 +1151,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![user("cy")],
-                leaves: vec![]
+                leaves: vec![],
+                arrived: vec![named(user("cy"))],
+                departed: vec![],
             }],
             "bob never saw ada, so her visit nets out; one frame for the whole batch"
         );
@@ -1122,7 +1162,9 @@ mod tests {
             vec![ServerMsg::Presence {
                 room: room("x"),
                 joins: vec![],
-                leaves: vec![user("ada")]
+                leaves: vec![user("ada")],
+                arrived: vec![],
+                departed: vec![named(user("ada"))],
             }],
             "cy's snapshot listed ada, so cy is told she left"
         );

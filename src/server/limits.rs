@@ -14,7 +14,7 @@
 //! hash lookups whatever the number of keys, and a key is forgotten only after that many
 //! other keys were seen since its last use.
 
-use crate::protocol::UserName;
+use crate::protocol::AuthorKey;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -241,13 +241,13 @@ pub struct Limits {
     registrations: Buckets<IpAddr>,
     forms: Buckets<IpAddr>,
     posts: Buckets<i64>,
-    connections: Arc<Mutex<HashMap<UserName, usize>>>,
+    connections: Arc<Mutex<HashMap<AuthorKey, usize>>>,
 }
 
 /// Holds one of a person's connection slots; dropping it gives the slot back.
 pub struct ConnectionSlot {
-    user: UserName,
-    connections: Arc<Mutex<HashMap<UserName, usize>>>,
+    user: AuthorKey,
+    connections: Arc<Mutex<HashMap<AuthorKey, usize>>>,
 }
 
 impl Drop for ConnectionSlot {
@@ -319,8 +319,10 @@ impl Limits {
         self.posts.take(session_id)
     }
 
-    /// A connection slot for `user`, unless they already have the most allowed.
-    pub fn connection(&self, user: &UserName) -> Option<ConnectionSlot> {
+    /// A connection slot for the person `user` (an account or a guest session, never a
+    /// display name: two guests with one name have a cap each), unless they already have
+    /// the most allowed.
+    pub fn connection(&self, user: &AuthorKey) -> Option<ConnectionSlot> {
         let limit = self.config.connections_per_user;
         let mut map = self.connections.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(user.clone()).or_insert(0);
@@ -439,11 +441,14 @@ mod tests {
             connections_per_user: 2,
             ..SecurityConfig::default()
         });
-        let ada = UserName("ada".into());
+        let ada = AuthorKey::guest(1);
         let a = limits.connection(&ada).unwrap();
         let _b = limits.connection(&ada).unwrap();
         assert!(limits.connection(&ada).is_none());
-        assert!(limits.connection(&UserName("bob".into())).is_some());
+        assert!(
+            limits.connection(&AuthorKey::guest(2)).is_some(),
+            "another guest, whatever her name, has her own slots"
+        );
         drop(a);
         assert!(limits.connection(&ada).is_some());
     }

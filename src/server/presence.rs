@@ -1,24 +1,31 @@
-//! Who is online in one room, keyed by user with a set of connections each (Phoenix-style).
+//! Who is online in one room, keyed by person (account or guest session, never the display
+//! name) with a set of connections each (Phoenix-style).
 //!
-//! Two tabs under one name are one person. When a person's last connection drops, they stay
-//! listed for a grace period so a flapping network or a reload does not make them blink out
-//! and back in; a generation number cancels the pending removal if they come back in time.
+//! Two tabs of one session (or one account) are one person; two guests who chose the same
+//! name are two. When a person's last connection drops, they stay listed for a grace period
+//! so a flapping network or a reload does not make them blink out and back in; a generation
+//! number cancels the pending removal if they come back in time.
 //! An explicit `leave` skips the grace period. This type is pure state: the room actor owns
 //! the timers and the broadcasting.
 
-use crate::protocol::UserName;
-use std::collections::{BTreeMap, HashSet};
+use crate::protocol::{AuthorKey, Person, UserName};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub type ConnId = u64;
 
+/// People keyed by who they are ([`AuthorKey`]), not by name: two guests who both call
+/// themselves "Ada" are two entries. Kept in display order (name, then key).
 #[derive(Default)]
 pub struct Presence {
-    users: BTreeMap<UserName, Entry>,
+    users: BTreeMap<(UserName, AuthorKey), Entry>,
+    /// Each listed person's name, to find their entry by key.
+    names: HashMap<AuthorKey, UserName>,
     next_generation: u64,
 }
 
 #[derive(Default)]
 struct Entry {
+    guest: bool,
     conns: HashSet<ConnId>,
     /// Set while the user has no connections and a removal is pending.
     pending: Option<u64>,
@@ -37,19 +44,33 @@ pub enum Removal {
 }
 
 impl Presence {
-    /// Adds a connection; true when the user was not listed before (announce a join).
-    pub fn add(&mut self, user: &UserName, conn: ConnId) -> bool {
-        let newly_online = !self.users.contains_key(user);
-        let entry = self.users.entry(user.clone()).or_default();
+    fn slot(&self, key: &AuthorKey) -> Option<(UserName, AuthorKey)> {
+        self.names.get(key).map(|name| (name.clone(), key.clone()))
+    }
+
+    /// Adds a connection; true when the person was not listed before (announce a join).
+    pub fn add(&mut self, who: &Person, conn: ConnId) -> bool {
+        let (slot, newly_online) = match self.slot(&who.key) {
+            Some(slot) => (slot, false),
+            None => {
+                self.names.insert(who.key.clone(), who.name.clone());
+                ((who.name.clone(), who.key.clone()), true)
+            }
+        };
+        let entry = self.users.entry(slot).or_default();
+        entry.guest = who.guest;
         entry.conns.insert(conn);
         entry.pending = None;
         newly_online
     }
 
-    /// Removes a connection. With `grace`, a user whose last connection this was stays listed
-    /// until [`Presence::expire`].
-    pub fn remove(&mut self, user: &UserName, conn: ConnId, grace: bool) -> Removal {
-        let Some(entry) = self.users.get_mut(user) else {
+    /// Removes a connection. With `grace`, a person whose last connection this was stays
+    /// listed until [`Presence::expire`].
+    pub fn remove(&mut self, key: &AuthorKey, conn: ConnId, grace: bool) -> Removal {
+        let Some(slot) = self.slot(key) else {
+            return Removal::StillOnline;
+        };
+        let Some(entry) = self.users.get_mut(&slot) else {
             return Removal::StillOnline;
         };
         entry.conns.remove(&conn);
@@ -61,30 +82,53 @@ impl Presence {
             entry.pending = Some(self.next_generation);
             Removal::Pending(self.next_generation)
         } else {
-            self.users.remove(user);
+            self.users.remove(&slot);
+            self.names.remove(key);
             Removal::Left
         }
     }
 
-    /// Ends a grace period; true when the user is removed now (announce the leave).
-    pub fn expire(&mut self, user: &UserName, generation: u64) -> bool {
+    /// Ends a grace period; true when the person is removed now (announce the leave).
+    pub fn expire(&mut self, key: &AuthorKey, generation: u64) -> bool {
+        let Some(slot) = self.slot(key) else {
+            return false;
+        };
         let expired = self
             .users
-            .get(user)
+            .get(&slot)
             .is_some_and(|e| e.conns.is_empty() && e.pending == Some(generation));
         if expired {
-            self.users.remove(user);
+            self.users.remove(&slot);
+            self.names.remove(key);
         }
         expired
     }
 
-    /// Everyone listed, sorted by name.
-    pub fn online(&self) -> Vec<UserName> {
-        self.users.keys().cloned().collect()
+    /// Everyone listed, sorted by name (then key).
+    pub fn online(&self) -> Vec<Person> {
+        self.users
+            .iter()
+            .map(|((name, key), e)| Person {
+                name: name.clone(),
+                key: key.clone(),
+                guest: e.guest,
+            })
+            .collect()
     }
 
-    pub fn contains(&self, user: &UserName) -> bool {
-        self.users.contains_key(user)
+    /// The listed person with this key, if any.
+    pub fn online_person(&self, key: &AuthorKey) -> Option<Person> {
+        let slot = self.slot(key)?;
+        let entry = self.users.get(&slot)?;
+        Some(Person {
+            name: slot.0,
+            key: slot.1,
+            guest: entry.guest,
+        })
+    }
+
+    pub fn contains(&self, key: &AuthorKey) -> bool {
+        self.names.contains_key(key)
     }
 
     pub fn count(&self) -> usize {
@@ -96,37 +140,62 @@ impl Presence {
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> UserName {
-        UserName(name.into())
+    fn account(name: &str, id: i64) -> Person {
+        Person {
+            name: UserName(name.into()),
+            key: AuthorKey::account(id),
+            guest: false,
+        }
+    }
+
+    fn guest(name: &str, session: i64) -> Person {
+        Person {
+            name: UserName(name.into()),
+            key: AuthorKey::guest(session),
+            guest: true,
+        }
     }
 
     #[test]
     fn two_tabs_are_one_person() {
         let mut p = Presence::default();
-        assert!(p.add(&user("ada"), 1));
-        assert!(!p.add(&user("ada"), 2));
-        assert_eq!(p.online(), vec![user("ada")]);
-        assert_eq!(p.remove(&user("ada"), 1, true), Removal::StillOnline);
+        let ada = account("ada", 1);
+        assert!(p.add(&ada, 1));
+        assert!(!p.add(&ada, 2));
+        assert_eq!(p.online(), vec![ada.clone()]);
+        assert_eq!(p.remove(&ada.key, 1, true), Removal::StillOnline);
         assert_eq!(p.count(), 1);
-        assert_eq!(p.remove(&user("ada"), 2, false), Removal::Left);
+        assert_eq!(p.remove(&ada.key, 2, false), Removal::Left);
         assert_eq!(p.count(), 0);
+    }
+
+    #[test]
+    fn two_guests_with_one_name_are_two_people() {
+        let mut p = Presence::default();
+        let (first, second) = (guest("Ada", 10), guest("Ada", 11));
+        assert!(p.add(&first, 1));
+        assert!(p.add(&second, 2), "another guest named Ada is a new join");
+        assert_eq!(p.online(), vec![first.clone(), second.clone()]);
+        assert_eq!(p.remove(&first.key, 1, false), Removal::Left);
+        assert_eq!(p.online(), vec![second], "the other Ada is still here");
     }
 
     #[test]
     fn grace_period_survives_a_quick_reconnect() {
         let mut p = Presence::default();
-        p.add(&user("ada"), 1);
-        let Removal::Pending(generation) = p.remove(&user("ada"), 1, true) else {
+        let ada = account("ada", 1);
+        p.add(&ada, 1);
+        let Removal::Pending(generation) = p.remove(&ada.key, 1, true) else {
             panic!("last connection should start a grace period");
         };
         assert_eq!(
             p.online(),
-            vec![user("ada")],
+            vec![ada.clone()],
             "still listed during the grace period"
         );
-        assert!(!p.add(&user("ada"), 2), "coming back is not a new join");
+        assert!(!p.add(&ada, 2), "coming back is not a new join");
         assert!(
-            !p.expire(&user("ada"), generation),
+            !p.expire(&ada.key, generation),
             "stale timer must not remove her"
         );
         assert_eq!(p.count(), 1);
@@ -135,15 +204,16 @@ mod tests {
     #[test]
     fn grace_period_expires_when_nobody_returns() {
         let mut p = Presence::default();
-        p.add(&user("ada"), 1);
-        p.add(&user("bob"), 2);
-        let Removal::Pending(generation) = p.remove(&user("ada"), 1, true) else {
+        let (ada, bob) = (account("ada", 1), guest("bob", 2));
+        p.add(&ada, 1);
+        p.add(&bob, 2);
+        let Removal::Pending(generation) = p.remove(&ada.key, 1, true) else {
             panic!("expected a pending removal");
         };
-        assert!(p.expire(&user("ada"), generation));
-        assert_eq!(p.online(), vec![user("bob")]);
+        assert!(p.expire(&ada.key, generation));
+        assert_eq!(p.online(), vec![bob]);
         assert!(
-            !p.expire(&user("ada"), generation),
+            !p.expire(&ada.key, generation),
             "expiring twice is harmless"
         );
     }

@@ -8,8 +8,9 @@
 //! Presence changes are batched too: instead of one diff per join to every member (O(n²)
 //! frames when n people arrive at once), the room logs changes and flushes one diff per
 //! `presence_batch`. A tab that joined mid-batch got a snapshot at its join; since every
-//! logged event toggles one user's membership, its own diff is "the users with an odd number
-//! of events after my snapshot", so every tab's view ends up exact.
+//! logged event toggles one person's membership (by key: two guests named alike are two
+//! people), its own diff is "the people with an odd number of events after my snapshot", so
+//! every tab's view ends up exact.
 //!
 //! Lifecycle: a room with no members and no activity for `room_idle` takes itself out of the
 //! hub's map and ends, so rooms nobody uses cost no memory; the next command for it starts a
@@ -19,7 +20,9 @@
 
 use crate::api::Messages;
 use crate::names::{clean_message, valid_client_id};
-use crate::protocol::{ChatMessage, ClientId, ErrorCode, RoomId, Seq, ServerMsg, UserName};
+use crate::protocol::{
+    AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
+};
 use crate::server::broker::Broker;
 use crate::server::hub::{
     now_ms, read_page, ConnHandle, HubConfig, HubError, Outbound, ReplayPages, REPLAY_PAGE,
@@ -63,13 +66,13 @@ pub enum RoomCmd {
         explicit: bool,
     },
     Send {
-        author: UserName,
+        author: Person,
         client_id: ClientId,
         text: String,
         origin: Origin,
     },
     /// A grace period ended.
-    Expire { user: UserName, generation: u64 },
+    Expire { user: AuthorKey, generation: u64 },
     /// Time to send the batched presence diff.
     FlushPresence,
     /// Answered once every command queued before it has been handled (shutdown).
@@ -87,7 +90,7 @@ pub enum RoomCmd {
 /// What a page render needs from a room.
 pub struct RoomView {
     pub messages: Messages,
-    pub online: Vec<UserName>,
+    pub online: Vec<Person>,
     pub last_seq: Seq,
 }
 
@@ -223,8 +226,8 @@ struct RoomActor {
     config: HubConfig,
     members: HashMap<ConnId, ConnHandle>,
     presence: Presence,
-    /// Users whose membership flipped since the last flush, in order.
-    presence_log: Vec<UserName>,
+    /// People whose membership flipped since the last flush, in order.
+    presence_log: Vec<Person>,
     /// Connections that joined since the last flush, with the log length at their snapshot.
     fresh: Vec<(ConnId, usize)>,
     /// Who was online at the last flush, encoded once for every join until the next flush
@@ -244,12 +247,12 @@ struct RoomActor {
 /// The presence state at a flush, split as a `joined` frame carries it: the first
 /// [`PRESENCE_CHUNK`] names, then the rest as ready-made `presence` frames.
 struct Snapshot {
-    first: Vec<UserName>,
+    first: Vec<Person>,
     rest: Vec<Utf8Bytes>,
 }
 
 struct PendingSend {
-    author: UserName,
+    author: Person,
     client_id: ClientId,
     text: String,
     origin: Origin,
@@ -329,8 +332,11 @@ impl RoomActor {
                 }
                 RoomCmd::Leave { conn, explicit } => self.leave(&conn, explicit),
                 RoomCmd::Expire { user, generation } => {
+                    let who = self.presence.online_person(&user);
                     if self.presence.expire(&user, generation) {
-                        self.log_presence(user);
+                        if let Some(who) = who {
+                            self.log_presence(who);
+                        }
                     }
                 }
                 RoomCmd::Drain { done } => {
@@ -454,16 +460,17 @@ impl RoomActor {
             // Nothing changed since the last flush: the state now is the state then.
             self.snapshot = Some(self.encode_snapshot());
         }
-        let newly_online = self.presence.add(&conn.user, conn.id);
+        let newly_online = self.presence.add(&conn.person, conn.id);
         let mut frames = Vec::with_capacity(2 + replay.len());
-        let joined = |online| {
+        let joined = |people: Vec<Person>| {
             Utf8Bytes::from(
                 ServerMsg::Joined {
                     room: self.id.clone(),
-                    online,
+                    online: people.iter().map(|p| p.name.clone()).collect(),
                     last_seq,
                     epoch: store_epoch,
                     recovered,
+                    people,
                 }
                 .encode(),
             )
@@ -479,7 +486,7 @@ impl RoomActor {
         }
         if newly_online && from_snapshot {
             // Logged before the diff below, so the joiner sees itself arrive.
-            self.log_presence(conn.user.clone());
+            self.log_presence(conn.person.clone());
         }
         if from_snapshot {
             let (joins, leaves) = self.net_diff(0);
@@ -498,7 +505,7 @@ impl RoomActor {
         self.fresh.retain(|(id, _)| *id != conn.id);
         self.members.insert(conn.id, conn.clone());
         if newly_online && !from_snapshot {
-            self.log_presence(conn.user.clone());
+            self.log_presence(conn.person.clone());
         }
         // Its view already includes every change logged so far.
         self.fresh.push((conn.id, self.presence_log.len()));
@@ -581,14 +588,14 @@ impl RoomActor {
                 )),
             );
         }
-        match self.presence.remove(&conn.user, conn.id, !explicit) {
+        match self.presence.remove(&conn.person.key, conn.id, !explicit) {
             Removal::StillOnline => {}
-            Removal::Left => self.log_presence(conn.user.clone()),
+            Removal::Left => self.log_presence(conn.person.clone()),
             Removal::Pending(generation) => {
                 let Some(tx) = self.self_tx.upgrade() else {
                     return;
                 };
-                let user = conn.user.clone();
+                let user = conn.person.key.clone();
                 let grace = self.config.presence_grace;
                 tokio::spawn(async move {
                     tokio::time::sleep(grace).await;
@@ -632,7 +639,8 @@ impl RoomActor {
         let new: Vec<NewMessage> = accepted
             .iter()
             .map(|s| NewMessage {
-                author: s.author.clone(),
+                author: s.author.name.clone(),
+                author_key: s.author.key.clone(),
                 client_id: s.client_id.clone(),
                 text: s.text.clone(),
                 ts,
@@ -701,9 +709,9 @@ impl RoomActor {
         }
     }
 
-    /// Records that `user`'s membership flipped and makes sure a flush is coming.
-    fn log_presence(&mut self, user: UserName) {
-        self.presence_log.push(user);
+    /// Records that `who`'s membership flipped and makes sure a flush is coming.
+    fn log_presence(&mut self, who: Person) {
+        self.presence_log.push(who);
         if self.config.presence_batch.is_zero() {
             self.flush_presence();
             return;
@@ -723,23 +731,23 @@ impl RoomActor {
 
     /// The net change of the users logged from `from` on: an odd number of flips means the
     /// user's state differs from the snapshot taken at `from`.
-    fn net_diff(&self, from: usize) -> (Vec<UserName>, Vec<UserName>) {
-        let mut flips: HashMap<&UserName, usize> = HashMap::new();
-        for user in &self.presence_log[from.min(self.presence_log.len())..] {
-            *flips.entry(user).or_default() += 1;
+    fn net_diff(&self, from: usize) -> (Vec<Person>, Vec<Person>) {
+        let mut flips: HashMap<&AuthorKey, (&Person, usize)> = HashMap::new();
+        for who in &self.presence_log[from.min(self.presence_log.len())..] {
+            flips.entry(&who.key).or_insert((who, 0)).1 += 1;
         }
         let (mut joins, mut leaves) = (Vec::new(), Vec::new());
-        for (user, count) in flips {
+        for (key, (who, count)) in flips {
             if count % 2 == 1 {
-                if self.presence.contains(user) {
-                    joins.push(user.clone());
+                if self.presence.contains(key) {
+                    joins.push(who.clone());
                 } else {
-                    leaves.push(user.clone());
+                    leaves.push(who.clone());
                 }
             }
         }
-        joins.sort();
-        leaves.sort();
+        joins.sort_by(Person::order);
+        leaves.sort_by(Person::order);
         (joins, leaves)
     }
 
@@ -776,7 +784,7 @@ impl RoomActor {
     }
 
     /// A diff as frames of at most [`PRESENCE_CHUNK`] names each.
-    fn presence_frames(&self, joins: Vec<UserName>, leaves: Vec<UserName>) -> Vec<Utf8Bytes> {
+    fn presence_frames(&self, joins: Vec<Person>, leaves: Vec<Person>) -> Vec<Utf8Bytes> {
         let joins = joins
             .chunks(PRESENCE_CHUNK)
             .map(|c| self.presence_frame(c.to_vec(), vec![]));
@@ -786,12 +794,15 @@ impl RoomActor {
         joins.chain(leaves).collect()
     }
 
-    fn presence_frame(&self, joins: Vec<UserName>, leaves: Vec<UserName>) -> Utf8Bytes {
+    /// One presence frame: the names (as before) and the people behind them.
+    fn presence_frame(&self, arrived: Vec<Person>, departed: Vec<Person>) -> Utf8Bytes {
         Utf8Bytes::from(
             ServerMsg::Presence {
                 room: self.id.clone(),
-                joins,
-                leaves,
+                joins: arrived.iter().map(|p| p.name.clone()).collect(),
+                leaves: departed.iter().map(|p| p.name.clone()).collect(),
+                arrived,
+                departed,
             }
             .encode(),
         )

@@ -132,7 +132,7 @@ pub async fn serve<W, R>(
         address,
     } = session;
     let user: UserName = identity.name.clone();
-    let (conn, queue) = hub.connect(user.clone());
+    let (conn, queue) = hub.connect_as(identity.person());
     let heartbeat = hub.config().heartbeat;
     let write_timeout = hub.config().write_timeout;
     out.set_write_timeout(write_timeout);

@@ -2,7 +2,7 @@
 //! distributed database plug into the hub the same way.
 //!
 //! The store owns sequence numbers: `append` assigns each room's next `Seq` and deduplicates
-//! on (author, client id), so a resend after a reconnect is stored once and answered with the
+//! on (author key, client id) — the person, not the display name — so a resend after a reconnect is stored once and answered with the
 //! original sequence number. Room actors call it with batches (group commit).
 //!
 //! [`sqlite::SqliteStore`] is the embedded default: one file under the data directory.
@@ -12,7 +12,7 @@
 
 pub mod sqlite;
 
-use crate::protocol::{ChatMessage, ClientId, RoomId, Seq, UserName};
+use crate::protocol::{AuthorKey, ChatMessage, ClientId, RoomId, Seq, UserName};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -30,7 +30,11 @@ pub enum StoreError {
 /// A message accepted by the hub, before it has a sequence number.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
+    /// The name shown with the message, kept as it was when it was written.
     pub author: UserName,
+    /// Who wrote it ([`AuthorKey`]): what de-duplication goes by, and (`g:`) whether the
+    /// message shows as a guest's.
+    pub author_key: AuthorKey,
     pub client_id: ClientId,
     pub text: String,
     pub ts: u64,
@@ -41,7 +45,7 @@ pub struct NewMessage {
 pub enum Appended {
     /// Stored now; fan it out.
     Stored(ChatMessage),
-    /// The same (author, client id) was stored earlier under this sequence number.
+    /// The same (author key, client id) was stored earlier under this sequence number.
     Duplicate(Seq),
 }
 
@@ -114,7 +118,9 @@ struct MemRoom {
     last_active: u64,
     last_seq: Seq,
     messages: VecDeque<ChatMessage>,
-    by_client: HashMap<(UserName, ClientId), Seq>,
+    /// The author key of each message in `messages`, in step with it.
+    authors: VecDeque<AuthorKey>,
+    by_client: HashMap<(AuthorKey, ClientId), Seq>,
 }
 
 impl MemoryStore {
@@ -205,7 +211,7 @@ impl Store for MemoryStore {
             state.last_active = crate::server::hub::now_ms();
             let mut out = Vec::with_capacity(batch.len());
             for new in batch {
-                let key = (new.author.clone(), new.client_id.clone());
+                let key = (new.author_key.clone(), new.client_id.clone());
                 if let Some(seq) = state.by_client.get(&key) {
                     out.push(Appended::Duplicate(*seq));
                     continue;
@@ -218,12 +224,16 @@ impl Store for MemoryStore {
                     text: new.text,
                     client_id: new.client_id,
                     ts: new.ts,
+                    guest: new.author_key.is_guest(),
                 };
                 state.by_client.insert(key, msg.seq);
                 state.messages.push_back(msg.clone());
+                state.authors.push_back(new.author_key);
                 while state.messages.len() > retain {
-                    if let Some(old) = state.messages.pop_front() {
-                        state.by_client.remove(&(old.author, old.client_id));
+                    if let (Some(old), Some(author)) =
+                        (state.messages.pop_front(), state.authors.pop_front())
+                    {
+                        state.by_client.remove(&(author, old.client_id));
                     }
                 }
                 out.push(Appended::Stored(msg));
@@ -304,6 +314,7 @@ mod tests {
     fn new_msg(author: &str, id: &str) -> NewMessage {
         NewMessage {
             author: UserName(author.into()),
+            author_key: AuthorKey(format!("a:{author}")),
             client_id: ClientId(id.into()),
             text: format!("text {id}"),
             ts: 1,

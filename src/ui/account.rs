@@ -7,6 +7,7 @@
 use super::form_error::FormError;
 use super::post_form::{PostForm, Posted};
 use crate::api::{Login, Logout, Me, Register};
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
@@ -89,10 +90,11 @@ pub fn RegisterPage() -> impl IntoView {
 #[component]
 pub fn AccountBar(me: Me) -> impl IntoView {
     let logout = reload_home_after(Posted::new(Logout::PATH));
-    let who = match (&me.name, me.registered) {
-        (Some(name), true) => format!("Signed in as {name}"),
-        (Some(name), false) => format!("{name} (guest)"),
-        (None, _) => "Not signed in".to_string(),
+    // The name is bidi-isolated, so right-to-left text in it cannot reorder the words around it.
+    let who = match (me.name.clone(), me.registered) {
+        (Some(name), true) => EitherOf3::A(view! { "Signed in as " <bdi>{name}</bdi> }),
+        (Some(name), false) => EitherOf3::B(view! { <bdi>{name}</bdi> " (guest)" }),
+        (None, _) => EitherOf3::C("Not signed in"),
     };
     view! {
         <nav class="account" aria-label="Account">

@@ -118,7 +118,7 @@ fn RoomList(rooms: Result<Rooms, AppError>) -> impl IntoView {
                         view! {
                             <li>
                                 <a href=href>
-                                    <span class="room-name">{r.title}</span>
+                                    <bdi class="room-name">{r.title}</bdi>
                                     {badge.map(|b| view! { " " <span class="badge">{b}</span> })}
                                     " "
                                     <span class="online-count">

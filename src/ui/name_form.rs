@@ -2,6 +2,7 @@
 
 use super::form_error::FormError;
 use super::post_form::{PostForm, Posted};
+use leptos::either::Either;
 use leptos::prelude::*;
 
 /// The "Display name" form, posting to `SetName`. `current` is the name already chosen, if
@@ -13,8 +14,8 @@ pub fn NameForm(posted: Posted, current: Option<String>) -> impl IntoView {
         <section class="name-form" aria-labelledby="name-heading">
             <h2 id="name-heading">
                 {move || match chosen() {
-                    Some(name) => format!("You are {name}"),
-                    None => "Choose a display name".to_string(),
+                    Some(name) => Either::Left(view! { "You are " <bdi>{name}</bdi> }),
+                    None => Either::Right("Choose a display name"),
                 }}
             </h2>
             <PostForm posted>

@@ -128,13 +128,14 @@ impl SqliteStore {
             // Only a resend (same author and client id) is ignored; a row already holding
             // this sequence number is a collision, which must not pass for a duplicate.
             let inserted = sqlx::query(
-                "INSERT INTO messages (room, seq, author, client_id, text, ts) \
-                 VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (room, author, client_id) DO NOTHING",
+                "INSERT INTO messages (room, seq, author, author_key, client_id, text, ts) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (room, author_key, client_id) DO NOTHING",
             )
             .bind(room.as_str())
             .bind(seq)
             .bind(new.author.as_str())
+            .bind(new.author_key.as_str())
             .bind(&new.client_id.0)
             .bind(&new.text)
             .bind(new.ts as i64)
@@ -157,13 +158,14 @@ impl SqliteStore {
                     text: new.text,
                     client_id: new.client_id,
                     ts: new.ts,
+                    guest: new.author_key.is_guest(),
                 }));
             } else {
                 let existing: i64 = sqlx::query_scalar(
-                    "SELECT seq FROM messages WHERE room = ? AND author = ? AND client_id = ?",
+                    "SELECT seq FROM messages WHERE room = ? AND author_key = ? AND client_id = ?",
                 )
                 .bind(room.as_str())
-                .bind(new.author.as_str())
+                .bind(new.author_key.as_str())
                 .bind(&new.client_id.0)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -221,10 +223,10 @@ impl SqliteStore {
         newest_first: bool,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let sql = if newest_first {
-            "SELECT seq, author, client_id, text, ts FROM messages \
+            "SELECT seq, author, client_id, text, ts, author_key FROM messages \
              WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
         } else {
-            "SELECT seq, author, client_id, text, ts FROM messages \
+            "SELECT seq, author, client_id, text, ts, author_key FROM messages \
              WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
         };
         let rows = sqlx::query(sql)
@@ -243,6 +245,7 @@ impl SqliteStore {
                 client_id: ClientId(row.try_get(2)?),
                 text: row.try_get(3)?,
                 ts: row.try_get::<i64, _>(4)? as u64,
+                guest: row.try_get::<&str, _>(5)?.starts_with("g:"),
             });
         }
         if newest_first {
@@ -397,6 +400,7 @@ mod tests {
     fn msg(author: &str, id: &str) -> NewMessage {
         NewMessage {
             author: UserName(author.into()),
+            author_key: crate::protocol::AuthorKey(format!("a:{author}")),
             client_id: ClientId(id.into()),
             text: format!("text {id}"),
             ts: 1,
@@ -588,5 +592,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.last_seq(&room).await.unwrap(), Seq(2002));
+    }
+
+    /// A database from before author keys: on opening, each message gets the key of the
+    /// account with its author's name, or else a guest key; de-duplication then goes by it.
+    #[tokio::test]
+    async fn older_messages_get_the_key_of_the_account_with_their_name_else_a_guest_key() {
+        let dir = std::env::temp_dir().join(format!("hearth-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let options = SqliteConnectOptions::new()
+                .filename(dir.join("hearth.db"))
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            for schema in [
+                include_str!("../../../migrations/0001_history.sql"),
+                include_str!("../../../migrations/0002_accounts.sql"),
+                include_str!("../../../migrations/0003_session_expiry.sql"),
+                "INSERT INTO users (id, name, name_key, password_hash, created_at) \
+                 VALUES (5, 'Ada', 'ada', 'x', 0);
+                 INSERT INTO rooms (name, created_at, last_seq) VALUES ('r', 0, 2);
+                 INSERT INTO messages (room, seq, author, client_id, text, ts) VALUES
+                     ('r', 1, 'Ada', 'c1', 'from the account', 0),
+                     ('r', 2, 'Gus', 'c1', 'from a guest', 0);",
+            ] {
+                sqlx::raw_sql(schema).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&dir, 0).await.unwrap();
+        let room = RoomId("r".into());
+        let old = store.latest(&room, None, 10).await.unwrap();
+        let marks: Vec<(&str, bool)> = old.iter().map(|m| (m.author.as_str(), m.guest)).collect();
+        assert_eq!(marks, [("Ada", false), ("Gus", true)]);
+        let key = |k: &str, id: &str| NewMessage {
+            author_key: crate::protocol::AuthorKey(k.into()),
+            ..msg("Ada", id)
+        };
+        let out = store
+            .append(&room, vec![key("a:5", "c1"), key("g:9", "c1")])
+            .await
+            .unwrap();
+        assert_eq!(out[0], Appended::Duplicate(Seq(1)), "the account's resend");
+        assert!(
+            matches!(&out[1], Appended::Stored(m) if m.seq == Seq(3) && m.guest),
+            "a new guest is a new author: {out:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
