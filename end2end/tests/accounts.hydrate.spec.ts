@@ -28,7 +28,8 @@ import {
 import type { Locator, Page } from "@playwright/test";
 
 const NO_MATCH = "That user name and password do not match; check both and try again.";
-const NAME_TAKEN = "That name belongs to a registered account; log in, or choose another name.";
+const NAME_TAKEN =
+  "That name belongs to a registered account, or looks the same as one; log in, or choose another name.";
 
 /** The home page's room list has loaded: the default room is always in it. */
 async function homeListLoaded(page: Page): Promise<void> {

@@ -140,7 +140,7 @@ pub struct Config {
     pub login_attempts_per_name: u32,
 
     /// Accounts registered per hour per IP address (an IPv6 /64); 0 turns the limit off.
-    #[arg(long, env = "HEARTH_REGISTRATIONS_PER_HOUR", default_value_t = 5)]
+    #[arg(long, env = "HEARTH_REGISTRATIONS_PER_HOUR", default_value_t = 20)]
     pub registrations_per_hour: u32,
 
     /// Form posts (choosing a name, logging in, registering, creating rooms, inviting,
@@ -168,7 +168,7 @@ pub struct Config {
 
     /// Open connections (pages and WebSockets) per IP address; 0 turns the cap off. Not
     /// applied with --trust-proxy, where every connection comes from the proxy.
-    #[arg(long, env = "HEARTH_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    #[arg(long, env = "HEARTH_CONNECTIONS_PER_ADDRESS", default_value_t = 1024)]
     pub connections_per_address: usize,
 }
 

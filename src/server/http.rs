@@ -61,7 +61,7 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(15),
             body_limit: 64 * 1024,
-            connections_per_address: 256,
+            connections_per_address: 1024,
         }
     }
 }

@@ -78,7 +78,7 @@ impl Default for SecurityConfig {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             login_attempts_per_address: 30,
             login_attempts_per_name: 30,
-            registrations_per_hour: 5,
+            registrations_per_hour: 20,
             form_posts_per_minute: 30,
             guest_session_ttl: Duration::from_secs(7 * 24 * 3600),
             public_hosts: Vec::new(),
