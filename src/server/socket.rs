@@ -20,7 +20,7 @@ use crate::protocol::{
     close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use crate::server::accounts::{Accounts, Identity, SessionEnd};
-use crate::server::hub::{Hub, LagState, Outbound};
+use crate::server::hub::{Hub, LagState, Outbound, ReplayPages};
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
 use crate::server::rooms::RoomError;
@@ -646,9 +646,19 @@ async fn push<W: AsyncWrite + Unpin>(
     let Outbound::Join(answer) = item else {
         return Ok(());
     };
-    let Some(mut pages) = answer.pages else {
+    let Some(pages) = answer.pages else {
         return Ok(());
     };
+    // Boxed: streaming a replay waits on the store, and inline that wait would sit in every
+    // connection's writer task, idle or not.
+    Box::pin(stream_pages(out, pages)).await
+}
+
+/// Writes a join answer's replay beyond what it carried, a page at a time (see [`push`]).
+async fn stream_pages<W: AsyncWrite + Unpin>(
+    out: &mut wire::Writer<W>,
+    mut pages: ReplayPages,
+) -> std::io::Result<()> {
     loop {
         match pages.next_page().await {
             Ok(Some(page)) => {

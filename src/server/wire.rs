@@ -383,24 +383,37 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
+        // The timer is armed only once the socket stops taking bytes, and boxed: a flush that
+        // goes out at once (nearly all of them) makes no timer, and the writer task of every
+        // idle connection does not carry one inline.
+        let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut written = 0;
-        let result = loop {
-            if written == self.buf.len() {
-                break Ok(());
+        let (io, buf, timeout) = (&mut self.io, &self.buf, self.write_timeout);
+        let result = std::future::poll_fn(|cx| loop {
+            if written == buf.len() {
+                return Poll::Ready(Ok(()));
             }
-            let write = self.io.write(&self.buf[written..]);
-            match tokio::time::timeout(self.write_timeout, write).await {
-                Ok(Ok(0)) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => written += n,
-                Ok(Err(err)) => break Err(err),
-                Err(_) => {
-                    break Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the peer took nothing for the whole write timeout",
-                    ))
+            match Pin::new(&mut *io).poll_write(cx, &buf[written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    deadline = None;
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    let timer =
+                        deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the peer took nothing for the whole write timeout",
+                        )));
+                    }
+                    return Poll::Pending;
                 }
             }
-        };
+        })
+        .await;
         self.buf = Vec::new();
         result
     }
