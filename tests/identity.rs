@@ -6,23 +6,14 @@
 mod common;
 
 use common::{
-    call, connect_cookie, guest_cookie, http, no_limits, quick_config, register, start_secured,
-    try_connect, Client, TestServer,
+    call, connect_cookie, guest_cookie, http, no_limits, quick_config, register, secured as server,
+    start_secured, try_connect, Client, TestServer,
 };
 use hearth::protocol::{ClientId, ClientMsg, RoomId, ServerMsg};
 use hearth::server::limits::SecurityConfig;
 use hearth::server::store::sqlite::SqliteStore;
 use hearth::server::store::{MemoryStore, Store};
 use std::sync::Arc;
-
-async fn server(security: SecurityConfig) -> TestServer {
-    start_secured(
-        Arc::new(MemoryStore::new(7, 10_000)),
-        quick_config(),
-        security,
-    )
-    .await
-}
 
 /// Sends `text` to `room` with `client_id` and returns the sequence number its ack names.
 async fn say(client: &mut Client, room: &str, client_id: &str, text: &str) -> u64 {

@@ -3,21 +3,10 @@
 
 mod common;
 
-use common::{call, no_limits, quick_config, start_secured, TestServer};
+use common::{call, no_limits, secured as server};
 use hearth::api::{Login, Register, SetName};
 use hearth::server::limits::SecurityConfig;
-use hearth::server::store::MemoryStore;
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-async fn server(security: SecurityConfig) -> TestServer {
-    start_secured(
-        Arc::new(MemoryStore::new(7, 10_000)),
-        quick_config(),
-        security,
-    )
-    .await
-}
 
 /// Calls server function `S` as if from `ip` (through a trusted proxy).
 async fn call_from<S: leptos::server_fn::ServerFn>(

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    call, connect_cookie, guest_cookie, http, no_limits, quick_config, register, start_secured,
-    try_connect, Client, TestServer,
+    call, connect_cookie, guest_cookie, http, no_limits, quick_config, register, secured as server,
+    try_connect, Client,
 };
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hearth::api::{CreateRoom, Invite, Login, Logout, OpenDirect, SetName};
@@ -16,15 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn server(security: SecurityConfig) -> TestServer {
-    start_secured(
-        Arc::new(MemoryStore::new(7, 10_000)),
-        quick_config(),
-        security,
-    )
-    .await
-}
 
 fn send(room: &str, id: &str, text: &str) -> ClientMsg {
     ClientMsg::Send {

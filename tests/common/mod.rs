@@ -159,6 +159,16 @@ pub async fn start_with(
 
 /// Starts the full router with the given security settings and in-memory accounts, served
 /// with the peer address (as the binary does) so per-IP limits apply.
+/// The full router with the in-memory store, the quick hub settings and `security`.
+pub async fn secured(security: SecurityConfig) -> TestServer {
+    start_secured(
+        Arc::new(MemoryStore::new(7, 10_000)),
+        quick_config(),
+        security,
+    )
+    .await
+}
+
 pub async fn start_secured(
     store: Arc<dyn hearth::server::store::Store>,
     config: HubConfig,
