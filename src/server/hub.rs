@@ -99,8 +99,9 @@ pub enum Outbound {
     Frame(Utf8Bytes),
     /// Frames that must stay together (a presence diff in several frames).
     Batch(Vec<Utf8Bytes>),
-    /// A join's answer: `joined`, the presence state, the replay.
-    Join(JoinAnswer),
+    /// A join's answer: `joined`, the presence state, the replay. Boxed: it is rare, and
+    /// inline it would size every queued frame (and every writer's state) at its size.
+    Join(Box<JoinAnswer>),
 }
 
 impl Weigh for Outbound {
@@ -228,9 +229,9 @@ impl Drop for PendingJoin {
 #[derive(Clone)]
 pub struct ConnHandle {
     pub id: ConnId,
-    pub user: UserName,
-    /// Who is connected: presence and the messages they send go by its key.
-    pub person: Person,
+    /// Who is connected: presence and the messages they send go by its key. Shared with
+    /// the presence of every room the connection joined.
+    pub person: Arc<Person>,
     tx: queue::Sender<Outbound>,
     lag: Arc<LagState>,
 }
@@ -336,7 +337,7 @@ impl ConnHandle {
                 room: room.clone(),
             },
         };
-        self.deliver(room, Outbound::Join(answer));
+        self.deliver(room, Outbound::Join(Box::new(answer)));
     }
 
     /// Whether a join answer for `room` is still queued or being written.
@@ -431,8 +432,7 @@ impl Hub {
         let (tx, rx) = queue::channel(self.config.queue_frames.max(1), self.config.queue_bytes);
         let handle = ConnHandle {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
-            user: person.name.clone(),
-            person,
+            person: Arc::new(person),
             tx,
             lag: Arc::new(LagState::default()),
         };
@@ -574,7 +574,7 @@ impl Hub {
     ) -> Result<(), HubError> {
         self.room(room)
             .send(RoomCmd::Send {
-                author: conn.person.clone(),
+                author: (*conn.person).clone(),
                 client_id,
                 text,
                 origin: room::Origin::Conn(conn.clone()),

@@ -8,25 +8,77 @@
 //! An explicit `leave` skips the grace period. This type is pure state: the room actor owns
 //! the timers and the broadcasting.
 
-use crate::protocol::{AuthorKey, Person, UserName};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::protocol::{AuthorKey, Person};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 pub type ConnId = u64;
 
 /// People keyed by who they are ([`AuthorKey`]), not by name: two guests who both call
 /// themselves "Ada" are two entries. Kept in display order (name, then key).
+///
+/// Each person is one shared [`Person`], the one their connection handles hold: a big room
+/// keeps no copy of anyone's name or key.
 #[derive(Default)]
 pub struct Presence {
-    users: BTreeMap<(UserName, AuthorKey), Entry>,
-    /// Each listed person's name, to find their entry by key.
-    names: HashMap<AuthorKey, UserName>,
+    users: BTreeMap<Listed, Entry>,
+    /// The listed people again, found by key.
+    by_key: HashSet<ByKey>,
     next_generation: u64,
+}
+
+/// A listed person, ordered as the Online list shows people.
+#[derive(Clone)]
+struct Listed(Arc<Person>);
+
+impl PartialEq for Listed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Listed {}
+
+impl PartialOrd for Listed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Listed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.order(&other.0)
+    }
+}
+
+/// A listed person, hashed and compared by key alone (so the set looks up by key).
+struct ByKey(Arc<Person>);
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for ByKey {}
+
+impl std::hash::Hash for ByKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state)
+    }
+}
+
+impl Borrow<AuthorKey> for ByKey {
+    fn borrow(&self) -> &AuthorKey {
+        &self.0.key
+    }
 }
 
 #[derive(Default)]
 struct Entry {
-    guest: bool,
-    conns: HashSet<ConnId>,
+    /// A person has one connection per tab or device: a few at most, so a list.
+    conns: Vec<ConnId>,
     /// Set while the user has no connections and a removal is pending.
     pending: Option<u64>,
 }
@@ -44,22 +96,23 @@ pub enum Removal {
 }
 
 impl Presence {
-    fn slot(&self, key: &AuthorKey) -> Option<(UserName, AuthorKey)> {
-        self.names.get(key).map(|name| (name.clone(), key.clone()))
+    fn slot(&self, key: &AuthorKey) -> Option<Listed> {
+        self.by_key.get(key).map(|listed| Listed(listed.0.clone()))
     }
 
     /// Adds a connection; true when the person was not listed before (announce a join).
-    pub fn add(&mut self, who: &Person, conn: ConnId) -> bool {
+    pub fn add(&mut self, who: &Arc<Person>, conn: ConnId) -> bool {
         let (slot, newly_online) = match self.slot(&who.key) {
             Some(slot) => (slot, false),
             None => {
-                self.names.insert(who.key.clone(), who.name.clone());
-                ((who.name.clone(), who.key.clone()), true)
+                self.by_key.insert(ByKey(who.clone()));
+                (Listed(who.clone()), true)
             }
         };
         let entry = self.users.entry(slot).or_default();
-        entry.guest = who.guest;
-        entry.conns.insert(conn);
+        if !entry.conns.contains(&conn) {
+            entry.conns.push(conn);
+        }
         entry.pending = None;
         newly_online
     }
@@ -73,7 +126,7 @@ impl Presence {
         let Some(entry) = self.users.get_mut(&slot) else {
             return Removal::StillOnline;
         };
-        entry.conns.remove(&conn);
+        entry.conns.retain(|c| *c != conn);
         if !entry.conns.is_empty() {
             return Removal::StillOnline;
         }
@@ -83,7 +136,7 @@ impl Presence {
             Removal::Pending(self.next_generation)
         } else {
             self.users.remove(&slot);
-            self.names.remove(key);
+            self.by_key.remove(key);
             Removal::Left
         }
     }
@@ -99,7 +152,7 @@ impl Presence {
             .is_some_and(|e| e.conns.is_empty() && e.pending == Some(generation));
         if expired {
             self.users.remove(&slot);
-            self.names.remove(key);
+            self.by_key.remove(key);
         }
         expired
     }
@@ -107,28 +160,18 @@ impl Presence {
     /// Everyone listed, sorted by name (then key).
     pub fn online(&self) -> Vec<Person> {
         self.users
-            .iter()
-            .map(|((name, key), e)| Person {
-                name: name.clone(),
-                key: key.clone(),
-                guest: e.guest,
-            })
+            .keys()
+            .map(|listed| (*listed.0).clone())
             .collect()
     }
 
     /// The listed person with this key, if any.
     pub fn online_person(&self, key: &AuthorKey) -> Option<Person> {
-        let slot = self.slot(key)?;
-        let entry = self.users.get(&slot)?;
-        Some(Person {
-            name: slot.0,
-            key: slot.1,
-            guest: entry.guest,
-        })
+        self.by_key.get(key).map(|listed| (*listed.0).clone())
     }
 
     pub fn contains(&self, key: &AuthorKey) -> bool {
-        self.names.contains_key(key)
+        self.by_key.contains(key)
     }
 
     pub fn count(&self) -> usize {
@@ -139,21 +182,22 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::UserName;
 
-    fn account(name: &str, id: i64) -> Person {
-        Person {
+    fn account(name: &str, id: i64) -> Arc<Person> {
+        Arc::new(Person {
             name: UserName(name.into()),
             key: AuthorKey::account(id),
             guest: false,
-        }
+        })
     }
 
-    fn guest(name: &str, session: i64) -> Person {
-        Person {
+    fn guest(name: &str, session: i64) -> Arc<Person> {
+        Arc::new(Person {
             name: UserName(name.into()),
             key: AuthorKey::guest(session),
             guest: true,
-        }
+        })
     }
 
     #[test]
@@ -162,7 +206,7 @@ mod tests {
         let ada = account("ada", 1);
         assert!(p.add(&ada, 1));
         assert!(!p.add(&ada, 2));
-        assert_eq!(p.online(), vec![ada.clone()]);
+        assert_eq!(p.online(), vec![(*ada).clone()]);
         assert_eq!(p.remove(&ada.key, 1, true), Removal::StillOnline);
         assert_eq!(p.count(), 1);
         assert_eq!(p.remove(&ada.key, 2, false), Removal::Left);
@@ -175,9 +219,13 @@ mod tests {
         let (first, second) = (guest("Ada", 10), guest("Ada", 11));
         assert!(p.add(&first, 1));
         assert!(p.add(&second, 2), "another guest named Ada is a new join");
-        assert_eq!(p.online(), vec![first.clone(), second.clone()]);
+        assert_eq!(p.online(), vec![(*first).clone(), (*second).clone()]);
         assert_eq!(p.remove(&first.key, 1, false), Removal::Left);
-        assert_eq!(p.online(), vec![second], "the other Ada is still here");
+        assert_eq!(
+            p.online(),
+            vec![(*second).clone()],
+            "the other Ada is still here"
+        );
     }
 
     #[test]
@@ -190,7 +238,7 @@ mod tests {
         };
         assert_eq!(
             p.online(),
-            vec![ada.clone()],
+            vec![(*ada).clone()],
             "still listed during the grace period"
         );
         assert!(!p.add(&ada, 2), "coming back is not a new join");
@@ -211,7 +259,7 @@ mod tests {
             panic!("expected a pending removal");
         };
         assert!(p.expire(&ada.key, generation));
-        assert_eq!(p.online(), vec![bob]);
+        assert_eq!(p.online(), vec![(*bob).clone()]);
         assert!(
             !p.expire(&ada.key, generation),
             "expiring twice is harmless"

@@ -486,7 +486,7 @@ impl RoomActor {
         }
         if newly_online && from_snapshot {
             // Logged before the diff below, so the joiner sees itself arrive.
-            self.log_presence(conn.person.clone());
+            self.log_presence((*conn.person).clone());
         }
         if from_snapshot {
             let (joins, leaves) = self.net_diff(0);
@@ -505,7 +505,7 @@ impl RoomActor {
         self.fresh.retain(|(id, _)| *id != conn.id);
         self.members.insert(conn.id, conn.clone());
         if newly_online && !from_snapshot {
-            self.log_presence(conn.person.clone());
+            self.log_presence((*conn.person).clone());
         }
         // Its view already includes every change logged so far.
         self.fresh.push((conn.id, self.presence_log.len()));
@@ -590,7 +590,7 @@ impl RoomActor {
         }
         match self.presence.remove(&conn.person.key, conn.id, !explicit) {
             Removal::StillOnline => {}
-            Removal::Left => self.log_presence(conn.person.clone()),
+            Removal::Left => self.log_presence((*conn.person).clone()),
             Removal::Pending(generation) => {
                 let Some(tx) = self.self_tx.upgrade() else {
                     return;

@@ -27,6 +27,7 @@ use crate::server::rooms::RoomError;
 use crate::server::wire::{self, ReadError};
 use futures_util::StreamExt;
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -113,12 +114,17 @@ impl Drop for SessionWatch {
 /// closed with unread input is reset, and the reset throws away what the client had not read
 /// yet, the close frame and the errors that explain it included. The writer task is joined,
 /// or aborted once it has had its write timeout, never left running.
-pub async fn serve<W, R>(
+///
+/// The connection's state is set up here, before the returned future, which borrows it in
+/// place: an `async fn` keeps its arguments and the locals moved out of them side by side
+/// for the connection's whole life, and every idle connection would pay for both.
+pub fn serve<W, R>(
     hub: Arc<Hub>,
     session: Session,
     mut out: wire::Writer<W>,
-    mut stream: wire::Reader<R>,
-) where
+    stream: wire::Reader<R>,
+) -> impl Future<Output = ()> + Send
+where
     W: AsyncWrite + Unpin + Send + 'static,
     R: AsyncRead + Unpin + Send,
 {
@@ -137,7 +143,7 @@ pub async fn serve<W, R>(
     let write_timeout = hub.config().write_timeout;
     out.set_write_timeout(write_timeout);
     let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
-    let mut writer = tokio::spawn(write_loop(
+    let writer = tokio::spawn(write_loop(
         out,
         queue,
         conn.lag_state(),
@@ -155,98 +161,147 @@ pub async fn serve<W, R>(
         })),
     );
 
-    let mut reader = Reader {
-        hub: hub.clone(),
-        conn: conn.clone(),
+    let reader = Reader {
+        hub,
+        conn,
         joined: HashSet::new(),
         bad_frames: 0,
         window_start: Instant::now(),
         admit: crate::server::rooms::admit(accounts.clone(), identity.clone()),
         identity,
-        accounts: accounts.clone(),
+        accounts,
         rate,
         address,
         pings,
     };
-    // Three silent heartbeat intervals mean the link is dead.
-    let idle_limit = heartbeat * 3;
-    let mut writer_done = false;
-    let ending = loop {
-        let next = tokio::select! {
-            biased;
-            reason = ended.wait() => {
-                break Ending::Close(close::SESSION_ENDED, reason, true);
-            }
-            // The writer stops on its own at shutdown (after its 1001) and when the client
-            // stopped reading (its write timed out): the connection is over.
-            _ = &mut writer => {
-                writer_done = true;
-                break Ending::Written;
-            }
-            next = tokio::time::timeout(idle_limit, stream.next()) => next,
-        };
-        let item = match next {
-            Err(_) => {
-                break Ending::Close(
-                    close::POLICY_VIOLATION,
-                    "No frames for three heartbeats.",
-                    true,
-                )
-            }
-            Ok(None) => break Ending::Gone,
-            Ok(Some(item)) => item,
-        };
-        let step = match item {
-            // Boxed: handling a frame (a join replays history, a send waits for the store)
-            // is a big future, and inline it would sit in every idle connection's task.
-            Ok(Message::Text(text)) => Box::pin(reader.on_text(&text)).await,
-            Ok(Message::Binary(_)) => Step::Close(
-                close::UNSUPPORTED_DATA,
-                "Hearth speaks JSON text frames only.",
-            ),
-            // Protocol-level pings are answered by the WebSocket library itself, under the
-            // same budget as the protocol's own.
-            Ok(Message::Ping(_)) => reader.control_frame(),
-            Ok(Message::Pong(_)) => Step::Continue,
-            Ok(Message::Close(_)) | Ok(Message::Frame(_)) => break Ending::Gone,
-            Err(ReadError::TooBig) => {
-                break Ending::Close(close::TOO_BIG, "Frames are limited to 16 KiB.", false)
-            }
-            Err(ReadError::BadUtf8) => {
-                break Ending::Close(close::INVALID_PAYLOAD, "Text frames must be UTF-8.", false)
-            }
-            Err(ReadError::Protocol) => {
-                break Ending::Close(
-                    PROTOCOL_ERROR,
-                    "Frames must follow RFC 6455: masked, no reserved bits, known opcodes.",
-                    false,
-                )
-            }
-            Err(ReadError::Gone) => break Ending::Gone,
-        };
-        if let Step::Close(code, reason) = step {
-            break Ending::Close(code, reason, true);
-        }
+    let mut connection = Connection {
+        reader,
+        stream,
+        ended: Some(ended),
+        writer,
+        close_tx: Some(close_tx),
+        write_timeout,
+        // Three silent heartbeat intervals mean the link is dead.
+        idle_limit: heartbeat * 3,
+        _slot,
     };
+    async move { connection.run().await }
+}
 
-    Box::pin(hub.disconnect(&conn, reader.joined.drain())).await;
-    drop(ended);
-    match ending {
-        Ending::Gone => drop(close_tx),
-        Ending::Written => Box::pin(linger(&mut stream, true)).await,
-        Ending::Close(code, reason, parsable) => {
-            let _ = close_tx.send((code, reason));
-            Box::pin(linger(&mut stream, parsable)).await;
+/// One connection's state while it is served (see [`serve`]).
+struct Connection<R> {
+    reader: Reader,
+    stream: wire::Reader<R>,
+    /// Let go of once the connection has left its rooms.
+    ended: Option<SessionWatch>,
+    writer: tokio::task::JoinHandle<()>,
+    /// Tells the writer how the server closes; dropped unused when the client went away.
+    close_tx: Option<oneshot::Sender<(u16, &'static str)>>,
+    write_timeout: Duration,
+    idle_limit: Duration,
+    /// The person's connection slot, given back when the connection ends.
+    _slot: ConnectionSlot,
+}
+
+impl<R: AsyncRead + Unpin + Send> Connection<R> {
+    async fn run(&mut self) {
+        let ending = self.read_frames().await;
+        let reader = &mut self.reader;
+        Box::pin(reader.hub.disconnect(&reader.conn, reader.joined.drain())).await;
+        self.ended = None;
+        let close_tx = self.close_tx.take();
+        match ending {
+            Ending::Gone => drop(close_tx),
+            Ending::Written => Box::pin(linger(&mut self.stream, true)).await,
+            Ending::Close(code, reason, parsable) => {
+                if let Some(close_tx) = close_tx {
+                    let _ = close_tx.send((code, reason));
+                }
+                Box::pin(linger(&mut self.stream, parsable)).await;
+            }
+        }
+        // The writer ends on the close signal once its last frames are out; each write is
+        // bounded by the write timeout, after which it is stopped.
+        if !matches!(ending, Ending::Written)
+            && tokio::time::timeout(self.write_timeout, &mut self.writer)
+                .await
+                .is_err()
+        {
+            self.writer.abort();
         }
     }
-    // The writer ends on the close signal once its last frames are out; each write is bounded
-    // by the write timeout, after which it is stopped.
-    if !writer_done
-        && tokio::time::timeout(write_timeout, &mut writer)
-            .await
-            .is_err()
-    {
-        writer.abort();
+
+    /// Reads and handles frames until the connection is to end, and says why.
+    async fn read_frames(&mut self) -> Ending {
+        let Connection {
+            reader,
+            stream,
+            ended,
+            writer,
+            idle_limit,
+            ..
+        } = self;
+        let Some(ended) = ended.as_ref() else {
+            return Ending::Gone;
+        };
+        loop {
+            let next = tokio::select! {
+                biased;
+                reason = ended.wait() => {
+                    return Ending::Close(close::SESSION_ENDED, reason, true);
+                }
+                // The writer stops on its own at shutdown (after its 1001) and when the client
+                // stopped reading (its write timed out): the connection is over.
+                _ = &mut *writer => return Ending::Written,
+                next = tokio::time::timeout(*idle_limit, stream.next()) => next,
+            };
+            let item = match next {
+                Err(_) => {
+                    return Ending::Close(
+                        close::POLICY_VIOLATION,
+                        "No frames for three heartbeats.",
+                        true,
+                    )
+                }
+                Ok(None) => return Ending::Gone,
+                Ok(Some(item)) => item,
+            };
+            let step = match item {
+                // Boxed: handling a frame (a join replays history, a send waits for the store)
+                // is a big future, and inline it would sit in every idle connection's task.
+                Ok(Message::Text(text)) => Box::pin(reader.on_text(&text)).await,
+                Ok(Message::Binary(_)) => Step::Close(
+                    close::UNSUPPORTED_DATA,
+                    "Hearth speaks JSON text frames only.",
+                ),
+                // Protocol-level pings are answered by the WebSocket library itself, under the
+                // same budget as the protocol's own.
+                Ok(Message::Ping(_)) => reader.control_frame(),
+                Ok(Message::Pong(_)) => Step::Continue,
+                Ok(Message::Close(_)) | Ok(Message::Frame(_)) => return Ending::Gone,
+                Err(ReadError::TooBig) => {
+                    return Ending::Close(close::TOO_BIG, "Frames are limited to 16 KiB.", false)
+                }
+                Err(ReadError::BadUtf8) => {
+                    return Ending::Close(
+                        close::INVALID_PAYLOAD,
+                        "Text frames must be UTF-8.",
+                        false,
+                    )
+                }
+                Err(ReadError::Protocol) => {
+                    return Ending::Close(
+                        PROTOCOL_ERROR,
+                        "Frames must follow RFC 6455: masked, no reserved bits, known opcodes.",
+                        false,
+                    )
+                }
+                Err(ReadError::Gone) => return Ending::Gone,
+            };
+            if let Step::Close(code, reason) = step {
+                return Ending::Close(code, reason, true);
+            }
+        }
     }
 }
 
@@ -550,71 +605,79 @@ fn frame(msg: &ServerMsg) -> Utf8Bytes {
 /// Writes queued frames, combining whatever is ready into one write; pings on a timer; sends
 /// `resync` after a lag; passes on tungstenite's pongs and close echoes; closes on request or
 /// at shutdown.
-async fn write_loop<W: AsyncWrite + Unpin>(
+///
+/// Written as a function returning an `async` block rather than an `async fn`: the block
+/// keeps its captured arguments once, where an `async fn` in this Rust keeps them twice (the
+/// arguments and the locals they move to), in every connection's writer task.
+#[allow(clippy::manual_async_fn)]
+fn write_loop<W: AsyncWrite + Unpin>(
     mut out: wire::Writer<W>,
     mut queue: queue::Receiver<Outbound>,
     lag: Arc<LagState>,
     mut close_rx: oneshot::Receiver<(u16, &'static str)>,
     mut shutdown: watch::Receiver<bool>,
     heartbeat: Duration,
-) {
-    let ping = frame(&ServerMsg::Ping);
-    let control = out.control();
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    // One wait for the whole connection: a fresh `changed()` per wake-up took the watch's
-    // lock twice (register, unregister) for every delivery.
-    let going_away = shutdown.changed();
-    tokio::pin!(going_away);
-    loop {
-        tokio::select! {
-            biased;
-            close = &mut close_rx => {
-                if let Ok((code, reason)) = close {
-                    // Send what was already queued (the error frames that explain the close).
-                    while let Some(item) = queue.try_recv() {
-                        if push(&mut out, item).await.is_err() { return; }
+) -> impl Future<Output = ()> {
+    async move {
+        let ping = frame(&ServerMsg::Ping);
+        let control = out.control();
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        // One wait for the whole connection: a fresh `changed()` per wake-up took the watch's
+        // lock twice (register, unregister) for every delivery.
+        let going_away = shutdown.changed();
+        tokio::pin!(going_away);
+        loop {
+            tokio::select! {
+                biased;
+                close = &mut close_rx => {
+                    if let Ok((code, reason)) = close {
+                        // Send what was already queued (the error frames that explain the close).
+                        while let Some(item) = queue.try_recv() {
+                            if push(&mut out, item).await.is_err() { return; }
+                        }
+                        out.close(code, reason);
                     }
-                    out.close(code, reason);
-                }
-                let _ = out.shutdown().await;
-                return;
-            }
-            _ = &mut going_away => {
-                out.close(close::GOING_AWAY, "Server restarting; reconnect.");
-                let _ = out.shutdown().await;
-                return;
-            }
-            item = queue.recv() => {
-                let Some(item) = item else {
                     let _ = out.shutdown().await;
                     return;
-                };
-                if push(&mut out, item).await.is_err() { return; }
-                // Known empty once a `try_recv` comes back with nothing; only a full batch
-                // has to look again (one lock fewer per wake-up on the fan-out path).
-                let mut drained = false;
-                for _ in 1..WRITE_BATCH {
-                    match queue.try_recv() {
-                        Some(item) => if push(&mut out, item).await.is_err() { return; },
-                        None => {
-                            drained = true;
-                            break;
+                }
+                _ = &mut going_away => {
+                    out.close(close::GOING_AWAY, "Server restarting; reconnect.");
+                    let _ = out.shutdown().await;
+                    return;
+                }
+                item = queue.recv() => {
+                    let Some(item) = item else {
+                        let _ = out.shutdown().await;
+                        return;
+                    };
+                    if push(&mut out, item).await.is_err() { return; }
+                    // Known empty once a `try_recv` comes back with nothing; only a full batch
+                    // has to look again (one lock fewer per wake-up on the fan-out path).
+                    let mut drained = false;
+                    for _ in 1..WRITE_BATCH {
+                        match queue.try_recv() {
+                            Some(item) => if push(&mut out, item).await.is_err() { return; },
+                            None => {
+                                drained = true;
+                                break;
+                            }
                         }
                     }
-                }
-                if drained || queue.is_empty() {
-                    for room in lag.take_resyncs() {
-                        out.text(&ServerMsg::Resync { room }.encode());
+                    if drained || queue.is_empty() {
+                        for room in lag.take_resyncs() {
+                            out.text(&ServerMsg::Resync { room }.encode());
+                        }
                     }
+                    if out.flush().await.is_err() { return; }
                 }
-                if out.flush().await.is_err() { return; }
-            }
-            _ = control.ready() => {
-                if out.flush().await.is_err() { return; }
-            }
-            _ = ticker.tick() => {
-                out.text(&ping);
-                if out.flush().await.is_err() { return; }
+                _ = control.ready() => {
+                    if out.flush().await.is_err() { return; }
+                }
+                _ = ticker.tick() => {
+                    out.text(&ping);
+                    if out.flush().await.is_err() { return; }
+                }
             }
         }
     }
