@@ -712,8 +712,12 @@ mod tests {
         UserName(name.to_string())
     }
 
-    /// Everything queued for a connection right now, decoded, waiting briefly for the room
-    /// actors to catch up.
+    /// Everything queued for a connection once the room actors have caught up, decoded.
+    ///
+    /// The tests run on tokio's paused clock, where a sleep ends only once every other task
+    /// is idle: when it returns, whatever the rooms were going to queue is queued, so an
+    /// empty answer means nothing came (and the grace periods and presence windows the tests
+    /// wait out are exact, not raced against a busy machine).
     async fn drain(rx: &mut queue::Receiver<Outbound>) -> Vec<ServerMsg> {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let mut out = Vec::new();
@@ -753,7 +757,7 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn fan_out_reaches_only_the_room() {
         let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
@@ -782,7 +786,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn presence_counts_people_not_tabs_and_waits_out_the_grace_period() {
         let hub = hub(HubConfig {
             presence_grace: Duration::from_millis(150),
@@ -840,7 +844,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_slow_consumer_is_resynced_while_others_keep_receiving() {
         let hub = hub(HubConfig {
             queue_frames: 4,
@@ -924,7 +928,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_reader_behind_by_bytes_is_resynced_and_recovers_gaplessly() {
         // 512 frames would hold all 300 messages; 16 KiB holds a few dozen of them.
         let hub = hub(HubConfig {
@@ -989,7 +993,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_rejoin_while_its_answer_is_queued_is_refused_then_allowed() {
         let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
@@ -1056,7 +1060,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_replay_whose_start_retention_deleted_meanwhile_is_reported_broken() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(7, 300));
         let new = |i: usize| crate::server::store::NewMessage {
@@ -1091,7 +1095,7 @@ mod tests {
         assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "ends at its `until`");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn resends_are_stored_once_and_acked_with_the_first_seq() {
         let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));
@@ -1117,7 +1121,7 @@ mod tests {
         assert_eq!(texts(&drain(&mut bob_rx).await), vec!["once"]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn batched_presence_is_exact_for_old_members_and_mid_batch_joiners() {
         let hub = hub(HubConfig {
             presence_batch: Duration::from_millis(150),
@@ -1170,7 +1174,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_big_room_state_arrives_in_small_frames_and_adds_up() {
         let hub = hub(unbatched());
         let mut keep = Vec::new();
@@ -1237,7 +1241,7 @@ mod tests {
         repeats
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn joiners_of_a_big_batched_room_get_the_exact_state_once() {
         // Big rooms hand joiners the state of the last flush plus the changes since; this
         // checks the sum against the truth while people come and go in one batch window.
@@ -1294,7 +1298,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_idle_room_leaves_memory_and_comes_back_with_its_seq_and_epoch() {
         let hub = hub(HubConfig {
             room_idle: Duration::from_millis(100),
@@ -1340,7 +1344,7 @@ mod tests {
         assert_eq!(hub.rooms_in_memory(), 2, "busy has a member, quiet has bob");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_stale_epoch_is_told_to_reload() {
         let hub = hub(unbatched());
         let (ada, mut ada_rx) = hub.connect(user("ada"));

@@ -226,7 +226,9 @@ mod tests {
         assert_eq!(rx.recv().await, None);
     }
 
-    #[tokio::test]
+    // On the paused clock the sleeps below end only once every other task is idle: the
+    // receiver has really parked before the send that must wake it.
+    #[tokio::test(start_paused = true)]
     async fn a_waiting_receiver_wakes_and_a_dropped_one_refuses() {
         let (tx, mut rx) = channel(8, usize::MAX);
         let waiter = tokio::spawn(async move {
@@ -244,7 +246,7 @@ mod tests {
         assert_eq!(tx.try_send("late"), Err(TrySendError::Closed));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_receiver_parked_again_after_a_burst_is_woken_by_the_next_send() {
         // Only a send into an empty queue wakes the receiver; this checks no wake-up is lost
         // when bursts and quiet spells alternate.
@@ -265,7 +267,7 @@ mod tests {
                 let got = tokio::time::timeout(Duration::from_secs(1), seen_rx.recv()).await;
                 assert_eq!(got.expect("woken").unwrap(), want);
             }
-            // Long enough for the reader to find the queue empty and park.
+            // The reader finds the queue empty and parks.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         drop(tx);
@@ -304,5 +306,77 @@ mod tests {
             Ok(()),
             "the bytes taken out are free again"
         );
+    }
+
+    /// Senders on other threads racing a receiver that keeps parking: every item arrives,
+    /// each sender's in order. A wake-up lost between the receiver's last look at the queue
+    /// and its parking would leave an item unreceived and time out here; one thread cannot
+    /// show that race, four worker threads can.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn senders_on_other_threads_never_lose_the_receivers_wake_up() {
+        const SENDERS: usize = 3;
+        const EACH: usize = 20_000;
+        let (tx, mut rx) = channel::<(usize, usize)>(64, usize::MAX);
+        impl Weigh for (usize, usize) {
+            fn weight(&self) -> usize {
+                1
+            }
+        }
+        let mut senders = Vec::new();
+        for s in 0..SENDERS {
+            let tx = tx.clone();
+            senders.push(tokio::spawn(async move {
+                let mut i = 0;
+                while i < EACH {
+                    match tx.try_send((s, i)) {
+                        Ok(()) => i += 1,
+                        Err(TrySendError::Full) => tokio::task::yield_now().await,
+                        Err(TrySendError::Closed) => panic!("the receiver is alive"),
+                    }
+                    if i % 7 == 0 {
+                        // Short bursts, so the receiver empties the queue and parks often.
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let mut next = [0usize; SENDERS];
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a queued item's wake-up was lost");
+            let Some((s, i)) = item else { break };
+            assert_eq!(i, next[s], "sender {s}'s items arrive in order");
+            next[s] += 1;
+        }
+        assert_eq!(next, [EACH; SENDERS], "every item arrived");
+        for sender in senders {
+            sender.await.unwrap();
+        }
+    }
+
+    /// One item at a time, each answered before the next is sent, the receiver on another
+    /// thread: every send lands in an empty queue while the receiver is parking or parked,
+    /// the moment a wake-up can be lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_into_an_empty_queue_always_wakes_a_receiver_on_another_thread() {
+        const ROUNDS: u32 = 20_000;
+        let (tx, mut rx) = channel::<i32>(4, usize::MAX);
+        let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel::<i32>(1);
+        let echo = tokio::spawn(async move {
+            while let Some(v) = rx.recv().await {
+                ack_tx.send(v).await.unwrap();
+            }
+        });
+        for round in 0..ROUNDS as i32 {
+            tx.try_send(round).unwrap();
+            let back = tokio::time::timeout(Duration::from_secs(10), ack_rx.recv())
+                .await
+                .expect("the receiver was not woken");
+            assert_eq!(back, Some(round));
+        }
+        drop(tx);
+        echo.await.unwrap();
     }
 }
