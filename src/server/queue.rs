@@ -203,6 +203,12 @@ mod tests {
         }
     }
 
+    impl Weigh for (usize, usize) {
+        fn weight(&self) -> usize {
+            1
+        }
+    }
+
     impl Weigh for &str {
         fn weight(&self) -> usize {
             self.len()
@@ -317,11 +323,6 @@ mod tests {
         const SENDERS: usize = 3;
         const EACH: usize = 20_000;
         let (tx, mut rx) = channel::<(usize, usize)>(64, usize::MAX);
-        impl Weigh for (usize, usize) {
-            fn weight(&self) -> usize {
-                1
-            }
-        }
         let mut senders = Vec::new();
         for s in 0..SENDERS {
             let tx = tx.clone();
