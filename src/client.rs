@@ -81,8 +81,8 @@ pub fn provide_chat_socket() {
 
 impl ChatSocket {
     /// Opens a room seeded from its server-rendered page and subscribes from the page's last
-    /// sequence number. The room takes the page's messages rather than a copy of them (a
-    /// copy of 50 messages was 5–10 % of the server's time per room page).
+    /// sequence number. The room takes the page's messages rather than a copy of them: the
+    /// server renders every room page through here, and a copy would cost every page.
     pub fn open_room(&self, page: &mut RoomPage) -> LiveRoom {
         let live = LiveRoom {
             room: StoredValue::new(page.room.clone()),

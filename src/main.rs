@@ -1,8 +1,8 @@
 //! The `hearth` server binary: reads settings, builds the hub, serves HTTP and WebSockets.
 
-/// jemalloc rather than glibc's malloc: idle connections in one big room cost 7.5–8 KiB each
-/// against 8.8–9.8 with glibc (`bench/run.sh`, idle scenario), with the same throughput.
-/// After a presence burst glibc's per-thread arenas keep the freed memory scattered.
+/// jemalloc rather than glibc's malloc: after a presence burst in a big room glibc's
+/// per-thread arenas keep the freed memory scattered, and idle connections cost more
+/// (docs/benchmarks.md); throughput is the same with either.
 #[cfg(feature = "ssr")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

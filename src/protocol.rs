@@ -156,7 +156,7 @@ pub enum ClientMsg {
 ///
 /// Decoding goes through [`ServerFrame`], a flat struct: serde's own decoder for an
 /// internally tagged enum buffers every frame into a generic tree first, and that machinery
-/// was about 3 % of the browser bundle.
+/// would be about 3 % of the browser bundle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", try_from = "ServerFrame")]
 pub enum ServerMsg {

@@ -134,7 +134,7 @@ async fn room_page(State(state): State<AppState>, request: Request) -> Response 
 /// renders through a stream instead, in case a resource is still loading: the page is
 /// rendered in chunks, collected, joined, and copied once more to splice in `leptos_meta`'s
 /// tags (Hearth has none), inside a sandboxed task. A page with nothing left to load gains
-/// nothing from that, and on the room page it was a tenth of the server's time per page.
+/// nothing from that, and on the room page it would be a tenth of the server's time.
 async fn render_at_once(state: &AppState, parts: Parts, preloaded: Preloaded) -> String {
     use hydration_context::{SharedContext, SsrSharedContext};
     let shared: Arc<dyn SharedContext + Send + Sync> = Arc::new(SsrSharedContext::new());

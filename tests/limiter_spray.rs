@@ -101,8 +101,8 @@ async fn a_hundred_thousand_forwarded_addresses_keep_memory_bounded_and_cost_fla
     let growth_mib = rss_kib().saturating_sub(before) / 1024;
     println!("batches of {BATCH}: {batch_times:?}; RSS growth {growth_mib} MiB");
     // Flat cost: the fastest of the last three batches is no slower than four times the
-    // slowest of the first three (a map scanned whole made the later ones 15-20 times
-    // slower); one batch slowed by a busy host cannot fail it.
+    // slowest of the first three (a map scanned whole per request makes the later ones many
+    // times slower); one batch slowed by a busy host cannot fail it.
     let first = batch_times[..3].iter().max().copied().unwrap_or_default();
     let last = batch_times[7..].iter().min().copied().unwrap_or_default();
     assert!(

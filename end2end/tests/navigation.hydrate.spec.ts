@@ -79,8 +79,8 @@ test("leaving a room with an unsent message still leaves it, and the message goe
   await sendMessage(a.page, text);
   await expect(messageEntries(a.page, text)).toContainText("Sending…");
 
-  // Leaving the room, in place: Ben no longer sees her there (an explicit leave has no grace
-  // period; before, the tab stayed listed for as long as its outbox was not empty).
+  // Leaving the room, in place: Ben stops seeing her there at once (an explicit leave has no
+  // grace period, and a message still in the outbox does not keep the tab listed).
   await a.page.getByRole("link", { name: "← Rooms" }).click();
   await expect(a.page.getByRole("heading", { name: "Rooms" })).toBeVisible();
   await expect(onlineEntries(b.page, ana)).toHaveCount(0, { timeout: 5_000 });

@@ -519,8 +519,8 @@ async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
         request.headers_mut().insert(header::COOKIE, cookie);
     }
     // tungstenite zeroes its whole read buffer before every read (and allocates a new one
-    // when the last frame still holds the old): its 128 KiB default made memset most of the
-    // generator's CPU time, and even 8 KiB cost 8 % at 100k frames/s. Frames here are a few
+    // when the last frame still holds the old), so at fan-out rates the zeroing of its
+    // 128 KiB default would be most of the generator's CPU time. Frames here are a few
     // hundred bytes; a bigger one just takes more reads.
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)

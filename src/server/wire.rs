@@ -5,8 +5,9 @@
 //! Writing is ours. Server frames are unmasked and take a few lines to format, and owning the
 //! write path lets a connection's writer format every frame it has queued into one buffer,
 //! send that with one write, and free the buffer once the queue is empty. tungstenite keeps
-//! its write buffer at its largest size for the life of a connection; after a presence burst
-//! in a big room that was 4–8 KiB held by every idle connection (docs/benchmarks.md).
+//! its write buffer at its largest size for the life of a connection, so after a presence
+//! burst in a big room every idle connection would keep kilobytes it does not need
+//! (docs/benchmarks.md).
 //!
 //! tungstenite still answers pings and echoes the client's close, and it does so by writing to
 //! the stream it reads from. That stream's write side is a [`Control`] mailbox: the bytes are
@@ -147,8 +148,8 @@ impl Upgrade {
                 return;
             };
             let (reader, writer) = split(TokioIo::new(upgraded), limits).await;
-            // A task of its own rather than awaited here: this future, holding the upgrade
-            // and the connection's whole life inline, was more than twice the size.
+            // A task of its own rather than awaited here: this future would then hold the
+            // upgrade and the connection's whole life inline, more than twice the size.
             tokio::spawn(serve(reader, writer));
         });
         let mut response = Response::new(Body::empty());

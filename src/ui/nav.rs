@@ -1,7 +1,7 @@
 //! Which page an address names, and moving between pages without reloading.
 //!
 //! Hearth has four pages, so it routes them itself instead of with leptos_router, whose
-//! nested-route machinery was about 8 % of the browser bundle. On the server the address
+//! nested-route machinery would be about 8 % of the browser bundle. On the server the address
 //! comes from the request. In the browser it starts as `window.location` and then follows
 //! this module's own navigations: clicks on same-origin links, server functions' redirects
 //! (a created room, a direct conversation), and Back/Forward.

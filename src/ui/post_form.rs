@@ -3,7 +3,7 @@
 //!
 //! Leptos's `ActionForm` does this too, but it builds the whole action machinery (decoding the
 //! form into the server function's arguments, encoding them again, decoding the answer) once
-//! per server function, and seven forms made that about an eighth of the browser bundle.
+//! per server function, and for Hearth's forms that would be about an eighth of the bundle.
 //! Every form here shares one code path instead: it sends the form's fields as they are, and
 //! every form-backed server function answers with a string (or nothing).
 

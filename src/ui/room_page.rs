@@ -60,13 +60,13 @@ fn loaded(page: Result<RoomData, AppError>) -> impl IntoView {
 
 /// A room page's data, loaded before the page renders so that the page needs no resource.
 ///
-/// The room page is the page people open most, and a resource was a third of its cost on
-/// the server (`bench/page-cpu.sh`: 154 → 103 µs per page without it): Suspense's
-/// asynchronous render, the resource's reactive nodes, a copy of the data when it is
-/// awaited, and Leptos's Debug-quoted copy of the data in the page. Instead the `/r/{room}`
-/// handler (`server::room_page`) loads the data, the page renders from it in one pass, and
-/// [`Preloaded::script`] puts it in the page as plain JSON, from which the browser hydrates.
-/// A room the browser moves to later is loaded with [`load_room`].
+/// The room page is the page people open most, and a resource would be about a third of its
+/// cost on the server: Suspense's asynchronous render, the resource's reactive nodes, a copy
+/// of the data when it is awaited, and Leptos's Debug-quoted copy of the data in the page.
+/// Instead the `/r/{room}` handler (`server::room_page`) loads the data, the page renders
+/// from it in one pass, and [`Preloaded::script`] puts it in the page as plain JSON, from
+/// which the browser hydrates. A room the browser moves to later is loaded with
+/// [`load_room`].
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
 pub struct Preloaded(Arc<Mutex<Loaded>>);
@@ -457,8 +457,8 @@ fn guest_badge() -> impl IntoView {
 
 /// The HTML a `For` of [`message_row`]s writes on the server: each row, then one `<!>`
 /// marker. The rows are most of a room page, and written by hand into one buffer of the
-/// right size they cost a sixth of rendering each as a view (50 rows: about 3 against
-/// 18 µs, measured in a release build); a test holds the two to the same bytes.
+/// right size they cost about a sixth of rendering each as a view; a test holds the two to
+/// the same bytes.
 #[cfg(all(feature = "ssr", not(erase_components)))]
 fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
     const OPEN: &str = r#"<li class="message"><bdi class="author">"#;
