@@ -6,7 +6,7 @@
 //! is always accepted into an empty queue, so one item bigger than the byte bound still goes
 //! out rather than being refused forever.
 //!
-//! It replaces `tokio::sync::mpsc` for one reason: memory. An idle chat connection has an
+//! It is not `tokio::sync::mpsc` for one reason: memory. An idle chat connection has an
 //! empty queue nearly all its life, and tokio's channel allocates a 32-slot block up front
 //! (about 1.3 KiB here) and keeps up to four blocks after a burst. This queue is a `VecDeque`
 //! that allocates on first use and gives its buffer back once a burst has drained, so ten
@@ -14,8 +14,8 @@
 //!
 //! The receiver is woken through an `AtomicWaker`, and only when an item lands in an empty
 //! queue: a writer already awake drains everything queued, so later sends need not wake it.
-//! `tokio::sync::Notify` took a lock and a waiter-list entry on every wait, which showed in
-//! the fan-out profile at one wake-up per delivery.
+//! `tokio::sync::Notify` takes a lock and a waiter-list entry on every wait, which at one
+//! wake-up per delivery shows in the fan-out profile.
 
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;

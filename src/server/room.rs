@@ -112,8 +112,8 @@ struct Recent {
     /// The latest page (the last `limit` messages), made at the first page asked for since
     /// the last message and shared by every page until the next, with what the pages make
     /// of it (`api::Messages`): a busy room page is read more often than its room gets a
-    /// message, and copying, rendering and encoding the 50 messages for every page was a
-    /// quarter of what a page cost the server (90 against 118 µs per page side by side).
+    /// message, and copying, rendering and encoding the 50 messages for every page would be
+    /// about a quarter of what a page costs the server.
     /// While kept it holds about three times the 50 messages' size (a copy, rows, JSON).
     page: Option<(usize, Messages)>,
 }
@@ -446,8 +446,8 @@ impl RoomActor {
         }
 
         // In a big room, building the presence state costs O(online) per join, and a join
-        // storm makes that O(n²): 10,000 people joining one room cloned and encoded 50 million
-        // names. So a big room encodes the state once per flush and gives each joiner that
+        // storm makes that O(n²): 10,000 people joining one room would clone and encode some
+        // 50 million names. So a big room encodes the state once per flush and gives each joiner that
         // snapshot plus the changes logged since, as `presence` frames (the sum is the current
         // state, as the protocol promises). Small rooms, and rooms that flush at every change,
         // build the current state directly: it is cheap there, and `online` then already

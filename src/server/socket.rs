@@ -70,7 +70,7 @@ pub struct Session {
 }
 
 /// Pings and pongs per second per connection, and the burst allowed. A client's heartbeat
-/// needs one every few seconds; a flood of them, cheap as each is, took most of a core.
+/// needs one every few seconds; a flood of them, cheap as each is, can take most of a core.
 pub const PING_RATE: f64 = 10.0;
 pub const PING_BURST: f64 = 30.0;
 
@@ -623,8 +623,8 @@ fn write_loop<W: AsyncWrite + Unpin>(
         let control = out.control();
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        // One wait for the whole connection: a fresh `changed()` per wake-up took the watch's
-        // lock twice (register, unregister) for every delivery.
+        // One wait for the whole connection: a fresh `changed()` per wake-up would take the
+        // watch's lock twice (register, unregister) for every delivery.
         let going_away = shutdown.changed();
         tokio::pin!(going_away);
         loop {
