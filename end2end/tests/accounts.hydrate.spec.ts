@@ -240,7 +240,11 @@ test("logging out ends the session's live connections in its other tabs", async 
   await expect(delivered(b.page, secret, bName)).toHaveCount(1);
   const stale = uniqueText("sent from the stale tab");
   await sendMessage(a.page, stale);
-  await a.page.waitForTimeout(1_500);
+  // The stale tab's socket was closed at the logout; a marker from Bob, delivered after the
+  // stale tab's send, shows the room has moved on without it.
+  const marker = uniqueText("marker");
+  await sendMessage(b.page, marker);
+  await expect(delivered(b.page, marker, bName)).toHaveCount(1);
   await expect(messageEntries(a.page, secret)).toHaveCount(0);
   await expect(messageEntries(b.page, stale)).toHaveCount(0);
 

@@ -159,6 +159,16 @@ export async function openRoom(page: Page, room: string, name: string): Promise<
   await waitUntilInRoom(page);
 }
 
+/**
+ * Resolves once `page` has rendered two more frames: by then the scroll and observer
+ * callbacks of the layout it just made have run, and whatever they start has started.
+ */
+export async function afterTwoFrames(page: Page): Promise<void> {
+  await page.evaluate(
+    () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(null)))),
+  );
+}
+
 /** Waits for the composer and, with JS on, for the status to say "Connected". */
 export async function waitUntilInRoom(page: Page): Promise<void> {
   await expect(messageBox(page)).toBeVisible();

@@ -13,6 +13,7 @@
 // its own test below.
 
 import {
+  afterTwoFrames,
   entriesInView,
   entryTexts,
   expect,
@@ -33,6 +34,18 @@ import {
   type Users,
 } from "./fixtures";
 import type { Page } from "@playwright/test";
+
+/**
+ * Counts the history pages `page` asks the server for (the `load_history` server function),
+ * from now on.
+ */
+function historyRequests(page: Page): () => number {
+  let count = 0;
+  page.on("request", (request) => {
+    if (/load_history/.test(request.url())) count++;
+  });
+  return () => count;
+}
 
 /** Loading a page of history can take a second or two on a small, busy machine. */
 const HISTORY_TIMEOUT = 10_000;
@@ -78,8 +91,11 @@ test("history survives a reload, each message once and in order", async ({ users
 
   await a.page.reload();
   await waitUntilInRoom(a.page);
-  // The rejoin after the reload must not replay what the page already rendered.
-  await a.page.waitForTimeout(1_000);
+  // The rejoin after the reload must not replay what the page already rendered. A message
+  // sent now arrives after the rejoin's replay, so once it is shown a repeat would be too.
+  const marker = uniqueText("marker");
+  await sendMessage(a.page, marker);
+  await expect(messageEntries(a.page, marker)).not.toContainText("Sending…");
   await expect.poll(() => entryTexts(a.page, pattern)).toEqual(texts);
   for (const text of texts) {
     await expect(messageEntries(a.page, text)).toHaveCount(1);
@@ -102,11 +118,13 @@ test("older messages load 50 at a time above the latest, keeping the view", asyn
   expect(inView.length, "some message entries are visible after opening the room").toBeGreaterThan(0);
   const anchor = inView[0].match(SEED_RE)?.[0] ?? inView[0];
 
+  const requested = historyRequests(b.page);
   await loadOlderControl(b.page).dispatchEvent("click");
   await expectSeedEntries(b.page, seedRange(21, 120));
   await expect(messageEntries(b.page, anchor)).toBeInViewport();
   // One click is one page: nothing else is fetched by itself.
-  await b.page.waitForTimeout(1_000);
+  await afterTwoFrames(b.page);
+  expect(requested(), "history pages asked for").toBe(1);
   await expectSeedEntries(b.page, seedRange(21, 120));
   await expect(messageEntries(b.page, anchor)).toBeInViewport();
   await expect(loadOlderControl(b.page)).toBeVisible();
@@ -139,11 +157,13 @@ test("scrolling the log to its top loads the previous page in place", async ({ u
   // At the top of the log the oldest entry shown (#071) is in view; after the previous
   // page arrives above it, it must still be in view, and the reader is no longer at the
   // top, so nothing more loads by itself.
+  const requested = historyRequests(b.page);
   await scrollLogToTop(b.page);
   await expect(messageEntries(b.page, seedText(71))).toBeInViewport();
   await expectSeedEntries(b.page, seedRange(21, 120));
   await expect(messageEntries(b.page, seedText(71))).toBeInViewport();
-  await b.page.waitForTimeout(1_000);
+  await afterTwoFrames(b.page);
+  expect(requested(), "history pages asked for").toBe(1);
   await expectSeedEntries(b.page, seedRange(21, 120));
   await expect(messageEntries(b.page, seedText(71))).toBeInViewport();
 

@@ -3,13 +3,16 @@
 
 import {
   expect,
+  messageEntries,
   onlineEntries,
   onlineList,
   openRoom,
+  sendMessage,
   startRoom,
   test,
   uniqueName,
   uniqueRoom,
+  uniqueText,
 } from "./fixtures";
 
 test("a person is listed once across tabs and leaves with the last tab", async ({ users }) => {
@@ -34,14 +37,23 @@ test("a person is listed once across tabs and leaves with the last tab", async (
   await openRoom(bobTab2, room, bob);
   await expect(onlineEntries(bobTab2, bob)).toHaveCount(1);
   await expect(onlineEntries(bobTab2, alice)).toHaveCount(1);
-  // Give a duplicate entry time to show up before asserting there is none.
-  await a.page.waitForTimeout(1_000);
+  // Presence changes and messages reach Alice in the order the room made them: a message
+  // from Bob's second tab, once shown, comes after any duplicate entry its join would add.
+  const marker = uniqueText("marker");
+  await sendMessage(bobTab2, marker);
+  await expect(messageEntries(a.page, marker)).toHaveCount(1);
   await expect(onlineEntries(a.page, bob)).toHaveCount(1);
   await expect(onlineList(a.page).getByRole("listitem")).toHaveCount(2);
 
-  // Closing one of Bob's tabs keeps him online, well past the grace period.
+  // Closing one of Bob's tabs keeps him online past the grace period. Carol leaves just
+  // after that tab closes: once her departure is shown, Bob's would have been too.
+  const carol = uniqueName("Carol");
+  const c = await users.open();
+  await openRoom(c.page, room, carol);
+  await expect(onlineEntries(a.page, carol)).toHaveCount(1);
   await bobTab2.close();
-  await a.page.waitForTimeout(2_500);
+  await c.page.close();
+  await expect(onlineEntries(a.page, carol)).toHaveCount(0, { timeout: 5_000 });
   await expect(onlineEntries(a.page, bob)).toHaveCount(1);
 
   // Closing the last one removes him within a few seconds; Alice stays.

@@ -78,7 +78,13 @@ test.describe("reconnect", () => {
     // The queued message arrives, once, on both sides.
     await expect(messageEntries(b.page, offline)).toBeVisible({ timeout: 5_000 });
     await expect(messageEntries(a.page, offline).first()).toBeVisible();
-    await a.page.waitForTimeout(1_500); // room for a duplicate to appear
+    // A marker Alice sends after it: frames arrive in order, so a duplicate of the queued
+    // message (resent by her outbox, or replayed) would be shown before the marker.
+    const marker = uniqueText("marker");
+    await messageBox(a.page).fill(marker);
+    await sendButton(a.page).click();
+    await expect(messageEntries(b.page, marker)).toHaveCount(1);
+    await expect(messageEntries(a.page, marker)).not.toContainText("Sending…");
     await expect(messageEntries(b.page, offline)).toHaveCount(1);
     await expect(messageEntries(a.page, offline)).toHaveCount(1);
     // What was on screen before is not shown twice (the server may or may not

@@ -42,6 +42,17 @@ import type { Page } from "@playwright/test";
 /** "Back online reconnects at once": no backoff wait is acceptable, only set-up time. */
 const RECONNECT_AT_ONCE = 5_000;
 
+/**
+ * Sends a marker from `from` and waits until `to` shows it. Frames reach a page in order
+ * (replay before live, the outbox in the order typed), so once the marker is shown anything
+ * sent before it, a duplicate included, has been shown too: counting after this is exact.
+ */
+async function afterMarker(from: Page, to: Page): Promise<void> {
+  const marker = uniqueText("marker");
+  await sendAll(from, [marker]);
+  await expect(messageEntries(to, marker)).toHaveCount(1);
+}
+
 /** Sends `texts` from `page` through the UI and waits until each is delivered (not pending). */
 async function sendAll(page: Page, texts: string[]): Promise<void> {
   for (const text of texts) {
@@ -74,8 +85,8 @@ test("missed messages arrive after going back online, in order and once each", a
 
   const missed = [1, 2, 3, 4, 5].map((i) => `recover ${run} missed ${i}`);
   await sendAll(a.page, missed);
-  // Nothing reaches Bob while he is offline.
-  await b.page.waitForTimeout(1_000);
+  // Nothing reaches Bob while he is offline: the server has let his socket go (he left the
+  // Online list above) and has stored all five (acknowledged to Alice).
   for (const text of missed) await expect(messageEntries(b.page, text)).toHaveCount(0);
   await expect(connectionStatus(b.page)).toContainText("Offline");
 
@@ -85,8 +96,7 @@ test("missed messages arrive after going back online, in order and once each", a
 
   const pattern = new RegExp(`recover ${run} (before|missed \\d)`);
   await expect.poll(() => entryTexts(b.page, pattern)).toEqual([before, ...missed]);
-  // Room for a duplicate to show up before counting.
-  await b.page.waitForTimeout(1_500);
+  await afterMarker(a.page, b.page);
   await expect.poll(() => entryTexts(b.page, pattern)).toEqual([before, ...missed]);
   for (const text of [before, ...missed]) await expect(messageEntries(b.page, text)).toHaveCount(1);
   expect(await windowMarker(b.page), "the page was not reloaded").toBe("same page");
@@ -118,8 +128,9 @@ test("a message typed offline shows Sending… and is delivered once after recon
   await expect(onBob).toHaveCount(1);
   await expect(onBob).toContainText("Sending…");
   await expect(messageBox(b.page)).toHaveValue("");
-  // Not delivered while offline.
-  await a.page.waitForTimeout(1_500);
+  // Not delivered while offline: Alice's own marker makes the round trip through the
+  // server meanwhile, and Bob's message is not there.
+  await afterMarker(a.page, a.page);
   await expect(messageEntries(a.page, text)).toHaveCount(0);
   await expect(onBob).toContainText("Sending…");
 
@@ -130,7 +141,8 @@ test("a message typed offline shows Sending… and is delivered once after recon
   await expect(messageEntries(a.page, text)).toHaveCount(1);
   await expect(messageEntries(a.page, text)).toContainText(bob);
 
-  await a.page.waitForTimeout(1_500); // room for a duplicate
+  // Bob's outbox sends in order: a resent duplicate would reach Alice before his marker.
+  await afterMarker(b.page, a.page);
   await expect(onBob).toHaveCount(1);
   await expect(messageEntries(a.page, text)).toHaveCount(1);
   expect(await windowMarker(b.page), "the page was not reloaded").toBe("same page");
@@ -138,7 +150,8 @@ test("a message typed offline shows Sending… and is delivered once after recon
   // Stored once: a fresh load shows it once, and nothing is left pending.
   await b.page.reload();
   await waitUntilInRoom(b.page);
-  await b.page.waitForTimeout(1_000);
+  // Anything the reloaded page still held in its outbox would go out before the marker.
+  await afterMarker(b.page, a.page);
   await expect(onBob).toHaveCount(1);
   await expect(onBob).not.toContainText("Sending…");
   await expect(messageEntries(a.page, text)).toHaveCount(1);
@@ -196,7 +209,7 @@ test("an unsent message survives a reload and is delivered once afterwards", asy
   await expect(onBob).not.toContainText("Sending…");
   await expect(onBob).toContainText(bob);
   await expect(messageEntries(a.page, text)).toHaveCount(1);
-  await a.page.waitForTimeout(1_500); // room for a duplicate
+  await afterMarker(b.page, a.page);
   await expect(onBob).toHaveCount(1);
   await expect(messageEntries(a.page, text)).toHaveCount(1);
 
@@ -205,7 +218,7 @@ test("an unsent message survives a reload and is delivered once afterwards", asy
   expect(left, "a delivered message is no longer in the stored outbox").toEqual([]);
   await b.page.reload();
   await waitUntilInRoom(b.page);
-  await b.page.waitForTimeout(1_000);
+  await afterMarker(b.page, a.page);
   await expect(onBob).toHaveCount(1);
   await expect(onBob).not.toContainText("Sending…");
   await expect(messageEntries(a.page, text)).toHaveCount(1);
@@ -265,7 +278,8 @@ test.describe("a gap that cannot be replayed", () => {
     expect(await messageEntries(b.page, first).count()).toBeLessThanOrEqual(1);
 
     await reload.click();
-    await b.page.waitForTimeout(1_000);
+    // The notice goes away in the same update that merges the reloaded page.
+    await expect(alert).toBeHidden();
     await expect.poll(() => entryTexts(b.page, missedPattern)).toEqual(kept);
     expect(await messageEntries(b.page, first).count()).toBeLessThanOrEqual(1);
 

@@ -3,6 +3,7 @@
 
 import {
   accountNav,
+  afterTwoFrames,
   expect,
   messageBox,
   messageEntries,
@@ -55,9 +56,10 @@ test("markup in a message is rendered as literal text", async ({ users }) => {
   await expect(messageEntries(c.page, tag)).toContainText(text);
   await expect(messageLog(c.page).locator("img")).toHaveCount(0);
 
-  // Give a broken image's onerror a chance to fire before checking.
-  await c.page.waitForTimeout(500);
+  // No image exists to fail (checked above); two rendered frames let any handler the
+  // pages did get run before the canary is read.
   for (const page of [a.page, b.page, c.page]) {
+    await afterTwoFrames(page);
     expect(await pwned(page)).toBeUndefined();
   }
 });
@@ -116,10 +118,10 @@ async function canary(page: Page): Promise<unknown> {
   return page.evaluate(() => (window as Window & { __xss?: unknown }).__xss);
 }
 
-/** Nothing ran on any of these pages (after giving late handlers a moment). */
+/** Nothing ran on any of these pages, two frames after what they show was rendered. */
 async function expectNothingRan(people: { page: Page; dialogs: string[] }[]): Promise<void> {
-  await people[0].page.waitForTimeout(500);
   for (const [i, p] of people.entries()) {
+    await afterTwoFrames(p.page);
     expect(await canary(p.page), `a payload ran on person ${i + 1}'s page`).toBeUndefined();
     expect(p.dialogs, `a dialog opened on person ${i + 1}'s page`).toEqual([]);
   }
