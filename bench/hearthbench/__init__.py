@@ -15,5 +15,6 @@
 - `loadgen`: one `hearth-loadgen` run on CPU 1 and its JSON result
 - `scenarios`, `sweep`, `page`, `store`, `wasm`: one module per kind of measurement
 - `report`, `targets`: the Markdown table and the issue's targets, from the JSON lines
+- `context`: `Bench`, what every scenario is handed
 - `run`: the order of it all
 """

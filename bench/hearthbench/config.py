@@ -18,6 +18,7 @@ defaults (all optional):
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class Settings:
     room_messages: int = 50
 
     @classmethod
-    def from_env(cls, root: Path, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
+    def from_env(cls, root: Path, env: Mapping[str, str] = os.environ) -> Settings:
         quick_s = _get(env, "BENCH_QUICK", "0")
         if quick_s not in ("0", "1"):
             raise Usage("BENCH_QUICK must be 0 or 1")
@@ -95,6 +96,11 @@ class Settings:
         # 200,000 deliveries/s, below Hearth's ceiling. Fewer connections (more deliveries
         # each) let it go further: BENCH_SWEEP_CONN=200 measures the server, not the generator.
         sweep_conns = _int(env, "BENCH_SWEEP_CONN", sweep_conns)
+        max_steal = _get(env, "BENCH_MAX_STEAL", "10")
+        try:
+            float(max_steal)
+        except ValueError:
+            raise Usage(f"BENCH_MAX_STEAL must be a number, not {max_steal!r}") from None
         return cls(
             root=root,
             quick=quick,
@@ -104,7 +110,7 @@ class Settings:
             port_base=_int(env, "BENCH_PORT_BASE", 23100),
             skip_build=_get(env, "BENCH_SKIP_BUILD", "0") == "1",
             loadgen=Path(_get(env, "BENCH_LOADGEN", str(root / "target/release/hearth-loadgen"))),
-            max_steal=_get(env, "BENCH_MAX_STEAL", "10"),
+            max_steal=max_steal,
             steady=steady,
             large=large,
             sweep_conns=sweep_conns,
@@ -158,12 +164,12 @@ class Usage(Fatal):
     """A setting has a value the benchmark does not understand (exit status 2)."""
 
 
-def _get(env, name: str, default: str) -> str:
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
     """The variable's value; unset and empty both mean the default."""
     return env.get(name) or default
 
 
-def _int(env, name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name)
     if not value:
         return default

@@ -38,7 +38,7 @@ def alive(proc: subprocess.Popen) -> bool:
     return proc.poll() is None
 
 
-def stop(proc: subprocess.Popen, grace: float) -> None:
+def terminate(proc: subprocess.Popen, grace: float) -> None:
     """SIGTERM, up to GRACE seconds to exit, then SIGKILL; reaped either way."""
     if proc.poll() is None:
         proc.terminate()
@@ -76,7 +76,7 @@ class Procs:
     def stop_all(self) -> None:
         for proc, grace in reversed(self._running):
             if grace:
-                stop(proc, grace)
+                terminate(proc, grace)
             elif proc.poll() is None:
                 proc.terminate()
         self._running.clear()

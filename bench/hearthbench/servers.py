@@ -22,7 +22,7 @@ from pathlib import Path
 from . import hearthenv
 from .config import Settings
 from .console import Fatal
-from .procs import Procs, alive, stop
+from .procs import Procs, alive, terminate
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Servers:
         raise Fatal(f"{kind} did not listen on 127.0.0.1:{port} within 10 s (log: {log})")
 
     def stop(self, server: Server) -> None:
-        stop(server.proc, 5.0)
+        terminate(server.proc, 5.0)
         self.procs.forget(server.proc)
         for data in self.tmp_root.glob("data.*"):
             shutil.rmtree(data, ignore_errors=True)
