@@ -1,5 +1,6 @@
-# Sourced by bench/run.sh and bench/page-cpu.sh: how the benchmarks start Hearth and become a
-# guest, kept in one place so the two scripts measure the same server the same way.
+# Sourced by bench/page-cpu.sh and called by bench/run.sh's program (bench/hearthbench/hearthenv.py):
+# how the benchmarks start Hearth and become a guest, kept in one place so the two measure the
+# same server the same way.
 
 # hearth_bench_env PORT DATA-DIR: the environment a benchmarked Hearth runs with (use as
 # `env $(hearth_bench_env ...) target/release/hearth`). The abuse limits are for people; the

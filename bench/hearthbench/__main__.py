@@ -1,0 +1,7 @@
+"""`python3 -m hearthbench`: the whole benchmark (see `run.main`)."""
+
+import sys
+
+from .run import main
+
+sys.exit(main())
