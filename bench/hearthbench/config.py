@@ -92,9 +92,10 @@ class Settings:
             idle = Size(10000, 2000, 10)
             join = Size(5000, 1000, 5, 20)
             slow_duration, http_secs, drain = steady.duration, 10, 3
-        # The generator is one core too: receiving for 1,000 connections it saturates near
-        # 200,000 deliveries/s, below Hearth's ceiling. Fewer connections (more deliveries
-        # each) let it go further: BENCH_SWEEP_CONN=200 measures the server, not the generator.
+        # The generator is one core too: receiving for 1,000 connections it saturates before
+        # Hearth does, so that sweep's ceiling is a lower bound. Fewer connections (more
+        # deliveries each) let it go further: BENCH_SWEEP_CONN=200 measures the server rather
+        # than the generator.
         sweep_conns = _int(env, "BENCH_SWEEP_CONN", sweep_conns)
         max_steal = _get(env, "BENCH_MAX_STEAL", "10")
         try:

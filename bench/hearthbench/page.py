@@ -89,7 +89,7 @@ def loops(b: Bench, server: str, rep: int, url: str, cookie: str, page: Page) ->
                 b.procs.bounded(bound, ["taskset", "-c", "1", "wrk", "-t1", "-c", str(s.http_conc), "-d", f"{s.http_secs}s",
                                         "--latency", *header, url], stdout=out, stderr=log)
         # The closed loop above measures the ceiling; with 50 requests always outstanding its
-        # latency is mostly queueing (Little's law: 50 / 3,300 req/s is 15 ms on average). The
+        # latency is mostly queueing (Little's law: 50 requests outstanding at 3,000 req/s wait about 17 ms on average). The
         # target is about latency *at* 3,000 req/s, so that is measured open-loop: requests at
         # a fixed rate, timed from when each was due (no coordinated omission).
         if tool == "oha":

@@ -199,6 +199,8 @@ def render(rows: Rows, meta: Meta) -> str:
             for i, k in enumerate(["raw", "gzip", "brotli"]):
                 desc = {"raw": "raw bytes", "gzip": "gzip -9 bytes", "brotli": "brotli -q 11 bytes"}[k]
                 p(f"| {'release WASM (hearth.wasm)' if i == 0 else ''} | {desc} ↓ | {r[k]:,} ({r[k] / 1024:.0f} KiB) | — | — | — | — | — | — |")
+            if "js_brotli" in r:
+                p(f"| hearth.js | brotli -q 11 bytes ↓ | {r['js_brotli']:,} | — | — | — | — | — | — |")
 
     notes = _notes(rows, meta)
     if notes:

@@ -85,7 +85,8 @@ def write(t: Table) -> None:
                p99r <= 10 and got >= 0.95 * rate)
     for r in runs("wasm", "hearth"):
         if "brotli" in r:
-            # 200 KB read as 200,000 bytes, the stricter of the two readings.
-            target("release WASM ≤ 200 KB brotli", f"{r['brotli']:,} bytes", r["brotli"] <= 200_000)
+            # 300 KB read as 300,000 bytes, the stricter of the two readings.
+            total = r["brotli"] + r.get("js_brotli", 0)
+            target("the browser bundle (WASM + JS) ≤ 300 KB brotli", f"{total:,} bytes", total <= 300_000)
     if len(t.out) == n_targets:
         p("| (no target measured in this run) | — | — |")
