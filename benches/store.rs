@@ -8,7 +8,8 @@
 
 use hearth::protocol::{AuthorKey, ClientId, RoomId, UserName};
 use hearth::server::broker::SingleNode;
-use hearth::server::hub::{Hub, HubConfig, Outbound};
+use hearth::server::conn::Outbound;
+use hearth::server::hub::{Hub, HubConfig};
 use hearth::server::store::{sqlite::SqliteStore, MemoryStore, NewMessage, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -24,9 +24,8 @@ use crate::protocol::{
     AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
 };
 use crate::server::broker::Broker;
-use crate::server::hub::{
-    now_ms, read_page, ConnHandle, HubConfig, HubError, Outbound, ReplayPages, REPLAY_PAGE,
-};
+use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
+use crate::server::hub::{now_ms, HubConfig, HubError};
 use crate::server::presence::{ConnId, Presence, Removal};
 use crate::server::store::{Appended, NewMessage, Store};
 use std::collections::HashMap;

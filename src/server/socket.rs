@@ -20,7 +20,8 @@ use crate::protocol::{
     close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use crate::server::accounts::{Accounts, Identity, SessionEnd};
-use crate::server::hub::{Hub, LagState, Outbound, ReplayPages};
+use crate::server::conn::{ConnHandle, LagState, Outbound, ReplayPages};
+use crate::server::hub::Hub;
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
 use crate::server::rooms::RoomError;
@@ -350,7 +351,7 @@ enum Step {
 
 struct Reader {
     hub: Arc<Hub>,
-    conn: crate::server::hub::ConnHandle,
+    conn: ConnHandle,
     joined: HashSet<RoomId>,
     bad_frames: u32,
     window_start: Instant,
