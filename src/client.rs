@@ -12,7 +12,7 @@
 //! sent after reconnecting and (thanks to its client id) stored once; a rejoin asks for
 //! everything after the last sequence number seen, so the view has neither gaps nor repeats.
 
-use crate::api::{Messages, RoomPage};
+use crate::model::{Messages, RoomPage};
 use crate::protocol::{ChatMessage, ClientId, Person, RoomId};
 use leptos::prelude::*;
 

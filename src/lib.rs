@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod client;
+pub mod model;
 pub mod names;
 pub mod protocol;
 #[cfg(feature = "ssr")]

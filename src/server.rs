@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod broker;
 pub mod config;
 pub mod conn;
+pub mod endpoints;
 pub mod http;
 pub mod hub;
 pub mod identity;
@@ -104,7 +105,7 @@ const ROOM_PATH: &str = "/r/{room}";
 async fn room_page(State(state): State<AppState>, request: Request) -> Response {
     let address = request.uri().path_and_query().map_or("/", |a| a.as_str());
     let (room, before) = crate::ui::nav::room_of(address).unwrap_or_default();
-    let page = crate::api::ssr::room_page(
+    let page = crate::server::endpoints::room_page(
         &state.hub,
         &state.accounts,
         &state.limits,
@@ -116,7 +117,7 @@ async fn room_page(State(state): State<AppState>, request: Request) -> Response 
     let status = page
         .as_ref()
         .err()
-        .map_or(StatusCode::OK, crate::api::ssr::status);
+        .map_or(StatusCode::OK, crate::server::endpoints::status);
     let preloaded = Preloaded::new(page);
     let (parts, _body) = request.into_parts();
     let html = render_at_once(&state, parts, preloaded).await;

@@ -9,7 +9,7 @@ use common::{
     connect, connect_cookie, connect_to, guest_cookie, http, joined, quick_config, start_with,
     Client, TestServer,
 };
-use hearth::api::{AppError, RoomPage};
+use hearth::model::{AppError, RoomPage};
 use hearth::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
 use hearth::server::store::{sqlite::SqliteStore, MemoryStore, Store};

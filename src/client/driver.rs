@@ -4,7 +4,7 @@
 //! the driver mid-update.
 
 use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
-use crate::api::{Messages, RoomPage};
+use crate::model::{Messages, RoomPage};
 use crate::protocol::{ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;

@@ -28,7 +28,7 @@
 //!   before a person whose last tab closed is announced as gone.
 
 use super::queue;
-use crate::api::Messages;
+use crate::model::Messages;
 use crate::protocol::{AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::conn::{ConnHandle, Outbound};

@@ -18,7 +18,7 @@
 //! join is decided here too, when the join is handled: checked in the actor's order, a
 //! room's access rules cannot change between the check and the admission.
 
-use crate::api::Messages;
+use crate::model::Messages;
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{
     AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,

@@ -6,7 +6,8 @@
 
 use super::form_error::FormError;
 use super::post_form::{PostForm, Posted};
-use crate::api::{Login, Logout, Me, Register};
+use crate::api::{Login, Logout, Register};
+use crate::model::Me;
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;

@@ -10,10 +10,8 @@ use super::name_form::NameForm;
 use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use super::synchronous;
-use crate::api::{
-    list_rooms, whoami, AppError, CreateRoom, Me, OpenDirect, PageJson, RoomList as Rooms, SetName,
-    Visibility,
-};
+use crate::api::{list_rooms, whoami, CreateRoom, OpenDirect, SetName};
+use crate::model::{AppError, Me, PageJson, RoomList as Rooms, Visibility};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;

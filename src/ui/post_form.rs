@@ -7,7 +7,7 @@
 //! Every form here shares one code path instead: it sends the form's fields as they are, and
 //! every form-backed server function answers with a string (or nothing).
 
-use crate::api::AppError;
+use crate::model::AppError;
 #[cfg(feature = "hydrate")]
 use crate::protocol::from_json;
 use leptos::prelude::*;

@@ -4,10 +4,9 @@ use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
-use crate::api::{
-    load_room, AppError, Invite, PostMessage, RoomPage as RoomData, SetName, Visibility,
-};
+use crate::api::{load_room, Invite, PostMessage, SetName};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
+use crate::model::{AppError, RoomPage as RoomData, Visibility};
 use crate::protocol::UserName;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -314,7 +313,7 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
             let height_before = scroller.get_untracked().map_or(0, |el| el.scroll_height());
             match crate::api::load_history(live.room.get_value().0, before).await {
                 Ok(older) => {
-                    let complete = older.len() < crate::api::PAGE_MESSAGES
+                    let complete = older.len() < crate::model::PAGE_MESSAGES
                         || older.first().is_some_and(|m| m.seq.0 <= 1);
                     live.messages.update(|list| {
                         crate::client::merge_messages(list.list_mut(), older);

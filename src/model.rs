@@ -1,0 +1,317 @@
+//! The data the pages and server functions carry between server and browser: who is looking,
+//! rooms as listed, a room page's content, and the errors a person can be shown. Plain data
+//! both sides share; neither the server nor the browser adds rules here.
+
+use crate::protocol::{ChatMessage, RoomId, Seq, UserName};
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// Messages a room page is rendered with.
+pub const PAGE_MESSAGES: usize = 50;
+
+/// What a person sees when a server function fails: always a sentence saying what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// Input that breaks a rule (HTTP 400); the text says how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Not logged in, or wrong credentials (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too many attempts; the text says how long to wait (HTTP 429).
+    #[error("{0}")]
+    TooMany(String),
+    /// The thing asked for does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The server could not do it right now (HTTP 500); details are in the server log.
+    #[error("Something went wrong on our side; please try again in a moment.")]
+    Unavailable,
+    /// The request never reached the server function (network, decoding).
+    #[error("Could not reach the server ({0}); check your connection and try again.")]
+    Transport(String),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}
+
+/// How resources carry server-rendered data into the browser: JSON with every `"` and `'`
+/// swapped, read through [`crate::protocol::from_json`] so the bundle shares its decoders with
+/// the server functions' answers.
+///
+/// Leptos embeds the encoded text in the page as a Debug-quoted string, and quoting JSON
+/// escapes every `"` of every key and string one character at a time. With the quotes
+/// swapped there is next to nothing to escape, so the page is smaller and cheaper to render.
+/// The home page's resource uses it. The swap exchanges two ASCII bytes, so it keeps UTF-8
+/// intact and undoes itself.
+pub struct PageJson;
+
+/// Exchanges `"` and `'` (the encoding of [`PageJson`], both ways).
+fn swap_quotes(byte: u8) -> u8 {
+    match byte {
+        b'"' => b'\'',
+        b'\'' => b'"',
+        other => other,
+    }
+}
+
+impl<T: Serialize> leptos::server::codee::Encoder<T> for PageJson {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(val: &T) -> Result<String, serde_json::Error> {
+        let mut json = serde_json::to_vec(val)?;
+        json.iter_mut().for_each(|b| *b = swap_quotes(*b));
+        // Only ASCII bytes were exchanged for ASCII bytes, so this cannot fail.
+        String::from_utf8(json).map_err(serde::ser::Error::custom)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> leptos::server::codee::Decoder<T> for PageJson {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(val: &str) -> Result<T, serde_json::Error> {
+        let mut json = val.as_bytes().to_vec();
+        json.iter_mut().for_each(|b| *b = swap_quotes(*b));
+        crate::protocol::from_json_bytes(&json)
+    }
+}
+
+/// Who is looking at the page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The name they chat under, if they are logged in or chose a guest name.
+    pub name: Option<String>,
+    /// True for a registered account (which can create private rooms and direct messages).
+    pub registered: bool,
+    /// Whether this server lets people chat without an account.
+    pub guests_allowed: bool,
+}
+
+/// Who may enter a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Visibility {
+    Public,
+    Private,
+    Direct,
+}
+
+/// A room as listed on the home page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEntry {
+    pub name: String,
+    /// What to show: `name` for rooms, the other person's name for a direct conversation.
+    pub title: String,
+    pub visibility: Visibility,
+    pub online: usize,
+}
+
+/// A page's messages, oldest first, shared rather than copied.
+///
+/// A room keeps its latest page as one `Messages` until its next message (`server::room`),
+/// and every room page rendered meanwhile shares it. On the server it also keeps what the
+/// page makes of the messages, made once for all those pages: the JSON (serializing to
+/// JSON writes it as it is, so this type must only be serialized with `serde_json`, as the
+/// room page and `load_room` do) and the rows' HTML ([`Messages::html`]). In the browser it
+/// is a list like any other: changing it copies it only if it is shared.
+#[derive(Clone, Default)]
+pub struct Messages(std::sync::Arc<Shared>);
+
+#[derive(Clone, Default)]
+struct Shared {
+    list: Vec<ChatMessage>,
+    #[cfg(feature = "ssr")]
+    json: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>,
+    #[cfg(feature = "ssr")]
+    html: std::sync::OnceLock<String>,
+}
+
+impl Messages {
+    /// The list to change (a copy if it is shared); what was made of it is dropped.
+    pub fn list_mut(&mut self) -> &mut Vec<ChatMessage> {
+        let shared = std::sync::Arc::make_mut(&mut self.0);
+        #[cfg(feature = "ssr")]
+        {
+            shared.json = Default::default();
+            shared.html = Default::default();
+        }
+        &mut shared.list
+    }
+
+    /// The list itself (a copy if it is shared).
+    pub fn into_vec(self) -> Vec<ChatMessage> {
+        std::sync::Arc::try_unwrap(self.0).map_or_else(|shared| shared.list.clone(), |s| s.list)
+    }
+
+    /// The messages as HTML, made by `render` the first time it is asked for.
+    #[cfg(feature = "ssr")]
+    pub fn html(&self, render: impl FnOnce(&[ChatMessage]) -> String) -> &str {
+        self.0.html.get_or_init(|| render(&self.0.list))
+    }
+}
+
+impl std::ops::Deref for Messages {
+    type Target = [ChatMessage];
+
+    fn deref(&self) -> &[ChatMessage] {
+        &self.0.list
+    }
+}
+
+impl From<Vec<ChatMessage>> for Messages {
+    fn from(list: Vec<ChatMessage>) -> Self {
+        Messages(std::sync::Arc::new(Shared {
+            list,
+            #[cfg(feature = "ssr")]
+            json: Default::default(),
+            #[cfg(feature = "ssr")]
+            html: Default::default(),
+        }))
+    }
+}
+
+impl PartialEq for Messages {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.list == other.0.list
+    }
+}
+
+impl Eq for Messages {}
+
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.list.fmt(f)
+    }
+}
+
+impl Serialize for Messages {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[cfg(feature = "ssr")]
+        if let Some(json) = self
+            .0
+            .json
+            .get_or_init(|| serde_json::value::to_raw_value(&self.0.list).ok())
+        {
+            return json.serialize(serializer);
+        }
+        self.0.list.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Messages::from)
+    }
+}
+
+/// One page of the room list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomEntry>,
+    /// This page's number (from 0).
+    pub page: u32,
+    /// The next page's number, when more rooms may follow.
+    pub next_page: Option<u32>,
+}
+
+/// Everything a room page renders before the live connection takes over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPage {
+    pub room: RoomId,
+    /// The page heading: `# name`, or the other person's name in a direct conversation.
+    pub title: String,
+    pub visibility: Visibility,
+    /// Members of a private room or direct conversation (empty for public rooms).
+    pub members: Vec<UserName>,
+    pub messages: Messages,
+    pub online: Vec<crate::protocol::Person>,
+    /// The newest sequence number included: the live connection subscribes from here.
+    pub last_seq: Seq,
+    pub epoch: u64,
+    pub me: Option<UserName>,
+    /// True when the viewer has an account (guests see a sign-up prompt instead).
+    pub registered: bool,
+    pub guests_allowed: bool,
+    /// True when messages older than the first one shown may exist.
+    pub has_older: bool,
+    /// Set when this is an older page (`?before=`), which is shown without live updates.
+    pub before: Option<Seq>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageJson;
+    use crate::protocol::{ChatMessage, ClientId, RoomId, Seq, UserName};
+    use leptos::server::codee::{Decoder, Encoder};
+
+    fn message(text: &str) -> ChatMessage {
+        ChatMessage {
+            room: RoomId("general".into()),
+            seq: Seq(7),
+            author: UserName("ada".into()),
+            text: text.into(),
+            client_id: ClientId("c-1".into()),
+            ts: 1,
+            guest: false,
+        }
+    }
+
+    #[test]
+    fn page_json_round_trips_any_text() {
+        for text in [
+            "plain",
+            r#"she said "hi" and it's fine"#,
+            r#"back\slash \" \' \\"#,
+            "</script><script>alert(1)</script>",
+            "naïve café ☕ 日本語 \u{1F600}",
+            "line\nbreak\ttab\u{0}nul",
+            "'\"'\"",
+        ] {
+            let page = vec![message(text)];
+            let encoded = <PageJson as Encoder<Vec<ChatMessage>>>::encode(&page).unwrap();
+            let decoded: Vec<ChatMessage> = <PageJson as Decoder<_>>::decode(&encoded).unwrap();
+            assert_eq!(decoded, page, "{text:?} came back different from {encoded}");
+        }
+    }
+
+    /// A shared page encodes exactly as its list does, and a change makes a private copy
+    /// whose JSON and HTML are made again, leaving the shared one as it was.
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn shared_messages_encode_as_a_list_and_remake_what_a_change_outdates() {
+        use super::Messages;
+        let list = vec![message("a </script> <b>"), message("c \"d\"")];
+        let mut mine = Messages::from(list.clone());
+        let shared = mine.clone();
+        let json = |m: &Messages| serde_json::to_string(m).unwrap();
+        assert_eq!(json(&mine), serde_json::to_string(&list).unwrap());
+        assert_eq!(mine.html(|m| format!("{} rows", m.len())), "2 rows");
+
+        mine.list_mut().pop();
+        assert_eq!(json(&mine), serde_json::to_string(&list[..1]).unwrap());
+        assert_eq!(mine.html(|m| format!("{} rows", m.len())), "1 rows");
+        assert_eq!(json(&shared), serde_json::to_string(&list).unwrap());
+        assert_eq!(shared.html(|_| "made again".into()), "2 rows");
+        let decoded: Messages = serde_json::from_str(&json(&shared)).unwrap();
+        assert_eq!(decoded, shared);
+    }
+
+    /// The point of the encoding: keys and plain strings carry no `"` for the page's quoting
+    /// to escape.
+    #[test]
+    fn page_json_has_no_double_quotes_to_escape() {
+        let encoded = <PageJson as Encoder<_>>::encode(&vec![message("hello")]).unwrap();
+        assert!(!encoded.contains('"'), "{encoded}");
+        assert!(
+            encoded.starts_with("[{'room':'general','seq':7"),
+            "{encoded}"
+        );
+    }
+}
