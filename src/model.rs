@@ -116,44 +116,20 @@ pub struct RoomEntry {
 /// A page's messages, oldest first, shared rather than copied.
 ///
 /// A room keeps its latest page as one `Messages` until its next message (`server::room`),
-/// and every room page rendered meanwhile shares it. On the server it also keeps what the
-/// page makes of the messages, made once for all those pages: the JSON (serializing to
-/// JSON writes it as it is, so this type must only be serialized with `serde_json`, as the
-/// room page and `load_room` do) and the rows' HTML ([`Messages::html`]). In the browser it
-/// is a list like any other: changing it copies it only if it is shared.
-#[derive(Clone, Default)]
-pub struct Messages(std::sync::Arc<Shared>);
-
-#[derive(Clone, Default)]
-struct Shared {
-    list: Vec<ChatMessage>,
-    #[cfg(feature = "ssr")]
-    json: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>,
-    #[cfg(feature = "ssr")]
-    html: std::sync::OnceLock<String>,
-}
+/// and every room page rendered meanwhile shares it instead of copying the list. It
+/// serializes as the list it holds; changing it copies it only if it is shared.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Messages(std::sync::Arc<Vec<ChatMessage>>);
 
 impl Messages {
-    /// The list to change (a copy if it is shared); what was made of it is dropped.
+    /// The list to change (a copy if it is shared).
     pub fn list_mut(&mut self) -> &mut Vec<ChatMessage> {
-        let shared = std::sync::Arc::make_mut(&mut self.0);
-        #[cfg(feature = "ssr")]
-        {
-            shared.json = Default::default();
-            shared.html = Default::default();
-        }
-        &mut shared.list
+        std::sync::Arc::make_mut(&mut self.0)
     }
 
     /// The list itself (a copy if it is shared).
     pub fn into_vec(self) -> Vec<ChatMessage> {
-        std::sync::Arc::try_unwrap(self.0).map_or_else(|shared| shared.list.clone(), |s| s.list)
-    }
-
-    /// The messages as HTML, made by `render` the first time it is asked for.
-    #[cfg(feature = "ssr")]
-    pub fn html(&self, render: impl FnOnce(&[ChatMessage]) -> String) -> &str {
-        self.0.html.get_or_init(|| render(&self.0.list))
+        std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
     }
 }
 
@@ -161,47 +137,25 @@ impl std::ops::Deref for Messages {
     type Target = [ChatMessage];
 
     fn deref(&self) -> &[ChatMessage] {
-        &self.0.list
+        &self.0
     }
 }
 
 impl From<Vec<ChatMessage>> for Messages {
     fn from(list: Vec<ChatMessage>) -> Self {
-        Messages(std::sync::Arc::new(Shared {
-            list,
-            #[cfg(feature = "ssr")]
-            json: Default::default(),
-            #[cfg(feature = "ssr")]
-            html: Default::default(),
-        }))
+        Messages(std::sync::Arc::new(list))
     }
 }
-
-impl PartialEq for Messages {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.list == other.0.list
-    }
-}
-
-impl Eq for Messages {}
 
 impl std::fmt::Debug for Messages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.list.fmt(f)
+        self.0.fmt(f)
     }
 }
 
 impl Serialize for Messages {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[cfg(feature = "ssr")]
-        if let Some(json) = self
-            .0
-            .json
-            .get_or_init(|| serde_json::value::to_raw_value(&self.0.list).ok())
-        {
-            return json.serialize(serializer);
-        }
-        self.0.list.serialize(serializer)
+        self.0.serialize(serializer)
     }
 }
 
@@ -281,24 +235,19 @@ mod tests {
         }
     }
 
-    /// A shared page encodes exactly as its list does, and a change makes a private copy
-    /// whose JSON and HTML are made again, leaving the shared one as it was.
-    #[cfg(feature = "ssr")]
+    /// A shared page encodes as its list does, and a change makes a private copy, leaving
+    /// the shared one as it was.
     #[test]
-    fn shared_messages_encode_as_a_list_and_remake_what_a_change_outdates() {
+    fn shared_messages_encode_as_a_list_and_copy_on_change() {
         use super::Messages;
         let list = vec![message("a </script> <b>"), message("c \"d\"")];
         let mut mine = Messages::from(list.clone());
         let shared = mine.clone();
         let json = |m: &Messages| serde_json::to_string(m).unwrap();
         assert_eq!(json(&mine), serde_json::to_string(&list).unwrap());
-        assert_eq!(mine.html(|m| format!("{} rows", m.len())), "2 rows");
-
         mine.list_mut().pop();
         assert_eq!(json(&mine), serde_json::to_string(&list[..1]).unwrap());
-        assert_eq!(mine.html(|m| format!("{} rows", m.len())), "1 rows");
         assert_eq!(json(&shared), serde_json::to_string(&list).unwrap());
-        assert_eq!(shared.html(|_| "made again".into()), "2 rows");
         let decoded: Messages = serde_json::from_str(&json(&shared)).unwrap();
         assert_eq!(decoded, shared);
     }

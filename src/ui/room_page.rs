@@ -414,8 +414,9 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
 /// The messages of the list, oldest first.
 ///
 /// In the browser a keyed `For`, so new and older messages insert rows in place. On the
-/// server the list cannot change while the page renders, so the rows are written straight
-/// from it as finished HTML ([`rows_html`]), which the browser's `For` hydrates.
+/// server the list cannot change while the page renders, so the rows are rendered as a plain
+/// list of the same views, which writes the HTML the browser's `For` hydrates: a `For` there
+/// would give each row a reactive owner only to drop it, and the rows are most of a page.
 fn message_rows(live: LiveRoom) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
@@ -427,11 +428,12 @@ fn message_rows(live: LiveRoom) -> impl IntoView {
     }
     #[cfg(feature = "ssr")]
     {
-        // Made once for every page of the room until its next message (see `Messages`).
-        let html = live
-            .messages
-            .with_untracked(|m| m.html(rows_html).to_string());
-        leptos::tachys::html::InertElement::new(html)
+        live.messages.with_untracked(|messages| {
+            messages
+                .iter()
+                .map(|m| message_row(m.author.0.clone(), m.guest, m.text.clone()))
+                .collect_view()
+        })
     }
 }
 
@@ -452,67 +454,6 @@ fn message_row<T: IntoView>(author: T, guest: bool, text: T) -> impl IntoView {
 /// reads ("Ada (guest)"), styled apart.
 fn guest_badge() -> impl IntoView {
     view! { <span class="guest">" (guest)"</span> }
-}
-
-/// The HTML a `For` of [`message_row`]s writes on the server: each row, then one `<!>`
-/// marker. The rows are most of a room page, and written by hand into one buffer of the
-/// right size they cost about a sixth of rendering each as a view; a test holds the two to
-/// the same bytes.
-#[cfg(all(feature = "ssr", not(erase_components)))]
-fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
-    const OPEN: &str = r#"<li class="message"><bdi class="author">"#;
-    // Without a badge, Leptos leaves the marker of an empty `Option` where it would be.
-    const BETWEEN: &str = r#"</bdi><!><bdi class="text">"#;
-    const GUEST_BETWEEN: &str = r#"</bdi><span class="guest"> (guest)</span><bdi class="text">"#;
-    const CLOSE: &str = "</bdi></li>";
-    let size = messages
-        .iter()
-        .map(|m| OPEN.len() + GUEST_BETWEEN.len() + CLOSE.len() + m.author.0.len() + m.text.len())
-        .sum::<usize>();
-    // Room for a few escapes before the buffer has to grow.
-    let mut html = String::with_capacity(size + size / 16 + 3);
-    for msg in messages {
-        html.push_str(OPEN);
-        push_text(&mut html, &msg.author.0);
-        html.push_str(if msg.guest { GUEST_BETWEEN } else { BETWEEN });
-        push_text(&mut html, &msg.text);
-        html.push_str(CLOSE);
-    }
-    html.push_str("<!>");
-    html
-}
-
-/// Development builds (`cargo leptos watch`, or `build` without `--release`) erase the views'
-/// types, and erased views add hydration markers of their own, so there the rows are
-/// rendered as views: the page then matches what the browser expects in either build.
-#[cfg(all(feature = "ssr", erase_components))]
-fn rows_html(messages: &[crate::protocol::ChatMessage]) -> String {
-    messages
-        .iter()
-        .map(|m| message_row(m.author.0.as_str(), m.guest, m.text.as_str()))
-        .collect_view()
-        .to_html()
-}
-
-/// Appends `text` as the content of an element, escaped as Leptos escapes text: `&`, `<`
-/// and `>`, and an empty text as one space (so the browser still finds a text node there).
-#[cfg(all(feature = "ssr", not(erase_components)))]
-fn push_text(html: &mut String, text: &str) {
-    if text.is_empty() {
-        html.push(' ');
-        return;
-    }
-    let mut rest = text;
-    while let Some(at) = memchr::memchr3(b'&', b'<', b'>', rest.as_bytes()) {
-        html.push_str(&rest[..at]);
-        html.push_str(match rest.as_bytes()[at] {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            _ => "&gt;",
-        });
-        rest = &rest[at + 1..];
-    }
-    html.push_str(rest);
 }
 
 /// An older page of a room (`?before=`), server-rendered and static: the way back through
@@ -658,11 +599,15 @@ mod tests {
     /// one cannot reorder what follows it (the next name, the next message).
     #[test]
     fn a_right_to_left_override_stays_inside_its_own_name_or_message() {
-        let list = vec![
+        let list = [
             message(1, "\u{202e}Mallory", "\u{202e}txt.exe"),
             message(2, "Bob", "after"),
         ];
-        let html = rows_html(&list);
+        let html = list
+            .iter()
+            .map(|m| message_row(m.author.0.as_str(), m.guest, m.text.as_str()))
+            .collect_view()
+            .to_html();
         for piece in ["\u{202e}Mallory", "\u{202e}txt.exe", "Bob", "after"] {
             let at = html.find(piece).unwrap();
             let open = html[..at].rfind('<').unwrap();
@@ -674,42 +619,6 @@ mod tests {
                 html[at + piece.len()..].starts_with("</bdi>"),
                 "{piece:?} is not the whole of its <bdi> element in {html}"
             );
-        }
-    }
-
-    /// The rows written by hand are byte for byte what Leptos renders for the same views,
-    /// which is what the browser's `For` hydrates.
-    #[test]
-    fn rows_are_the_html_leptos_renders() {
-        let texts = [
-            "plain",
-            "",
-            " ",
-            "<script>alert(1)</script>",
-            "a & b && c < d > e",
-            "&amp; &lt; already escaped",
-            "\"quotes\" and 'apostrophes'",
-            "<!-- a comment --> <!> ]]>",
-            "ünïcødé ✓ 🔥 — 中文",
-            "line\nbreak\ttab",
-            ">",
-        ];
-        let lists: Vec<Vec<ChatMessage>> = vec![
-            Vec::new(),
-            vec![message(1, "solo", "one")],
-            texts
-                .iter()
-                .enumerate()
-                .map(|(i, t)| message(i as u64 + 1, if i % 2 == 0 { t } else { "<b>&</b>" }, t))
-                .collect(),
-        ];
-        for list in lists {
-            let leptos = list
-                .iter()
-                .map(|m| message_row(m.author.0.as_str(), m.guest, m.text.as_str()))
-                .collect_view()
-                .to_html();
-            assert_eq!(rows_html(&list), leptos);
         }
     }
 }
