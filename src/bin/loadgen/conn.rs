@@ -3,12 +3,13 @@
 //! phases until the run ends. Every wait has a time limit.
 
 use crate::args::Protocol;
-use crate::hearth::{control, frame_type, hearth_join, hearth_send};
+use crate::hearth_wire;
 use crate::payload::make_payload;
 use crate::receiver::{Receiver, Reply};
 use crate::seen::Seen;
 use crate::shared::{Phase, Shared};
 use futures_util::{SinkExt, StreamExt};
+use hearth::protocol::{ClientId, ClientMsg, ServerMsg};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -114,7 +115,7 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
     let mut rx = Receiver {
         slow,
         room,
-        room_name: sh.room_name(room),
+        room_id: sh.room_id(room),
         seen: (0..room_senders).map(|_| Seen::default()).collect(),
         seq_base: 0,
         seqs: Seen::default(),
@@ -146,24 +147,26 @@ async fn setup(sh: &Shared, idx: usize, slow: bool) -> Setup {
             }
             Protocol::Hearth => {
                 let welcome = next_text(&mut ws).await?;
-                if frame_type(&welcome) != Some("welcome") {
+                let Some(ServerMsg::Welcome { heartbeat_ms, .. }) = hearth_wire::decode(&welcome)
+                else {
                     return Err(format!("expected welcome, got {welcome:?}"));
-                }
-                if let Some(ms) = control(&welcome).and_then(|c| c.heartbeat_ms) {
-                    rx.heartbeat = Duration::from_millis(ms.max(100));
-                }
-                write(&mut ws, hearth_join(&rx.room_name, None)).await?;
+                };
+                rx.heartbeat = Duration::from_millis(heartbeat_ms.max(100));
+                write(&mut ws, hearth_wire::join(&rx.room_id, None)).await?;
                 loop {
                     let t = next_text(&mut ws).await?;
-                    match frame_type(&t) {
-                        Some("joined") => {
-                            let c = control(&t).ok_or("unreadable joined frame")?;
-                            rx.seq_base = c.last_seq.unwrap_or(0);
-                            rx.epoch = c.epoch.unwrap_or(0);
+                    match hearth_wire::decode(&t) {
+                        Some(ServerMsg::Joined {
+                            last_seq, epoch, ..
+                        }) => {
+                            rx.seq_base = last_seq.0;
+                            rx.epoch = epoch;
                             return Ok(());
                         }
-                        Some("ping") => write(&mut ws, "{\"type\":\"pong\"}".into()).await?,
-                        Some("error") => return Err(format!("join refused: {t}")),
+                        Some(ServerMsg::Ping) => {
+                            write(&mut ws, hearth_wire::encode(&ClientMsg::Pong)).await?
+                        }
+                        Some(ServerMsg::Error { .. }) => return Err(format!("join refused: {t}")),
                         _ => {}
                     }
                 }
@@ -235,7 +238,6 @@ pub async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
         sh.senders_active.fetch_add(1, Ordering::Relaxed);
     }
     let mut counter: u64 = 0;
-    let client_room = rx.room_name.clone();
     // Slow Hearth connections still send a frame now and then so the server does not close
     // them as dead while they are not reading.
     let mut keepalive: Option<Interval> = (slow && sh.protocol == Protocol::Hearth).then(|| {
@@ -300,8 +302,11 @@ pub async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                     Protocol::Raw => payload,
                     Protocol::Socketio => format!("42[\"chat\",\"{payload}\"]"),
                     Protocol::Hearth => {
-                        let client_id = format!("{}-{s}-{counter}", sh.tag);
-                        hearth_send(&client_room, &client_id, &payload)
+                        hearth_wire::encode(&ClientMsg::Send {
+                            room: rx.room_id.clone(),
+                            client_id: ClientId(format!("{}-{s}-{counter}", sh.tag)),
+                            text: payload,
+                        })
                     }
                 };
                 match write(&mut ws, frame).await {
@@ -325,7 +330,7 @@ pub async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                 }
             }
             _ = tick_opt(&mut keepalive) => {
-                if write(&mut ws, "{\"type\":\"ping\"}".into()).await.is_err() {
+                if write(&mut ws, hearth_wire::encode(&ClientMsg::Ping)).await.is_err() {
                     break true;
                 }
             }

@@ -12,14 +12,14 @@
 //! done. Every phase has a time limit, so the tool always terminates.
 //!
 //! Modules: `args` (the command line), `url`, `session` (Hearth guest sessions over HTTP),
-//! `conn` (one connection's task), `receiver` (what a connection makes of a frame), `hearth`
+//! `conn` (one connection's task), `receiver` (what a connection makes of a frame), `hearth_wire`
 //! (Hearth's frames), `payload`, `seen` (dedupe), `stats` (latency histograms), `procfs`
 //! (CPU, memory and steal), `shared` (what every connection task shares), `run` (the phases)
 //! and `report`.
 
 mod args;
 mod conn;
-mod hearth;
+mod hearth_wire;
 mod payload;
 mod procfs;
 mod receiver;

@@ -3,11 +3,12 @@
 //! asks for exactly what is missing.
 
 use crate::args::Protocol;
-use crate::hearth::{control, frame_type, hearth_join, hearth_message};
+use crate::hearth_wire::{self, Kind};
 use crate::payload::parse_payload;
 use crate::seen::{Insert, Seen};
 use crate::shared::Shared;
 use crate::stats::with_stats;
+use hearth::protocol::{ClientMsg, RoomId, Seq, ServerMsg};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 pub struct Receiver {
     pub slow: bool,
     pub room: usize,
-    pub room_name: String,
+    pub room_id: RoomId,
     /// Indexed by the sender's position within the room (`sender / rooms`).
     pub seen: Vec<Seen>,
     /// Hearth: the room's `last_seq` when this connection joined (or gave up on a gap).
@@ -97,55 +98,64 @@ impl Receiver {
                     Reply::None
                 }
             }
-            Protocol::Hearth => match frame_type(text) {
-                Some("message") => {
-                    if let Some((seq, body)) = hearth_message(text) {
-                        if seq > self.seq_base {
-                            let _ = self.seqs.insert(seq - self.seq_base - 1);
-                        }
-                        self.deliver(sh, body, now_us);
+            Protocol::Hearth => self.on_hearth_frame(sh, text, now_us),
+        }
+    }
+
+    fn on_hearth_frame(&mut self, sh: &Shared, text: &str, now_us: u64) -> Reply {
+        let Some(frame) = hearth_wire::read(text) else {
+            return Reply::None;
+        };
+        match frame.kind {
+            Kind::Message => {
+                if let Some(Seq(seq)) = frame.seq {
+                    if seq > self.seq_base {
+                        let _ = self.seqs.insert(seq - self.seq_base - 1);
                     }
-                    Reply::None
+                    self.deliver(sh, &frame.text, now_us);
                 }
-                Some("ack") | Some("presence") | Some("pong") | Some("welcome") => Reply::None,
-                Some("ping") => Reply::Send("{\"type\":\"pong\"}".into()),
-                Some("resync") => {
-                    sh.resyncs.fetch_add(1, Ordering::Relaxed);
-                    let since = self.seq_base + self.seqs.gapless();
-                    Reply::Send(hearth_join(&self.room_name, Some((since, self.epoch))))
-                }
-                Some("joined") => {
-                    if let Some(c) = control(text) {
-                        if c.recovered == Some(false) {
-                            sh.unrecovered.fetch_add(1, Ordering::Relaxed);
-                            self.unrecoverable = true;
-                            // A real client reloads the newest window here; continue from
-                            // the room's head so later replays are not refused as well.
-                            self.seq_base = c.last_seq.unwrap_or(0).max(self.seq_base);
-                            self.seqs = Seen::default();
-                        }
-                        if let Some(epoch) = c.epoch {
-                            self.epoch = epoch;
-                        }
+                Reply::None
+            }
+            Kind::Ping => Reply::Send(hearth_wire::encode(&ClientMsg::Pong)),
+            Kind::Resync => {
+                sh.resyncs.fetch_add(1, Ordering::Relaxed);
+                let since = Seq(self.seq_base + self.seqs.gapless());
+                Reply::Send(hearth_wire::join(&self.room_id, Some((since, self.epoch))))
+            }
+            Kind::Joined => {
+                if let Some(ServerMsg::Joined {
+                    last_seq,
+                    epoch,
+                    recovered,
+                    ..
+                }) = hearth_wire::decode(text)
+                {
+                    if !recovered {
+                        sh.unrecovered.fetch_add(1, Ordering::Relaxed);
+                        self.unrecoverable = true;
+                        // A real client reloads the newest window here; continue from the
+                        // room's head so later replays are not refused as well.
+                        self.seq_base = last_seq.0.max(self.seq_base);
+                        self.seqs = Seen::default();
                     }
-                    Reply::None
+                    self.epoch = epoch;
                 }
-                Some("error") => {
-                    let n = sh.server_errors.fetch_add(1, Ordering::Relaxed);
-                    if n < 5 {
-                        let c = control(text);
-                        eprintln!(
-                            "hearth-loadgen: server error {}: {}",
-                            c.as_ref().and_then(|c| c.code.as_deref()).unwrap_or("?"),
-                            c.as_ref()
-                                .and_then(|c| c.message.as_deref())
-                                .unwrap_or(text)
-                        );
+                Reply::None
+            }
+            Kind::Error => {
+                if sh.server_errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                    match hearth_wire::decode(text) {
+                        Some(ServerMsg::Error { code, message, .. }) => {
+                            eprintln!("hearth-loadgen: server error {code:?}: {message}")
+                        }
+                        _ => eprintln!("hearth-loadgen: server error: {text}"),
                     }
-                    Reply::None
                 }
-                _ => Reply::None,
-            },
+                Reply::None
+            }
+            Kind::Welcome | Kind::Left | Kind::Presence | Kind::Ack | Kind::Pong | Kind::Other => {
+                Reply::None
+            }
         }
     }
 

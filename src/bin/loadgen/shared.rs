@@ -2,6 +2,7 @@
 //! and the counters the report is made from. Counters are atomics, written by any task.
 
 use crate::args::Protocol;
+use hearth::protocol::RoomId;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -58,8 +59,8 @@ impl Shared {
         self.base.elapsed().as_micros() as u64
     }
 
-    pub fn room_name(&self, room: usize) -> String {
-        format!("bench-{room}")
+    pub fn room_id(&self, room: usize) -> RoomId {
+        RoomId(format!("bench-{room}"))
     }
 
     pub fn room_of(&self, idx: usize) -> usize {
