@@ -13,14 +13,11 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 /// After a successful post, load `/` afresh (with JavaScript on; without it the server's
-/// redirect already did). Effects only run in the browser.
+/// redirect already did).
 fn reload_home_after(posted: Posted) -> Posted {
-    Effect::new(move |_| {
-        if posted.version.get() > 0 {
-            let _ = window().location().set_href("/");
-        }
-    });
-    posted
+    posted.on_done(|_| {
+        let _ = window().location().set_href("/");
+    })
 }
 
 #[component]

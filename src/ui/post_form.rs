@@ -25,6 +25,8 @@ pub struct Posted {
     pub error: RwSignal<Option<String>>,
     /// Counts successful posts, so data that a post changes can be fetched again.
     pub version: RwSignal<u32>,
+    /// Runs with the answer after each successful post (see [`Posted::on_done`]).
+    then: Option<Callback<String>>,
 }
 
 impl Posted {
@@ -40,7 +42,15 @@ impl Posted {
             done: RwSignal::new(None),
             error: RwSignal::new(error),
             version: RwSignal::new(0),
+            then: None,
         }
+    }
+
+    /// Runs `then` with the answer after each successful post made with JavaScript on (with
+    /// it off, the server's answer is a new page).
+    pub fn on_done(mut self, then: impl Fn(String) + Send + Sync + 'static) -> Self {
+        self.then = Some(Callback::new(then));
+        self
     }
 
     /// Posts the form's fields and records the answer; follows the server's redirect, if it
@@ -51,8 +61,11 @@ impl Posted {
             match post(self.path, &form).await {
                 Ok((answer, redirect)) => {
                     self.error.set(None);
-                    self.done.set(Some(answer));
+                    self.done.set(Some(answer.clone()));
                     self.version.update(|v| *v += 1);
+                    if let Some(then) = self.then {
+                        then.run(answer);
+                    }
                     if let Some(to) = redirect {
                         leptos::server_fn::redirect::call_redirect_hook(&to);
                     }

@@ -147,13 +147,10 @@ fn Room(mut data: RoomData) -> impl IntoView {
         move || socket.close_room(&room)
     });
 
-    let set_name = Posted::new(SetName::PATH);
     let named = RwSignal::new(data.me.is_some());
-    Effect::new(move |_| {
-        if set_name.version.get() > 0 {
-            named.set(true);
-            socket.reconnect_now();
-        }
+    let set_name = Posted::new(SetName::PATH).on_done(move |_| {
+        named.set(true);
+        socket.reconnect_now();
     });
     let me = data.me.clone().map(|n| n.0);
     let guests_allowed = data.guests_allowed;
@@ -221,17 +218,14 @@ fn heading(data: &RoomData) -> impl IntoView {
 /// Who belongs to a private room or direct conversation, and (private rooms) inviting more.
 #[component]
 fn Members(room: String, members: Vec<UserName>, can_invite: bool) -> impl IntoView {
-    let invite = Posted::new(Invite::PATH);
     let members = RwSignal::new(members);
-    Effect::new(move |_| {
-        if let Some(name) = invite.done.get() {
-            members.update(|m| {
-                if !m.iter().any(|u| u.0 == name) {
-                    m.push(UserName(name));
-                    m.sort();
-                }
-            });
-        }
+    let invite = Posted::new(Invite::PATH).on_done(move |name| {
+        members.update(|m| {
+            if !m.iter().any(|u| u.0 == name) {
+                m.push(UserName(name));
+                m.sort();
+            }
+        });
     });
     let done = move || {
         invite
