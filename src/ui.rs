@@ -76,25 +76,6 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// On the server, renders a view that holds nothing asynchronous into one string at once.
-///
-/// Under a `Suspense` Leptos renders asynchronously, giving every element its own growing
-/// string and every string a chunk of its own; a page has nothing left to wait for once its
-/// data is loaded, and rendered in one pass it costs the server less. The home page renders
-/// under a `Suspense` and uses this; the room page does not (`server::render_at_once` renders
-/// it whole in one pass), and there this would only copy the room's HTML once more. The HTML
-/// is the same, so the browser hydrates the view as it is.
-pub(crate) fn synchronous(view: impl IntoView) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    {
-        leptos::tachys::html::InertElement::new(view.to_html())
-    }
-    #[cfg(not(feature = "ssr"))]
-    {
-        view
-    }
-}
-
 #[component]
 fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]

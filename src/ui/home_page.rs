@@ -9,7 +9,6 @@ use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
-use super::synchronous;
 use crate::api::{list_rooms, whoami, CreateRoom, OpenDirect, SetName};
 use crate::model::{AppError, Me, PageJson, RoomList as Rooms, Visibility};
 use leptos::either::Either;
@@ -40,7 +39,7 @@ pub fn HomePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let (me, rooms) = page.await;
-                synchronous(view! {
+                view! {
                     <header class="top">
                         <h1>"Hearth"</h1>
                         <AccountBar me=me.clone() />
@@ -52,7 +51,7 @@ pub fn HomePage() -> impl IntoView {
                         <CreateRoomForm posted=create_room registered=me.registered />
                     </section>
                     {me.registered.then(|| view! { <DirectForm /> })}
-                })
+                }
             })}
         </Suspense>
     }
