@@ -90,24 +90,20 @@ def measure(b: Bench, built_wasm: wasm.Sizes | None) -> tuple[str, int]:
     if float(load) > 0.7:
         warn(f"the machine is busy (load average {load}): numbers will be noisy; other work competes for both cores.")
     t0 = time.monotonic()
-    if s.want("steady"):
-        scenarios.steady(b)
-    if s.want("large"):
-        scenarios.large(b)
-    if s.want("sweep"):
-        sweep.run(b)
-    if s.want("idle"):
-        scenarios.idle(b)
-    if s.want("join"):
-        scenarios.join(b)
-    if s.want("slow"):
-        scenarios.slow(b)
-    if s.want("http"):
-        page.run(b)
-    if s.want("store"):
-        store.run(b)
-    if s.want("wasm"):
-        wasm.run(b, built_wasm)
+    parts = [
+        ("steady", scenarios.steady),
+        ("large", scenarios.large),
+        ("sweep", sweep.run),
+        ("idle", scenarios.idle),
+        ("join", scenarios.join),
+        ("slow", scenarios.slow),
+        ("http", page.run),
+        ("store", store.run),
+        ("wasm", lambda b: wasm.run(b, built_wasm)),
+    ]
+    for name, run_part in parts:
+        if s.want(name):
+            run_part(b)
     return load, int(time.monotonic() - t0)
 
 
