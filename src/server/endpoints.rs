@@ -13,7 +13,7 @@ use crate::server::hub::{Hub, HubError};
 use crate::server::identity;
 use crate::server::limits::Limits;
 use crate::server::rooms::RoomError;
-use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 use std::sync::Arc;
@@ -76,32 +76,35 @@ pub async fn registered(what: &str) -> Result<Identity, AppError> {
 
 /// Puts a new session in the cookie, ending the one it replaces.
 pub async fn start_session(session: NewSession) -> Result<(), AppError> {
-    let parts = parts()?;
-    if let Some(old) = identity::session_token(&parts.headers) {
-        accounts()?
-            .logout(old)
-            .await
-            .map_err(|e| internal(HubError::from(e)))?;
-    }
+    let parts = end_current_session().await?;
     let config = &limits()?.config;
     let ttl = if session.identity.is_guest() {
         config.guest_session_ttl.min(config.session_ttl)
     } else {
         config.session_ttl
     };
-    let cookie = identity::session_cookie(
+    set_cookie(identity::session_cookie(
         &session.token,
         ttl.as_secs(),
         identity::wants_secure_cookie(config, &parts.headers),
-    );
-    if let Some(res) = use_context::<ResponseOptions>() {
-        res.append_header(header::SET_COOKIE, cookie);
-    }
+    ));
     Ok(())
 }
 
 /// Ends this request's session and clears the cookie.
 pub async fn end_session() -> Result<(), AppError> {
+    let parts = end_current_session().await?;
+    let config = &limits()?.config;
+    set_cookie(identity::session_cookie(
+        "",
+        0,
+        identity::wants_secure_cookie(config, &parts.headers),
+    ));
+    Ok(())
+}
+
+/// Ends the session this request's cookie names, if any; returns the request's parts.
+async fn end_current_session() -> Result<Parts, AppError> {
     let parts = parts()?;
     if let Some(token) = identity::session_token(&parts.headers) {
         accounts()?
@@ -109,13 +112,13 @@ pub async fn end_session() -> Result<(), AppError> {
             .await
             .map_err(|e| internal(HubError::from(e)))?;
     }
-    let config = &limits()?.config;
-    let cookie =
-        identity::session_cookie("", 0, identity::wants_secure_cookie(config, &parts.headers));
+    Ok(parts)
+}
+
+fn set_cookie(cookie: HeaderValue) {
     if let Some(res) = use_context::<ResponseOptions>() {
         res.append_header(header::SET_COOKIE, cookie);
     }
-    Ok(())
 }
 
 /// Counts a login or registration attempt against the throttle.

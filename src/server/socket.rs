@@ -242,6 +242,7 @@ impl<R: AsyncRead + Unpin + Send> Connection<R> {
             idle_limit,
             ..
         } = self;
+        // Only `run` lets go of the watch, and only after this returns.
         let Some(ended) = ended.as_ref() else {
             return Ending::Gone;
         };
