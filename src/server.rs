@@ -19,10 +19,10 @@ pub mod store;
 pub mod wire;
 
 use crate::protocol::MAX_FRAME_BYTES;
-use crate::ui::{shell, Preloaded};
+use crate::ui::shell;
 use accounts::Accounts;
 use axum::extract::{FromRef, Request, State};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -62,13 +62,9 @@ pub fn router(state: AppState) -> Router {
     // streaming), so they read and work with JavaScript off.
     let page =
         leptos_axum::render_app_async_with_context(context.clone(), move || shell(options.clone()));
-    let mut router = Router::new()
-        .route("/ws", get(ws_upgrade))
-        .route(ROOM_PATH, get(room_page));
+    let mut router = Router::new().route("/ws", get(ws_upgrade));
     for path in crate::ui::nav::PAGE_PATHS {
-        if path != ROOM_PATH {
-            router = router.route(path, get(page.clone()));
-        }
+        router = router.route(path, get(page.clone()));
     }
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
@@ -94,73 +90,6 @@ fn provide_state(state: &AppState) {
     provide_context(state.hub.clone());
     provide_context(state.accounts.clone());
     provide_context(state.limits.clone());
-}
-
-/// The room page's address (one of [`crate::ui::nav::PAGE_PATHS`]).
-const ROOM_PATH: &str = "/r/{room}";
-
-/// A room page: its data is loaded first and the page then renders from it at once, without
-/// a resource (see [`Preloaded`]). A room that is missing or closed to this visitor gets the
-/// page saying so, with the error's status.
-async fn room_page(State(state): State<AppState>, request: Request) -> Response {
-    let address = request.uri().path_and_query().map_or("/", |a| a.as_str());
-    let (room, before) = crate::ui::nav::room_of(address).unwrap_or_default();
-    let page = crate::server::endpoints::room_page(
-        &state.hub,
-        &state.accounts,
-        &state.limits,
-        request.headers(),
-        &room,
-        before,
-    )
-    .await;
-    let status = page
-        .as_ref()
-        .err()
-        .map_or(StatusCode::OK, crate::server::endpoints::status);
-    let preloaded = Preloaded::new(page);
-    let (parts, _body) = request.into_parts();
-    let html = render_at_once(&state, parts, preloaded).await;
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html,
-    )
-        .into_response()
-}
-
-/// Renders a page whose data is already loaded in one pass, into one buffer.
-///
-/// The output is what `leptos_axum::render_app_async_with_context` sends for the same page,
-/// byte for byte: the app, then the hydration data scripts the browser reads. That function
-/// renders through a stream instead, in case a resource is still loading: the page is
-/// rendered in chunks, collected, joined, and copied once more to splice in `leptos_meta`'s
-/// tags (Hearth has none), inside a sandboxed task. A page with nothing left to load gains
-/// nothing from that, and on the room page it would be a tenth of the server's time.
-async fn render_at_once(state: &AppState, parts: Parts, preloaded: Preloaded) -> String {
-    use hydration_context::{SharedContext, SsrSharedContext};
-    let shared: Arc<dyn SharedContext + Send + Sync> = Arc::new(SsrSharedContext::new());
-    let owner = Owner::new_root(Some(shared.clone()));
-    let (mut html, nonce) = owner.with(|| {
-        // The contexts leptos_axum gives a page that this one reads (the address, the
-        // response's status, the hydration script's nonce), then the app's own.
-        provide_context(parts);
-        provide_context(leptos_axum::ResponseOptions::default());
-        leptos::nonce::provide_nonce();
-        provide_state(state);
-        provide_context(preloaded);
-        let nonce = leptos::nonce::use_nonce().map(|n| n.to_string());
-        (shell(state.leptos_options.clone()).to_html(), nonce)
-    });
-    let nonce = nonce.map(|n| format!(" nonce=\"{n}\"")).unwrap_or_default();
-    if let Some(mut data) = shared.pending_data() {
-        // Ready at once: nothing on the page is still loading.
-        while let Some(chunk) = futures_util::StreamExt::next(&mut data).await {
-            html.push_str(&format!("<script{nonce}>{chunk}</script>"));
-        }
-    }
-    owner.unset_with_forced_cleanup();
-    html
 }
 
 /// Upgrades to the chat protocol for a visitor with a live session (an account or a guest

@@ -18,8 +18,6 @@ use home_page::HomePage;
 use leptos::either::EitherOf5;
 use leptos::prelude::*;
 use nav::{provide_nav, Page};
-#[cfg(feature = "ssr")]
-pub use room_page::Preloaded;
 use room_page::RoomPage;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -40,17 +38,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </head>
             <body>
                 <App />
-                {preloaded_script()}
             </body>
         </html>
-    }
-}
-
-/// On a room page, the room's data for the browser to hydrate from (see [`Preloaded`]).
-fn preloaded_script() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    {
-        use_context::<Preloaded>().map(|page| page.script())
     }
 }
 

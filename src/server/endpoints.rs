@@ -282,47 +282,6 @@ pub fn status(err: &AppError) -> StatusCode {
     }
 }
 
-/// The body of [`super::load_room`] for callers that hold the server's state rather than
-/// a server function's context (the room page's handler, `server::room_page`).
-pub async fn room_page(
-    hub: &Hub,
-    accounts: &Accounts,
-    limits: &Limits,
-    headers: &HeaderMap,
-    room: &str,
-    before: Option<u64>,
-) -> Result<RoomPage, AppError> {
-    let who = session(accounts, limits, headers).await?;
-    let room = enter_with(accounts, room, who.as_ref())?;
-    let snapshot = hub.snapshot(&room, PAGE_MESSAGES).await.map_err(internal)?;
-    let before = before.map(Seq);
-    let messages = match before {
-        None => snapshot.messages,
-        Some(before) => Messages::from(
-            hub.store()
-                .latest(&room, Some(before), PAGE_MESSAGES)
-                .await
-                .map_err(|e| internal(e.into()))?,
-        ),
-    };
-    let (visibility, title, members) = describe(accounts, &room, who.as_ref());
-    Ok(RoomPage {
-        room,
-        title,
-        visibility,
-        members,
-        has_older: messages.first().is_some_and(|m| m.seq.0 > 1),
-        messages,
-        online: snapshot.online,
-        last_seq: snapshot.last_seq,
-        epoch: snapshot.epoch,
-        registered: who.as_ref().is_some_and(|w| !w.is_guest()),
-        me: who.map(|w| w.name),
-        guests_allowed: limits.config.allow_guests,
-        before,
-    })
-}
-
 pub fn internal(err: HubError) -> AppError {
     match err {
         HubError::Refused(_, sentence) => fail(AppError::Invalid(sentence)),
@@ -485,7 +444,35 @@ pub async fn open_direct(name: String) -> Result<String, AppError> {
 /// messages before that sequence number) and who is online.
 pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, AppError> {
     let (hub, accounts, limits) = (hub()?, accounts()?, limits()?);
-    room_page(&hub, &accounts, &limits, &parts()?.headers, &room, before).await
+    let who = me().await?;
+    let room = enter_with(&accounts, &room, who.as_ref())?;
+    let snapshot = hub.snapshot(&room, PAGE_MESSAGES).await.map_err(internal)?;
+    let before = before.map(Seq);
+    let messages = match before {
+        None => snapshot.messages,
+        Some(before) => Messages::from(
+            hub.store()
+                .latest(&room, Some(before), PAGE_MESSAGES)
+                .await
+                .map_err(|e| internal(e.into()))?,
+        ),
+    };
+    let (visibility, title, members) = describe(&accounts, &room, who.as_ref());
+    Ok(RoomPage {
+        room,
+        title,
+        visibility,
+        members,
+        has_older: messages.first().is_some_and(|m| m.seq.0 > 1),
+        messages,
+        online: snapshot.online,
+        last_seq: snapshot.last_seq,
+        epoch: snapshot.epoch,
+        registered: who.as_ref().is_some_and(|w| !w.is_guest()),
+        me: who.map(|w| w.name),
+        guests_allowed: limits.config.allow_guests,
+        before,
+    })
 }
 
 /// Up to one page of messages before `before`, oldest first (scrolling back in a room).

@@ -6,13 +6,11 @@ use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use crate::api::{load_room, Invite, PostMessage, SetName};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
-use crate::model::{AppError, RoomPage as RoomData, Visibility};
+use crate::model::{AppError, PageJson, RoomPage as RoomData, Visibility};
 use crate::protocol::UserName;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-#[cfg(feature = "ssr")]
-use std::sync::{Arc, Mutex};
 
 #[component]
 pub fn RoomPage() -> impl IntoView {
@@ -22,25 +20,17 @@ pub fn RoomPage() -> impl IntoView {
     let key = Memo::new(move |last: Option<&(String, Option<u64>)>| {
         nav.room().or_else(|| last.cloned()).unwrap_or_default()
     });
-    let mut preloaded = preloaded();
-    move || match preloaded.take() {
-        // The page's own data: ready at once, so the server renders it in one pass and the
-        // browser hydrates it. Shown until the address names another room.
-        Some(page) => {
-            key.track();
-            Either::Left(loaded(page))
-        }
-        // A room the browser moves to. The room before it goes at once and the placeholder
-        // stands in while this one loads: the old room's view would otherwise stay on screen
-        // with its reactive state already disposed, and a click on it would reach dead signals.
-        None => Either::Right(view! {
-            <Suspense fallback=|| view! { <p>"Loading the room…"</p> }>
-                {move || {
-                    let (room, before) = key.get();
-                    Suspend::new(async move { loaded(load_room(room, before).await) })
-                }}
-            </Suspense>
-        }),
+    let page = Resource::<_, PageJson>::new_with_options(
+        move || key.get(),
+        |(room, before)| load_room(room, before),
+        false,
+    );
+    // While another room loads, the placeholder stands in: the room before it goes at once,
+    // so nothing on screen reaches its disposed state.
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading the room…"</p> }>
+            {move || Suspend::new(async move { loaded(page.await) })}
+        </Suspense>
     }
 }
 
@@ -55,86 +45,6 @@ fn loaded(page: Result<RoomData, AppError>) -> impl IntoView {
             <p><a href="/">"Back to the rooms"</a></p>
         }),
     }
-}
-
-/// A room page's data, loaded before the page renders so that the page needs no resource.
-///
-/// The room page is the page people open most, and a resource would be about a third of its
-/// cost on the server: Suspense's asynchronous render, the resource's reactive nodes, a copy
-/// of the data when it is awaited, and Leptos's Debug-quoted copy of the data in the page.
-/// Instead the `/r/{room}` handler (`server::room_page`) loads the data, the page renders
-/// from it in one pass, and [`Preloaded::script`] puts it in the page as plain JSON, from
-/// which the browser hydrates. A room the browser moves to later is loaded with
-/// [`load_room`].
-#[cfg(feature = "ssr")]
-#[derive(Clone)]
-pub struct Preloaded(Arc<Mutex<Loaded>>);
-
-#[cfg(feature = "ssr")]
-struct Loaded {
-    /// Taken by the page's first render.
-    page: Option<Result<RoomData, AppError>>,
-    /// Taken by the shell.
-    script: String,
-}
-
-#[cfg(feature = "ssr")]
-impl Preloaded {
-    pub fn new(page: Result<RoomData, AppError>) -> Self {
-        // Plain structs, strings and numbers: encoding them cannot fail.
-        let mut json = serde_json::to_string(&page).unwrap_or_else(|e| {
-            tracing::error!(%e, "could not encode a room page");
-            "null".to_string()
-        });
-        // `<` only occurs inside JSON strings, where `\u003c` means the same; escaped, no
-        // message can end the script early (`</script>`) or open a comment in it.
-        if json.contains('<') {
-            json = json.replace('<', "\\u003c");
-        }
-        let script = [
-            r#"<script type="application/json" id=""#,
-            PRELOADED_ID,
-            r#"">"#,
-            &json,
-            "</script>",
-        ]
-        .concat();
-        Preloaded(Arc::new(Mutex::new(Loaded {
-            page: Some(page),
-            script,
-        })))
-    }
-
-    /// The page's data as a script element for the end of the body (outside what the
-    /// browser hydrates); empty after the first call.
-    pub fn script(&self) -> impl IntoView {
-        let script = self.0.lock().map(|mut l| std::mem::take(&mut l.script));
-        leptos::tachys::html::InertElement::new(script.unwrap_or_default())
-    }
-}
-
-/// The `id` of the script element that carries a [`Preloaded`] page's data.
-#[cfg(any(feature = "ssr", feature = "hydrate"))]
-const PRELOADED_ID: &str = "hearth-room";
-
-/// The data the server loaded for this page, once.
-#[cfg(feature = "ssr")]
-fn preloaded() -> Option<Result<RoomData, AppError>> {
-    use_context::<Preloaded>()?.0.lock().ok()?.page.take()
-}
-
-/// The data the server put in the page, while hydrating it (the script is gone afterwards).
-#[cfg(feature = "hydrate")]
-fn preloaded() -> Option<Result<RoomData, AppError>> {
-    let script = document().get_element_by_id(PRELOADED_ID)?;
-    script.remove();
-    let json = script.text_content()?;
-    crate::protocol::from_json(&json).ok()
-}
-
-#[cfg(not(any(feature = "ssr", feature = "hydrate")))]
-fn preloaded() -> Option<Result<RoomData, AppError>> {
-    None
 }
 
 #[component]
