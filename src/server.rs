@@ -19,7 +19,7 @@ pub mod store;
 pub mod wire;
 
 use crate::protocol::MAX_FRAME_BYTES;
-use crate::ui::shell;
+use crate::ui::{shell, App};
 use accounts::Accounts;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, StatusCode};
@@ -28,6 +28,7 @@ use axum::routing::get;
 use axum::Router;
 use hub::Hub;
 use leptos::prelude::*;
+use leptos_axum::LeptosRoutes;
 use limits::Limits;
 use std::sync::Arc;
 
@@ -50,31 +51,18 @@ impl FromRef<AppState> for LeptosOptions {
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the per-IP limits
 /// need the peer address.
 pub fn router(state: AppState) -> Router {
-    // Server functions and pages spawn on tokio.
-    let _ = any_spawner::Executor::init_tokio();
     let context = {
         let state = state.clone();
-        move || provide_state(&state)
+        move || provide_services(&state)
     };
     let options = state.leptos_options.clone();
     let limits = state.limits.clone();
-    // Pages render whole, data included, before the first byte goes out (no out-of-order
-    // streaming), so they read and work with JavaScript off.
-    let page =
-        leptos_axum::render_app_async_with_context(context.clone(), move || shell(options.clone()));
-    let mut router = Router::new().route("/ws", get(ws_upgrade));
-    for path in crate::ui::nav::PAGE_PATHS {
-        router = router.route(path, get(page.clone()));
-    }
-    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
-        let context = context.clone();
-        let handler = move |req: Request| leptos_axum::handle_server_fns_with_context(context, req);
-        match axum::routing::MethodFilter::try_from(method) {
-            Ok(method) => router = router.route(path, axum::routing::on(method, handler)),
-            Err(e) => tracing::error!(path, %e, "server function not served"),
-        }
-    }
-    router
+    let routes = leptos_axum::generate_route_list(App);
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        // The pages (each rendered whole before the first byte goes out, see `ui::App`) and
+        // the server functions, with the state in their context.
+        .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             limits.clone(),
@@ -84,9 +72,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What every page and server function finds in its context.
-fn provide_state(state: &AppState) {
-    provide_context(state.clone());
+/// What every page and server function finds in its context besides the [`AppState`]
+/// itself (which leptos_axum provides).
+fn provide_services(state: &AppState) {
     provide_context(state.hub.clone());
     provide_context(state.accounts.clone());
     provide_context(state.limits.clone());

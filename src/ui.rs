@@ -8,16 +8,15 @@ mod account;
 mod form_error;
 mod home_page;
 mod name_form;
-pub(crate) mod nav;
 mod post_form;
 mod room_page;
 
 use crate::client::provide_chat_socket;
 use account::{LoginPage, RegisterPage};
 use home_page::HomePage;
-use leptos::either::EitherOf5;
 use leptos::prelude::*;
-use nav::{provide_nav, Page};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
 use room_page::RoomPage;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -43,25 +42,22 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Every page. The server renders a page whole, data included, before sending it (see
-/// `server::router`), so it reads and works with JavaScript off.
+/// Every page, routed by leptos_router. The server renders a page whole, data included,
+/// before sending it (`SsrMode::Async`), so it reads and works with JavaScript off.
 #[component]
 pub fn App() -> impl IntoView {
     provide_chat_socket();
-    let nav = provide_nav();
-    // A page component lives as long as the address names its kind of page; a room page
-    // follows moves to another room itself.
-    let page = Memo::new(move |_| nav.page());
     view! {
-        <main>
-            {move || match page.get() {
-                Page::Home => EitherOf5::A(view! { <HomePage /> }),
-                Page::Room => EitherOf5::B(view! { <RoomPage /> }),
-                Page::Login => EitherOf5::C(view! { <LoginPage /> }),
-                Page::Register => EitherOf5::D(view! { <RegisterPage /> }),
-                Page::NotFound => EitherOf5::E(view! { <NotFound /> }),
-            }}
-        </main>
+        <Router>
+            <main>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/r/:room") view=RoomPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
     }
 }
 

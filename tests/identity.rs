@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    call, connect_cookie, guest_cookie, http, no_limits, quick_config, register, secured as server,
-    start_secured, try_connect, Client, TestServer,
+    call, connect_cookie, guest_cookie, http, no_limits, page_data, quick_config, register,
+    secured as server, start_secured, try_connect, Client, TestServer,
 };
 use hearth::protocol::{ClientId, ClientMsg, RoomId, ServerMsg};
 use hearth::server::limits::SecurityConfig;
@@ -164,19 +164,16 @@ async fn a_guests_message_stays_marked_guest_after_someone_registers_the_name() 
 
     // The history a page loads, and a replay over the socket, carry the mark too.
     let page = http(server.addr, "GET", "/r/lobby", None, &[]).await;
-    let json_of = |text: &str| {
-        let at = page
-            .body
-            .find(&format!(r#""text":"{text}""#))
-            .expect("in the page data");
-        page.body[at..]
-            .split('}')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert!(json_of("said as a guest").contains(r#""guest":true"#));
-    assert!(!json_of("said with an account").contains("guest"));
+    let data = page_data(&page.body).expect("the room loads");
+    let marks: Vec<_> = data
+        .messages
+        .iter()
+        .map(|m| (m.text.as_str(), m.guest))
+        .collect();
+    assert_eq!(
+        marks,
+        [("said as a guest", true), ("said with an account", false)]
+    );
     ada.send(&ClientMsg::Join {
         room: RoomId("lobby".into()),
         since: Some(hearth::protocol::Seq(0)),

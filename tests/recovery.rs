@@ -6,14 +6,13 @@
 mod common;
 
 use common::{
-    connect, connect_cookie, connect_to, guest_cookie, http, joined, quick_config, start_with,
-    Client, TestServer,
+    connect, connect_cookie, connect_to, guest_cookie, http, joined, page_data, quick_config,
+    start_with, Client, TestServer,
 };
-use hearth::model::{AppError, PageJson, RoomPage};
+use hearth::model::AppError;
 use hearth::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
 use hearth::server::store::{sqlite::SqliteStore, MemoryStore, Store};
-use leptos::server::codee::Decoder;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,61 +44,6 @@ async fn sqlite_server(config: HubConfig) -> (TestServer, tempfile::TempDir) {
         .await
         .expect("open the store");
     (start_with(Arc::new(store), config).await, dir)
-}
-
-/// The data a room page carries for the browser to hydrate from: the room's resource, the
-/// page's only one, as Leptos writes it (a JavaScript string literal holding the encoded
-/// data, with every `<` escaped so that no message can end the script early).
-fn page_data(html: &str) -> Result<RoomPage, AppError> {
-    const OPEN: &str = "__RESOLVED_RESOURCES[";
-    assert_eq!(html.matches(OPEN).count(), 1, "one resource: {html}");
-    let literal = html.split(OPEN).nth(1).unwrap();
-    let literal = &literal[..literal.find("</script>").expect("the script ends")];
-    assert!(
-        !literal.contains('<'),
-        "markup in the data is escaped: {literal}"
-    );
-    let literal = literal.split_once("] = ").expect("an assignment").1;
-    let literal = literal.strip_suffix(';').expect("one statement");
-    let encoded = js_string(literal);
-    <PageJson as Decoder<_>>::decode(&encoded).expect("the page data decodes")
-}
-
-/// The value of a double-quoted JavaScript string literal, for the escapes Leptos writes.
-fn js_string(literal: &str) -> String {
-    let inner = literal
-        .strip_prefix('"')
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("a double-quoted string");
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next().expect("an escape") {
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            '0' => out.push('\0'),
-            'u' => {
-                let rest = chars.as_str();
-                let (hex, len) = match rest.strip_prefix('{') {
-                    Some(braced) => {
-                        let end = braced.find('}').expect("a closing brace");
-                        (&braced[..end], end + 2)
-                    }
-                    None => (&rest[..4], 4),
-                };
-                let code = u32::from_str_radix(hex, 16).expect("hexadecimal");
-                out.push(char::from_u32(code).expect("a character"));
-                chars = rest[len..].chars();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[tokio::test]

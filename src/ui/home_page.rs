@@ -7,23 +7,25 @@
 use super::account::AccountBar;
 use super::form_error::FormError;
 use super::name_form::NameForm;
-use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use crate::api::{list_rooms, whoami, CreateRoom, OpenDirect, SetName};
 use crate::model::{AppError, Me, PageJson, RoomList as Rooms, Visibility};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
     let set_name = Posted::new(SetName::PATH);
     let create_room = Posted::new(CreateRoom::PATH);
-    let nav = expect_context::<Nav>();
+    let query = use_query_map();
+    // The page of the room list the address asks for (`?page=`, from 0).
+    let number = move || query.with(|q| q.get_str("page").and_then(|p| p.parse().ok()));
     // One resource for the whole page: who is looking and the rooms they may see. The list
     // then keeps itself fresh (`RoomList`).
     let page = Resource::<_, PageJson>::new_with_options(
-        move || (set_name.version.get(), nav.rooms_page()),
+        move || (set_name.version.get(), number().unwrap_or(0u32)),
         |(_, number)| async move {
             let me = whoami().await.unwrap_or(Me {
                 name: None,

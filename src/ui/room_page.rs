@@ -2,7 +2,6 @@
 
 use super::form_error::FormError;
 use super::name_form::NameForm;
-use super::nav::Nav;
 use super::post_form::{PostForm, Posted};
 use crate::api::{load_room, Invite, PostMessage, SetName};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
@@ -11,14 +10,21 @@ use crate::protocol::UserName;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn RoomPage() -> impl IntoView {
-    let nav = expect_context::<Nav>();
+    let params = use_params_map();
+    let query = use_query_map();
     // The room and `before` the address names; when the address moves off rooms, the last
     // one (this page is about to go, and must not load anything on the way out).
     let key = Memo::new(move |last: Option<&(String, Option<u64>)>| {
-        nav.room().or_else(|| last.cloned()).unwrap_or_default()
+        let before = query.with(|q| q.get_str("before").and_then(|b| b.parse().ok()));
+        params
+            .with(|p| p.get("room"))
+            .map(|room| (room, before))
+            .or_else(|| last.cloned())
+            .unwrap_or_default()
     });
     let page = Resource::<_, PageJson>::new_with_options(
         move || key.get(),

@@ -5,12 +5,14 @@
 pub mod process;
 
 use futures_util::{SinkExt, StreamExt};
+use hearth::model::{AppError, PageJson, RoomPage};
 use hearth::protocol::{ClientMsg, RoomId, ServerMsg};
 use hearth::server::{
     accounts::Accounts, broker::SingleNode, http::HttpLimits, hub::Hub, hub::HubConfig,
     limits::Limits, limits::SecurityConfig, router, store::MemoryStore, AppState,
 };
 use leptos::config::LeptosOptions;
+use leptos::server::codee::Decoder;
 use leptos::server_fn::ServerFn;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -505,4 +507,59 @@ impl Client {
         })
         .await;
     }
+}
+
+/// The data a room page carries for the browser to hydrate from: the room's resource, the
+/// page's only one, as Leptos writes it (a JavaScript string literal holding the encoded
+/// data, with every `<` escaped so that no message can end the script early).
+pub fn page_data(html: &str) -> Result<RoomPage, AppError> {
+    const OPEN: &str = "__RESOLVED_RESOURCES[";
+    assert_eq!(html.matches(OPEN).count(), 1, "one resource: {html}");
+    let literal = html.split(OPEN).nth(1).unwrap();
+    let literal = &literal[..literal.find("</script>").expect("the script ends")];
+    assert!(
+        !literal.contains('<'),
+        "markup in the data is escaped: {literal}"
+    );
+    let literal = literal.split_once("] = ").expect("an assignment").1;
+    let literal = literal.strip_suffix(';').expect("one statement");
+    let encoded = js_string(literal);
+    <PageJson as Decoder<_>>::decode(&encoded).expect("the page data decodes")
+}
+
+/// The value of a double-quoted JavaScript string literal, for the escapes Leptos writes.
+fn js_string(literal: &str) -> String {
+    let inner = literal
+        .strip_prefix('"')
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("a double-quoted string");
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next().expect("an escape") {
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            '0' => out.push('\0'),
+            'u' => {
+                let rest = chars.as_str();
+                let (hex, len) = match rest.strip_prefix('{') {
+                    Some(braced) => {
+                        let end = braced.find('}').expect("a closing brace");
+                        (&braced[..end], end + 2)
+                    }
+                    None => (&rest[..4], 4),
+                };
+                let code = u32::from_str_radix(hex, 16).expect("hexadecimal");
+                out.push(char::from_u32(code).expect("a character"));
+                chars = rest[len..].chars();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
