@@ -67,6 +67,20 @@ pub struct LiveRoom {
     pub has_older: RwSignal<bool>,
 }
 
+impl LiveRoom {
+    /// The room's signals, under the current reactive owner.
+    fn new(page: &mut RoomPage) -> Self {
+        LiveRoom {
+            room: StoredValue::new(page.room.clone()),
+            messages: RwSignal::new(std::mem::take(&mut page.messages)),
+            online: RwSignal::new(page.online.clone()),
+            pending: RwSignal::new(Vec::new()),
+            gap: RwSignal::new(false),
+            has_older: RwSignal::new(page.has_older),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct ChatSocket {
     pub status: RwSignal<ConnState>,
@@ -77,27 +91,31 @@ pub fn provide_chat_socket() {
     provide_context(ChatSocket {
         status: RwSignal::new(ConnState::Offline),
     });
+    // The rooms' signals are created under this owner (see `ChatSocket::open_room`).
+    #[cfg(feature = "hydrate")]
+    driver::adopt_owner();
 }
 
 impl ChatSocket {
     /// Opens a room seeded from its server-rendered page and subscribes from the page's last
     /// sequence number. The room takes the page's messages rather than a copy of them: the
     /// server renders every room page through here, and a copy would cost every page.
+    ///
+    /// In the browser the room's signals belong to the socket, not to the calling component:
+    /// the socket writes them whenever a frame arrives, so it keeps them from here until
+    /// [`ChatSocket::close_room`] disposes of them. On the server they belong to the caller.
     pub fn open_room(&self, page: &mut RoomPage) -> LiveRoom {
-        let live = LiveRoom {
-            room: StoredValue::new(page.room.clone()),
-            messages: RwSignal::new(std::mem::take(&mut page.messages)),
-            online: RwSignal::new(page.online.clone()),
-            pending: RwSignal::new(Vec::new()),
-            gap: RwSignal::new(false),
-            has_older: RwSignal::new(page.has_older),
-        };
         #[cfg(feature = "hydrate")]
-        driver::open_room(self.status, live, page);
-        live
+        {
+            driver::open_room(self.status, page)
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            LiveRoom::new(page)
+        }
     }
 
-    /// Closes a room this tab no longer shows.
+    /// Closes a room this tab no longer shows; its [`LiveRoom`] is disposed of.
     pub fn close_room(&self, room: &RoomId) {
         #[cfg(feature = "hydrate")]
         driver::close_room(room);

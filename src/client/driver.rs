@@ -2,6 +2,12 @@
 //! per-room bookkeeping. WASM in the browser is single-threaded, so the state lives in a
 //! thread-local; signal writes happen after the borrow is released so no effect can observe
 //! the driver mid-update.
+//!
+//! Each open room's signals ([`LiveRoom`]) are created under a reactive owner of the room's
+//! own (a child of the socket's), kept in its slot: closing the room drops the slot and so
+//! disposes of them. A write
+//! that can land after the room closed (a frame callback, a history load still in flight)
+//! uses `try_*`, which does nothing once they are gone.
 
 use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
 use crate::model::{Messages, RoomPage};
@@ -39,6 +45,8 @@ struct Driver {
     parked: HashMap<RoomId, Vec<(ClientId, String)>>,
     me: Option<UserName>,
     listeners_installed: bool,
+    /// The reactive owner the socket was provided under: each room's owner is its child.
+    owner: Option<Owner>,
 }
 
 struct Live {
@@ -52,6 +60,8 @@ struct Live {
 
 struct Slot {
     live: LiveRoom,
+    /// Owns `live`'s signals; dropped with the slot.
+    _owner: Owner,
     /// Highest sequence number up to which this tab has every message (no gap below it):
     /// a rejoin asks for everything after it.
     last_seq: Seq,
@@ -107,7 +117,14 @@ fn set_status(d: &Driver, state: ConnState, updates: &mut Vec<Deferred>) {
     }
 }
 
-pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
+/// Takes the current reactive owner as the parent of every room's signals.
+pub fn adopt_owner() {
+    with(|d| d.owner = Owner::current());
+}
+
+pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
+    let owner = with(|d| d.owner.as_ref().map(Owner::child)).unwrap_or_default();
+    let live = owner.with(|| LiveRoom::new(page));
     // Without a display name the upgrade is refused; connect once one is chosen
     // (`reconnect_now`).
     let may_connect = page.me.is_some() || with(|d| d.me.is_some());
@@ -139,6 +156,7 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
             room.clone(),
             Slot {
                 live,
+                _owner: owner,
                 last_seq: page.last_seq,
                 ahead: Default::default(),
                 epoch: Some(page.epoch),
@@ -183,6 +201,7 @@ pub fn open_room(status: RwSignal<ConnState>, live: LiveRoom, page: &RoomPage) {
     if may_connect {
         ensure_connecting();
     }
+    live
 }
 
 /// Leaves a room this tab no longer shows, at once: whoever else is in it stops seeing this
