@@ -10,6 +10,7 @@ mod home_page;
 mod name_form;
 mod post_form;
 mod room_page;
+mod time;
 
 use crate::client::provide_chat_socket;
 use account::{LoginPage, RegisterPage};

@@ -122,7 +122,7 @@ async fn a_room_page_after_a_new_message_shows_it() {
     ada.join("fresh").await;
     let headers = [("Cookie", cookie.as_str())];
     let load = || http(server.addr, "GET", "/r/fresh", None, &headers);
-    let rows = |body: &str| body.matches(r#"<li class="message">"#).count();
+    let rows = |body: &str| body.matches(r#"<li class="message"#).count();
 
     ada.send(&send("fresh", "f0", "first")).await;
     ada.acks(1).await;

@@ -266,7 +266,7 @@ export async function entryTexts(page: Page, pattern: RegExp): Promise<string[]>
  */
 export async function entriesInView(page: Page): Promise<string[]> {
   return messageLog(page).evaluate(async (log) => {
-    const items = Array.from(log.querySelectorAll("li")) as HTMLElement[];
+    const items = Array.from(log.querySelectorAll('li:not([role="separator"])')) as HTMLElement[];
     if (items.length === 0) return [];
     const ratios = new Map<Element, number>();
     await new Promise<void>((resolve) => {
@@ -437,6 +437,8 @@ export interface Users {
     baseURL?: string;
     /** Overrides the project's setting (a `nojs` spec can still seed history with JS). */
     javaScriptEnabled?: boolean;
+    /** The person's time zone (an IANA name); the machine's by default. */
+    timezoneId?: string;
   }): Promise<{ context: BrowserContext; page: Page }>;
 }
 
@@ -444,8 +446,9 @@ async function newContext(
   browser: Browser,
   baseURL: string | undefined,
   javaScriptEnabled: boolean,
+  timezoneId?: string,
 ): Promise<BrowserContext> {
-  const context = await browser.newContext({ baseURL, javaScriptEnabled });
+  const context = await browser.newContext({ baseURL, javaScriptEnabled, timezoneId });
   await context.addInitScript(markWasmReady);
   return context;
 }
@@ -466,6 +469,7 @@ export const test = base.extend<{ users: Users; serverLog: void }>({
           browser,
           opts.baseURL ?? baseURL,
           opts.javaScriptEnabled ?? javaScriptEnabled,
+          opts.timezoneId,
         );
         const person = contexts.push(context);
         context.on("page", (page) => {

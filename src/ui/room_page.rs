@@ -3,10 +3,11 @@
 use super::form_error::FormError;
 use super::name_form::NameForm;
 use super::post_form::{PostForm, Posted};
+use super::time::{self, Placement, Zone};
 use crate::api::{load_room, Invite, PostMessage, SetName};
 use crate::client::{ChatSocket, ConnState, LiveRoom};
 use crate::model::{AppError, PageJson, RoomPage as RoomData, Visibility};
-use crate::protocol::UserName;
+use crate::protocol::{ChatMessage, UserName};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -207,6 +208,10 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
     let loading = RwSignal::new(false);
     let room = live.room.get_value();
     let first_seq = move || live.messages.with(|m| m.first().map_or(0, |m| m.seq.0));
+    let zone = RwSignal::new(Zone::Utc);
+    // Rendered in UTC, as the server did, then in the reader's zone once hydrated.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| zone.set(Zone::Local));
 
     // Loads the page before the first message shown and keeps the entry that was at the top
     // where it was, by growing scrollTop by exactly the height added above it.
@@ -303,7 +308,7 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
                 }}
             </div>
             <ol class="messages" role="log" aria-label="Messages" aria-live="polite">
-                {message_rows(live)}
+                {message_rows(live, zone.into())}
                 <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
                     <li class="message pending">
                         <span class="author">"You"</span>
@@ -321,41 +326,75 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
     }
 }
 
-/// The messages of the list, oldest first.
+/// The messages of the list, oldest first, each under its day's divider when it is the first
+/// of its day, and grouped under the name of the message before it when it continues it.
 ///
-/// In the browser a keyed `For`, so new and older messages insert rows in place. On the
-/// server the list cannot change while the page renders, so the rows are rendered as a plain
-/// list of the same views, which writes the HTML the browser's `For` hydrates: a `For` there
-/// would give each row a reactive owner only to drop it, and the rows are most of a page.
-fn message_rows(live: LiveRoom) -> impl IntoView {
+/// In the browser a keyed `For`, so new and older messages insert rows in place (a row whose
+/// placement changes is rendered again). On the server the list cannot change while the page
+/// renders, so the rows are rendered as a plain list of the same views, which writes the HTML
+/// the browser's `For` hydrates: a `For` there would give each row a reactive owner only to
+/// drop it, and the rows are most of a page.
+fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
+        let rows = move || {
+            let zone = zone.get();
+            live.messages.with(|list| {
+                let placed = time::place(list, time::now(), zone);
+                list.iter().cloned().zip(placed).collect::<Vec<_>>()
+            })
+        };
         view! {
-            <For each=move || live.messages.get().into_vec() key=|m| m.seq let:msg>
-                {message_row(msg.author.0, msg.guest, msg.text)}
-            </For>
+            <For
+                each=rows
+                key=|(m, placed)| (m.seq, placed.clone())
+                children=move |(m, placed)| message_row(m, placed, zone)
+            />
         }
     }
     #[cfg(feature = "ssr")]
     {
-        live.messages.with_untracked(|messages| {
-            messages
-                .iter()
-                .map(|m| message_row(m.author.0.clone(), m.guest, m.text.clone()))
-                .collect_view()
-        })
+        live.messages.with_untracked(|list| placed_rows(list, zone))
     }
 }
 
-/// One message: who wrote it (marked when a guest did) and what they wrote, each
-/// bidi-isolated (`<bdi>`) so that right-to-left text or a direction override in one cannot
-/// reorder what follows it.
-fn message_row<T: IntoView>(author: T, guest: bool, text: T) -> impl IntoView {
+/// Every message of `list` as rows, placed as of now (a list that does not change).
+fn placed_rows(list: &[ChatMessage], zone: Signal<Zone>) -> impl IntoView {
+    let placed = time::place(list, time::now(), zone.get_untracked());
+    list.iter()
+        .cloned()
+        .zip(placed)
+        .map(|(m, placed)| message_row(m, placed, zone))
+        .collect_view()
+}
+
+/// One message: who wrote it (marked when a guest did), when, and what they wrote, the name
+/// and text each bidi-isolated (`<bdi>`) so that right-to-left text or a direction override
+/// in one cannot reorder what follows it. Above it, its day's divider if it is the first of
+/// the day; a message continuing its author's group keeps its name for screen readers but
+/// shows it only once (`continued`).
+fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl IntoView {
+    let ts = m.ts;
+    let divider = placed.divider.map(|label| {
+        let name = label.clone();
+        view! {
+            <li role="separator" aria-label=name class="day-divider">
+                <span>{label}</span>
+            </li>
+        }
+    });
+    let class = if placed.continues {
+        "message continued"
+    } else {
+        "message"
+    };
     view! {
-        <li class="message">
-            <bdi class="author">{author}</bdi>
-            {guest.then(guest_badge)}
-            <bdi class="text">{text}</bdi>
+        {divider}
+        <li class=class>
+            <bdi class="author">{m.author.0}</bdi>
+            {m.guest.then(guest_badge)}
+            <time datetime=time::iso(ts)>{move || time::clock(ts, zone.get())}</time>
+            <bdi class="text">{m.text}</bdi>
         </li>
     }
 }
@@ -396,12 +435,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                 }),
             }}
             <ol class="messages" role="log" aria-label="Messages">
-                {data
-                    .messages
-                    .into_vec()
-                    .into_iter()
-                    .map(|msg| message_row(msg.author.0, msg.guest, msg.text))
-                    .collect_view()}
+                {placed_rows(&data.messages, Signal::stored(Zone::Utc))}
             </ol>
         </div>
     }
@@ -491,7 +525,7 @@ fn NameList(names: RwSignal<Vec<UserName>>, labelledby: &'static str) -> impl In
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
-    use crate::protocol::{ChatMessage, ClientId, RoomId, Seq};
+    use crate::protocol::{ClientId, RoomId, Seq};
 
     fn message(seq: u64, author: &str, text: &str) -> ChatMessage {
         ChatMessage {
@@ -513,11 +547,7 @@ mod tests {
             message(1, "\u{202e}Mallory", "\u{202e}txt.exe"),
             message(2, "Bob", "after"),
         ];
-        let html = list
-            .iter()
-            .map(|m| message_row(m.author.0.as_str(), m.guest, m.text.as_str()))
-            .collect_view()
-            .to_html();
+        let html = Owner::new().with(|| placed_rows(&list, Signal::stored(Zone::Utc)).to_html());
         for piece in ["\u{202e}Mallory", "\u{202e}txt.exe", "Bob", "after"] {
             let at = html.find(piece).unwrap();
             let open = html[..at].rfind('<').unwrap();
