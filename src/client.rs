@@ -13,7 +13,7 @@
 //! everything after the last sequence number seen, so the view has neither gaps nor repeats.
 
 use crate::model::{Messages, RoomPage};
-use crate::protocol::{ChatMessage, ClientId, Person, RoomId};
+use crate::protocol::{AuthorKey, ChatMessage, ClientId, Person, RoomId, UserName};
 use leptos::prelude::*;
 
 /// The connection state the status indicator shows.
@@ -65,6 +65,28 @@ pub struct LiveRoom {
     pub gap: RwSignal<bool>,
     /// True while older messages may exist above the first one shown.
     pub has_older: RwSignal<bool>,
+    /// The other people typing in the room now, in the order they started.
+    pub typing: RwSignal<Vec<Typist>>,
+}
+
+/// Someone typing in a room, until `until` (milliseconds since the epoch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Typist {
+    pub key: AuthorKey,
+    pub name: UserName,
+    pub guest: bool,
+    pub until: f64,
+}
+
+/// What the room says about who is typing: nothing, "Ada is typing…", "Ada and Bob are
+/// typing…", or "Several people are typing…".
+pub fn typing_sentence(typists: &[Typist]) -> String {
+    match typists {
+        [] => String::new(),
+        [one] => format!("{} is typing…", one.name),
+        [one, two] => format!("{} and {} are typing…", one.name, two.name),
+        _ => "Several people are typing…".to_string(),
+    }
 }
 
 impl LiveRoom {
@@ -77,6 +99,7 @@ impl LiveRoom {
             pending: RwSignal::new(Vec::new()),
             gap: RwSignal::new(false),
             has_older: RwSignal::new(page.has_older),
+            typing: RwSignal::new(Vec::new()),
         }
     }
 }
@@ -129,6 +152,16 @@ impl ChatSocket {
         driver::send(room, text);
         #[cfg(not(feature = "hydrate"))]
         let _ = (room, text);
+    }
+
+    /// Says that this person is typing in `room`: sent at most once per
+    /// [`crate::protocol::TYPING_INTERVAL_MS`], and only while connected (typing is not
+    /// worth queueing).
+    pub fn typing(&self, room: &RoomId) {
+        #[cfg(feature = "hydrate")]
+        driver::typing(room);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = room;
     }
 
     /// Replaces the view with the newest window of history (after a gap), keeping any live
@@ -197,6 +230,28 @@ mod tests {
             ts: 0,
             guest: false,
         }
+    }
+
+    #[test]
+    fn typing_names_one_or_two_people_then_several() {
+        let typist = |name: &str| Typist {
+            key: AuthorKey(name.to_lowercase()),
+            name: UserName(name.into()),
+            guest: false,
+            until: 0.0,
+        };
+        let sentences: Vec<_> = (0..4)
+            .map(|n| typing_sentence(&[typist("Ada"), typist("Bob"), typist("Cy")][..n.min(3)]))
+            .collect();
+        assert_eq!(
+            sentences,
+            [
+                "",
+                "Ada is typing…",
+                "Ada and Bob are typing…",
+                "Several people are typing…"
+            ]
+        );
     }
 
     #[test]

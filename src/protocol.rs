@@ -16,6 +16,13 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Longest message body, counted in characters (not bytes).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
+/// A client sends `typing` at most once per this interval while someone types.
+pub const TYPING_INTERVAL_MS: u64 = 3_000;
+
+/// "… is typing" lapses this long after the last `typing` frame; longer than
+/// [`TYPING_INTERVAL_MS`], so a steady typist never blinks out.
+pub const TYPING_LAPSE_MS: u64 = 6_000;
+
 /// A room's name, validated by [`crate::names::parse_room`] before it reaches the hub.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -146,6 +153,9 @@ pub enum ClientMsg {
         client_id: ClientId,
         text: String,
     },
+    /// The sender is typing in a joined room. Clients send it at most every few seconds
+    /// while keys are pressed; it is fanned out to the room's other people and never stored.
+    Typing { room: RoomId },
     /// Heartbeat; answered with `pong`.
     Ping,
     /// Answer to the server's `ping`.
@@ -200,6 +210,15 @@ pub enum ServerMsg {
     },
     /// A chat message, live or replayed.
     Message(ChatMessage),
+    /// Someone else in the room is typing (sent for each of their `typing` frames; it lapses
+    /// after [`TYPING_LAPSE_MS`] without another, or when their next message arrives).
+    Typing {
+        room: RoomId,
+        user: UserName,
+        key: AuthorKey,
+        #[serde(default, skip_serializing_if = "is_false")]
+        guest: bool,
+    },
     /// The sender's own message was stored under `seq` (also sent for a duplicate resend).
     Ack {
         room: RoomId,
@@ -258,6 +277,7 @@ struct ServerFrame {
     text: Option<String>,
     client_id: Option<ClientId>,
     ts: Option<u64>,
+    key: Option<AuthorKey>,
     code: Option<ErrorCode>,
     message: Option<String>,
     retry_after_ms: Option<u64>,
@@ -303,6 +323,12 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 ts: f.ts.ok_or_else(need("ts"))?,
                 guest: f.guest,
             }),
+            "typing" => ServerMsg::Typing {
+                room: f.room.ok_or_else(need("room"))?,
+                user: f.user.ok_or_else(need("user"))?,
+                key: f.key.ok_or_else(need("key"))?,
+                guest: f.guest,
+            },
             "ack" => ServerMsg::Ack {
                 room: f.room.ok_or_else(need("room"))?,
                 client_id: f.client_id.ok_or_else(need("client_id"))?,
@@ -397,7 +423,7 @@ impl ClientMsg {
     }
 }
 
-const KNOWN_CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "ping", "pong"];
+const KNOWN_CLIENT_TYPES: [&str; 6] = ["join", "leave", "send", "typing", "ping", "pong"];
 
 /// Decodes JSON the way all of the browser bundle does: from bytes. serde_json's string and
 /// byte readers are separate instantiations of every decoder, and server functions' answers
@@ -442,6 +468,22 @@ mod tests {
                 since: None,
                 epoch: None
             }
+        );
+    }
+
+    #[test]
+    fn typing_is_a_room_and_nothing_else() {
+        let typing = ClientMsg::Typing {
+            room: RoomId("general".into()),
+        };
+        let text = serde_json::to_string(&typing).unwrap();
+        assert_eq!(text, r#"{"type":"typing","room":"general"}"#);
+        assert_eq!(ClientMsg::decode(&text).unwrap(), typing);
+        assert_eq!(
+            ClientMsg::decode(r#"{"type":"typing","room":"general","text":"x"}"#)
+                .unwrap_err()
+                .0,
+            ErrorCode::BadFrame
         );
     }
 
@@ -524,6 +566,18 @@ mod tests {
                 seq: Seq(3),
             },
             ServerMsg::Resync { room: room() },
+            ServerMsg::Typing {
+                room: room(),
+                user: UserName("Cy".into()),
+                key: AuthorKey::guest(3),
+                guest: true,
+            },
+            ServerMsg::Typing {
+                room: room(),
+                user: UserName("Ada".into()),
+                key: AuthorKey::account(1),
+                guest: false,
+            },
             ServerMsg::Error {
                 code: ErrorCode::RateLimited,
                 message: "Slow down.".into(),

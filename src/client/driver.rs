@@ -9,9 +9,12 @@
 //! that can land after the room closed (a frame callback, a history load still in flight)
 //! uses `try_*`, which does nothing once they are gone.
 
-use super::{merge_messages, ConnState, LiveRoom, PendingMessage};
+use super::{merge_messages, ConnState, LiveRoom, PendingMessage, Typist};
 use crate::model::{Messages, RoomPage};
-use crate::protocol::{ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName};
+use crate::protocol::{
+    ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName, TYPING_INTERVAL_MS,
+    TYPING_LAPSE_MS,
+};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -70,6 +73,8 @@ struct Slot {
     epoch: Option<u64>,
     joined: bool,
     outbox: Vec<(ClientId, String)>,
+    /// When this tab last said that its person is typing here (0: not since the last send).
+    typing_sent: f64,
 }
 
 /// localStorage key prefix for a room's unsent messages; they survive a reload.
@@ -162,6 +167,7 @@ pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
                 epoch: Some(page.epoch),
                 joined: false,
                 outbox,
+                typing_sent: 0.0,
             },
         );
         let mut updates: Vec<Deferred> = Vec::new();
@@ -258,6 +264,33 @@ pub fn send(room: &RoomId, text: String) {
         updates
     });
     run(updates);
+}
+
+pub fn typing(room: &RoomId) {
+    with(|d| {
+        let (Some(live), Some(slot)) = (
+            d.socket.as_ref().filter(|s| s.welcomed),
+            d.rooms.get_mut(room),
+        ) else {
+            return;
+        };
+        let now = js_sys::Date::now();
+        if slot.joined && now - slot.typing_sent >= TYPING_INTERVAL_MS as f64 {
+            slot.typing_sent = now;
+            send_frame(&live.ws, &ClientMsg::Typing { room: room.clone() });
+        }
+    });
+}
+
+/// Drops the typists of `room` whose time is up.
+fn lapse_typists(room: &RoomId) {
+    let live = with(|d| d.rooms.get(room).map(|s| s.live));
+    if let Some(live) = live {
+        let now = js_sys::Date::now();
+        let _ = live
+            .typing
+            .try_update(|list| list.retain(|t| t.until > now));
+    }
 }
 
 pub fn reconnect_now() {
@@ -605,6 +638,10 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 slot.ahead.insert(msg.seq);
             }
             let mine = d.me.as_ref() == Some(&msg.author);
+            if mine {
+                // The next keystroke starts a new message: say so at once.
+                slot.typing_sent = 0.0;
+            }
             if mine && slot.outbox.iter().any(|(id, _)| *id == msg.client_id) {
                 slot.outbox.retain(|(id, _)| *id != msg.client_id);
                 save_outbox(&msg.room, &slot.outbox);
@@ -616,9 +653,45 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                         .pending
                         .try_update(|p| p.retain(|m| m.client_id != msg.client_id));
                 }
+                // A message from someone typing ends their "is typing".
+                let (author, guest) = (msg.author.clone(), msg.guest);
+                let typed = live.typing.with_untracked(|list| {
+                    list.iter().any(|t| t.name == author && t.guest == guest)
+                });
+                if typed {
+                    let _ = live
+                        .typing
+                        .try_update(|list| list.retain(|t| t.name != author || t.guest != guest));
+                }
                 let _ = live.messages.try_update(|list| {
                     merge_messages(list.list_mut(), [msg]);
                 });
+            }));
+        }
+        ServerMsg::Typing {
+            room,
+            user,
+            key,
+            guest,
+        } => {
+            let Some(slot) = d.rooms.get(&room) else {
+                return updates;
+            };
+            let live = slot.live;
+            let until = js_sys::Date::now() + TYPING_LAPSE_MS as f64;
+            updates.push(Box::new(move || {
+                let _ =
+                    live.typing
+                        .try_update(|list| match list.iter_mut().find(|t| t.key == key) {
+                            Some(known) => known.until = until,
+                            None => list.push(Typist {
+                                key,
+                                name: user,
+                                guest,
+                                until,
+                            }),
+                        });
+                Timeout::new(TYPING_LAPSE_MS as u32 + 50, move || lapse_typists(&room)).forget();
             }));
         }
         ServerMsg::Ack {

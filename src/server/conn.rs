@@ -250,6 +250,14 @@ impl ConnHandle {
         }
     }
 
+    /// Queues a frame that is only worth sending now (someone is typing): skipped for a room
+    /// this connection is behind in, and dropped rather than resynced when the queue is full.
+    pub fn deliver_ephemeral(&self, room: &RoomId, frame: Utf8Bytes) {
+        if !self.lag.is_muted(room) {
+            let _ = self.tx.try_send(Outbound::Frame(frame));
+        }
+    }
+
     pub fn lag_state(&self) -> Arc<LagState> {
         self.lag.clone()
     }

@@ -322,6 +322,13 @@ impl Hub {
             .await
     }
 
+    /// Tells `room`'s other people that `conn`'s person is typing.
+    pub async fn typing(&self, conn: &ConnHandle, room: &RoomId) -> Result<(), HubError> {
+        self.room(room)
+            .send(RoomCmd::Typing { conn: conn.clone() })
+            .await
+    }
+
     /// [`Hub::post_as`] for an author with no session behind it (tools and tests), keyed by
     /// the name (see [`named`]).
     pub async fn post(

@@ -78,6 +78,8 @@ pub enum RoomCmd {
     Drain { done: oneshot::Sender<()> },
     /// A message another node stored.
     Remote(ChatMessage),
+    /// `conn`'s person is typing: tell the room's other people, now or never.
+    Typing { conn: ConnHandle },
     /// The newest `limit` messages, who is online, and the latest sequence number, for a
     /// server-rendered page (served from memory once the room is warm).
     Snapshot {
@@ -363,6 +365,7 @@ impl RoomActor {
                     let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
                     self.broadcast(&frame);
                 }
+                RoomCmd::Typing { conn } => self.typing(&conn),
             }
             self.online.store(self.presence.count(), Ordering::Relaxed);
         }
@@ -698,6 +701,29 @@ impl RoomActor {
             ),
             Origin::Reply(reply) => {
                 let _ = reply.send(Err(HubError::Refused(code, message)));
+            }
+        }
+    }
+
+    /// Fans a `typing` frame out to every member but the typist's own connections (their
+    /// other tabs included). Nothing is stored, replayed or counted in the sequence.
+    fn typing(&self, conn: &ConnHandle) {
+        if !self.members.contains_key(&conn.id) {
+            return;
+        }
+        let person = &conn.person;
+        let frame = Utf8Bytes::from(
+            ServerMsg::Typing {
+                room: self.id.clone(),
+                user: person.name.clone(),
+                key: person.key.clone(),
+                guest: person.guest,
+            }
+            .encode(),
+        );
+        for member in self.members.values() {
+            if member.person.key != person.key {
+                member.deliver_ephemeral(&self.id, frame.clone());
             }
         }
     }

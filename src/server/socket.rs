@@ -452,6 +452,24 @@ impl Reader {
                 self.hub.leave(&self.conn, &room).await;
                 Step::Continue
             }
+            ClientMsg::Typing { room } => {
+                if !self.joined.contains(&room) {
+                    return self.refuse(
+                        ErrorCode::NotJoined,
+                        "Join the room before typing in it.".into(),
+                        Some(room),
+                    );
+                }
+                if !self.accounts.may_enter(&room, Some(&self.identity)) {
+                    self.joined.remove(&room);
+                    self.hub.leave(&self.conn, &room).await;
+                    return self.forbidden(room);
+                }
+                if let Err(err) = self.hub.typing(&self.conn, &room).await {
+                    tracing::error!(%room, %err, "typing failed");
+                }
+                Step::Continue
+            }
             ClientMsg::Send {
                 room,
                 client_id,
@@ -511,7 +529,9 @@ impl Reader {
             ClientMsg::Send {
                 room, client_id, ..
             } => (room, Some(client_id)),
-            ClientMsg::Join { room, .. } | ClientMsg::Leave { room } => (room, None),
+            ClientMsg::Join { room, .. }
+            | ClientMsg::Leave { room }
+            | ClientMsg::Typing { room } => (room, None),
             ClientMsg::Ping | ClientMsg::Pong => (&NO_ROOM, None),
         };
         let bucket = match msg {

@@ -5,7 +5,7 @@ use super::name_form::NameForm;
 use super::post_form::{PostForm, Posted};
 use super::time::{self, Placement, Zone};
 use crate::api::{load_room, Invite, PostMessage, SetName};
-use crate::client::{ChatSocket, ConnState, LiveRoom};
+use crate::client::{typing_sentence, ChatSocket, ConnState, LiveRoom};
 use crate::model::{AppError, PageJson, RoomPage as RoomData, Visibility};
 use crate::protocol::{ChatMessage, UserName};
 use leptos::either::{Either, EitherOf3};
@@ -95,6 +95,7 @@ fn Room(mut data: RoomData) -> impl IntoView {
                 <section class="conversation">
                     <GapNotice live />
                     <MessageList live />
+                    <TypingNote live />
                     {move || {
                         if named.get() {
                             EitherOf3::A(view! { <Composer live /> })
@@ -183,6 +184,16 @@ fn ConnectionStatus(status: RwSignal<ConnState>) -> impl IntoView {
     view! {
         <p role="status" class=class>
             {move || status.get().label()}
+        </p>
+    }
+}
+
+/// Who else is typing, under the log ("Ada is typing…"); empty when nobody is.
+#[component]
+fn TypingNote(live: LiveRoom) -> impl IntoView {
+    view! {
+        <p class="typing" aria-live="polite">
+            {move || live.typing.with(|t| typing_sentence(t))}
         </p>
     }
 }
@@ -483,7 +494,13 @@ fn Composer(live: LiveRoom) -> impl IntoView {
                 type="text"
                 autocomplete="off"
                 prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    let text = event_target_value(&ev);
+                    if !text.trim().is_empty() {
+                        socket.typing(&live.room.get_value());
+                    }
+                    draft.set(text);
+                }
             />
             <button type="submit">"Send"</button>
             <FormError message=Signal::derive(post_error) />
