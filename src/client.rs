@@ -214,6 +214,8 @@ pub fn merge_messages(
 
 #[cfg(feature = "hydrate")]
 mod driver;
+#[cfg(feature = "hydrate")]
+pub mod notify;
 
 #[cfg(test)]
 mod tests {

@@ -50,6 +50,8 @@ struct Driver {
     listeners_installed: bool,
     /// The reactive owner the socket was provided under: each room's owner is its child.
     owner: Option<Owner>,
+    /// Messages from others that arrived while the tab was hidden (shown in the title).
+    unseen: u32,
 }
 
 struct Live {
@@ -75,6 +77,8 @@ struct Slot {
     outbox: Vec<(ClientId, String)>,
     /// When this tab last said that its person is typing here (0: not since the last send).
     typing_sent: f64,
+    /// A direct conversation: its messages raise notifications while the tab is hidden.
+    direct: bool,
 }
 
 /// localStorage key prefix for a room's unsent messages; they survive a reload.
@@ -168,6 +172,7 @@ pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
                 joined: false,
                 outbox,
                 typing_sent: 0.0,
+                direct: page.visibility == crate::model::Visibility::Direct,
             },
         );
         let mut updates: Vec<Deferred> = Vec::new();
@@ -478,6 +483,19 @@ fn install_listeners() {
         run(updates);
     });
     let on_online = Closure::<dyn FnMut(JsValue)>::new(|_| reconnect_now());
+    let on_visible = Closure::<dyn FnMut(JsValue)>::new(|_| {
+        if !super::notify::hidden() {
+            with(|d| d.unseen = 0);
+            super::notify::set_unseen(0);
+        }
+    });
+    if let Some(document) = window.document() {
+        let _ = document.add_event_listener_with_callback(
+            "visibilitychange",
+            on_visible.as_ref().unchecked_ref(),
+        );
+    }
+    on_visible.forget();
     let _ = window.add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref());
     let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
     // These listeners live as long as the tab.
@@ -629,6 +647,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             let Some(slot) = d.rooms.get_mut(&msg.room) else {
                 return updates;
             };
+            let new = msg.seq > slot.last_seq && !slot.ahead.contains(&msg.seq);
             if msg.seq == Seq(slot.last_seq.0 + 1) {
                 slot.last_seq = msg.seq;
                 while slot.ahead.remove(&Seq(slot.last_seq.0 + 1)) {
@@ -638,6 +657,10 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 slot.ahead.insert(msg.seq);
             }
             let mine = d.me.as_ref() == Some(&msg.author);
+            let unseen = new && !mine && super::notify::hidden();
+            if unseen && slot.direct {
+                super::notify::show(&msg.author.0, &msg.text);
+            }
             if mine {
                 // The next keystroke starts a new message: say so at once.
                 slot.typing_sent = 0.0;
@@ -647,6 +670,10 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 save_outbox(&msg.room, &slot.outbox);
             }
             let live = slot.live;
+            if unseen {
+                d.unseen += 1;
+                super::notify::set_unseen(d.unseen);
+            }
             updates.push(Box::new(move || {
                 if mine {
                     let _ = live

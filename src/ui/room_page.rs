@@ -89,6 +89,7 @@ fn Room(mut data: RoomData) -> impl IntoView {
                     <a href="/">"← Rooms"</a>
                 </p>
                 <h1>{heading}</h1>
+                <EnableNotifications />
                 <ConnectionStatus status=socket.status />
             </header>
             <div class="room-body">
@@ -171,6 +172,27 @@ fn Members(room: String, members: Vec<UserName>, can_invite: bool) -> impl IntoV
                     }
                 })}
         </aside>
+    }
+}
+
+/// "Enable notifications", while the browser has not been asked yet (so never without
+/// JavaScript): a direct message arriving while the tab is hidden then raises one.
+#[component]
+fn EnableNotifications() -> impl IntoView {
+    // Known only in the browser, after hydrating: the server renders no button.
+    let askable = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| askable.set(crate::client::notify::can_ask()));
+    let ask = move |_| {
+        #[cfg(feature = "hydrate")]
+        crate::client::notify::ask(move |_| askable.set(false));
+    };
+    view! {
+        <Show when=move || askable.get()>
+            <button type="button" class="notify" on:click=ask>
+                "Enable notifications"
+            </button>
+        </Show>
     }
 }
 
