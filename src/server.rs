@@ -12,6 +12,7 @@ pub mod identity;
 pub mod limits;
 pub mod presence;
 pub mod queue;
+pub mod reads;
 pub mod room;
 pub mod rooms;
 pub mod socket;

@@ -103,6 +103,16 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
     fn last_seq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>>;
+    /// How far `reader` has read, per room it has read in.
+    fn read_marks<'a>(
+        &'a self,
+        reader: &'a AuthorKey,
+    ) -> BoxFuture<'a, Result<Vec<(RoomId, Seq)>, StoreError>>;
+    /// Raises read marks (a mark is never lowered), in one transaction.
+    fn save_read_marks<'a>(
+        &'a self,
+        marks: &'a [(AuthorKey, RoomId, Seq)],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// In-process store: a bounded window of recent messages per room.
@@ -110,6 +120,7 @@ pub struct MemoryStore {
     epoch: u64,
     retain: usize,
     rooms: Mutex<HashMap<RoomId, MemRoom>>,
+    read_marks: Mutex<HashMap<AuthorKey, HashMap<RoomId, Seq>>>,
 }
 
 #[derive(Default)]
@@ -130,6 +141,7 @@ impl MemoryStore {
             epoch,
             retain: retain.max(1),
             rooms: Mutex::new(HashMap::new()),
+            read_marks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -304,6 +316,34 @@ impl Store for MemoryStore {
     fn last_seq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
         let seq = self.with_rooms(|rooms| rooms.get(room).map_or(Seq(0), |r| r.last_seq));
         Box::pin(async move { Ok(seq) })
+    }
+
+    fn read_marks<'a>(
+        &'a self,
+        reader: &'a AuthorKey,
+    ) -> BoxFuture<'a, Result<Vec<(RoomId, Seq)>, StoreError>> {
+        let marks = self.read_marks.lock().unwrap_or_else(|p| p.into_inner());
+        let list = marks
+            .get(reader)
+            .map(|rooms| rooms.iter().map(|(r, s)| (r.clone(), *s)).collect())
+            .unwrap_or_default();
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn save_read_marks<'a>(
+        &'a self,
+        marks: &'a [(AuthorKey, RoomId, Seq)],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut all = self.read_marks.lock().unwrap_or_else(|p| p.into_inner());
+        for (reader, room, seq) in marks {
+            let mark = all
+                .entry(reader.clone())
+                .or_default()
+                .entry(room.clone())
+                .or_default();
+            *mark = (*mark).max(*seq);
+        }
+        Box::pin(async { Ok(()) })
     }
 }
 

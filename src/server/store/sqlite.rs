@@ -7,7 +7,7 @@
 //! kept in the `rooms` table safe to read-modify-write inside the transaction.
 
 use super::{Appended, BoxFuture, NewMessage, Replay, Store, StoreError};
-use crate::protocol::{ChatMessage, ClientId, RoomId, Seq, UserName};
+use crate::protocol::{AuthorKey, ChatMessage, ClientId, RoomId, Seq, UserName};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -391,6 +391,45 @@ impl Store for SqliteStore {
     fn last_seq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
         Box::pin(self.room_last_seq(room))
     }
+
+    fn read_marks<'a>(
+        &'a self,
+        reader: &'a AuthorKey,
+    ) -> BoxFuture<'a, Result<Vec<(RoomId, Seq)>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT room, seq FROM read_marks WHERE reader = ?")
+                    .bind(&reader.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(room, seq)| (RoomId(room), Seq(seq.max(0) as u64)))
+                .collect())
+        })
+    }
+
+    fn save_read_marks<'a>(
+        &'a self,
+        marks: &'a [(AuthorKey, RoomId, Seq)],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            for (reader, room, seq) in marks {
+                sqlx::query(
+                    "INSERT INTO read_marks (reader, room, seq) VALUES (?, ?, ?) \
+                     ON CONFLICT (reader, room) DO UPDATE SET seq = max(seq, excluded.seq)",
+                )
+                .bind(&reader.0)
+                .bind(room.as_str())
+                .bind(seq.0 as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -405,6 +444,36 @@ mod tests {
             text: format!("text {id}"),
             ts: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn read_marks_only_rise_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ada, bob) = (AuthorKey::account(1), AuthorKey::guest(9));
+        let (design, lobby) = (RoomId("design".into()), RoomId("lobby".into()));
+        {
+            let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+            store
+                .save_read_marks(&[
+                    (ada.clone(), design.clone(), Seq(7)),
+                    (ada.clone(), lobby.clone(), Seq(2)),
+                    (bob.clone(), design.clone(), Seq(1)),
+                ])
+                .await
+                .unwrap();
+            store
+                .save_read_marks(&[(ada.clone(), design.clone(), Seq(5))])
+                .await
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let mut marks = store.read_marks(&ada).await.unwrap();
+        marks.sort();
+        assert_eq!(marks, vec![(design.clone(), Seq(7)), (lobby, Seq(2))]);
+        assert_eq!(
+            store.read_marks(&bob).await.unwrap(),
+            vec![(design, Seq(1))]
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,124 @@
+//! How far each person has read in each room: read marks, written coalesced.
+//!
+//! A mark only rises. Marks arrive as fast as people read (a `read` frame per burst of
+//! messages, from every tab), so they are collected in memory and written to the store in one
+//! transaction per [`FLUSH_EVERY`], keeping the highest mark per reader and room; a reader's
+//! marks are the store's raised by whatever is still waiting. What waits is bounded by what
+//! the rate limits let in during one interval, and a shutdown writes it out
+//! ([`ReadMarks::flush`] from `Hub::drain`).
+
+use crate::protocol::{AuthorKey, RoomId, Seq};
+use crate::server::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often waiting marks are written.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+pub struct ReadMarks {
+    store: Arc<dyn Store>,
+    waiting: Mutex<HashMap<(AuthorKey, RoomId), Seq>>,
+    flusher: AtomicBool,
+}
+
+impl ReadMarks {
+    pub fn new(store: Arc<dyn Store>) -> Arc<ReadMarks> {
+        Arc::new(ReadMarks {
+            store,
+            waiting: Mutex::new(HashMap::new()),
+            flusher: AtomicBool::new(false),
+        })
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<(AuthorKey, RoomId), Seq>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raises `reader`'s mark in `room` to `seq`; true if it rose (as far as this node
+    /// knows). Starts the flusher on first use.
+    pub fn mark(self: &Arc<Self>, reader: &AuthorKey, room: &RoomId, seq: Seq) -> bool {
+        let rose = {
+            let mut waiting = self.waiting();
+            let mark = waiting.entry((reader.clone(), room.clone())).or_default();
+            let rose = seq > *mark;
+            *mark = (*mark).max(seq);
+            rose
+        };
+        if !self.flusher.swap(true, Ordering::AcqRel) {
+            let marks = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FLUSH_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(marks) = marks.upgrade() else { return };
+                    if let Err(err) = marks.flush().await {
+                        tracing::error!(%err, "read marks not written; retrying");
+                    }
+                }
+            });
+        }
+        rose
+    }
+
+    /// `reader`'s marks, per room.
+    pub async fn of(&self, reader: &AuthorKey) -> Result<HashMap<RoomId, Seq>, StoreError> {
+        let mut marks: HashMap<RoomId, Seq> =
+            self.store.read_marks(reader).await?.into_iter().collect();
+        for ((who, room), seq) in self.waiting().iter() {
+            if who == reader {
+                let mark = marks.entry(room.clone()).or_default();
+                *mark = (*mark).max(*seq);
+            }
+        }
+        Ok(marks)
+    }
+
+    /// Writes every waiting mark. On failure they wait for the next flush.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let batch: Vec<(AuthorKey, RoomId, Seq)> = std::mem::take(&mut *self.waiting())
+            .into_iter()
+            .map(|((reader, room), seq)| (reader, room, seq))
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let written = self.store.save_read_marks(&batch).await;
+        if written.is_err() {
+            let mut waiting = self.waiting();
+            for (reader, room, seq) in batch {
+                let mark = waiting.entry((reader, room)).or_default();
+                *mark = (*mark).max(seq);
+            }
+        }
+        written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::MemoryStore;
+
+    #[tokio::test(start_paused = true)]
+    async fn marks_rise_and_reach_the_store_coalesced() {
+        let store = Arc::new(MemoryStore::new(1, 100));
+        let marks = ReadMarks::new(store.clone());
+        let (ada, room) = (AuthorKey::account(1), RoomId("design".into()));
+        assert!(marks.mark(&ada, &room, Seq(3)));
+        assert!(marks.mark(&ada, &room, Seq(5)));
+        assert!(!marks.mark(&ada, &room, Seq(4)), "a mark never falls");
+        // Seen at once, before anything is written.
+        assert_eq!(marks.of(&ada).await.unwrap()[&room], Seq(5));
+        assert!(store.read_marks(&ada).await.unwrap().is_empty());
+        // One flush interval later: written once, at the highest mark.
+        tokio::time::sleep(FLUSH_EVERY * 2).await;
+        assert_eq!(
+            store.read_marks(&ada).await.unwrap(),
+            vec![(room.clone(), Seq(5))]
+        );
+        assert_eq!(marks.of(&AuthorKey::account(2)).await.unwrap().len(), 0);
+    }
+}
