@@ -12,7 +12,7 @@
 //! sent after reconnecting and (thanks to its client id) stored once; a rejoin asks for
 //! everything after the last sequence number seen, so the view has neither gaps nor repeats.
 
-use crate::model::{Messages, RoomPage};
+use crate::model::{Messages, RoomPage, SidebarRoom};
 use crate::protocol::{AuthorKey, ChatMessage, ClientId, Person, RoomId, UserName};
 use leptos::prelude::*;
 
@@ -67,6 +67,8 @@ pub struct LiveRoom {
     pub has_older: RwSignal<bool>,
     /// The other people typing in the room now, in the order they started.
     pub typing: RwSignal<Vec<Typist>>,
+    /// The first message this person had not read when the room opened ("New messages").
+    pub first_unread: StoredValue<Option<crate::protocol::Seq>>,
 }
 
 /// Someone typing in a room, until `until` (milliseconds since the epoch).
@@ -100,6 +102,10 @@ impl LiveRoom {
             gap: RwSignal::new(false),
             has_older: RwSignal::new(page.has_older),
             typing: RwSignal::new(Vec::new()),
+            first_unread: StoredValue::new(
+                page.read
+                    .and_then(|read| page.messages.iter().find(|m| m.seq > read).map(|m| m.seq)),
+            ),
         }
     }
 }
@@ -107,12 +113,15 @@ impl LiveRoom {
 #[derive(Clone, Copy)]
 pub struct ChatSocket {
     pub status: RwSignal<ConnState>,
+    /// The rooms of the sidebar with their unread counts, kept current while connected.
+    pub sidebar: RwSignal<Vec<SidebarRoom>>,
 }
 
 /// Provides the tab's [`ChatSocket`]; call once, in the root component.
 pub fn provide_chat_socket() {
     provide_context(ChatSocket {
         status: RwSignal::new(ConnState::Offline),
+        sidebar: RwSignal::new(Vec::new()),
     });
     // The rooms' signals are created under this owner (see `ChatSocket::open_room`).
     #[cfg(feature = "hydrate")]
@@ -128,9 +137,10 @@ impl ChatSocket {
     /// the socket writes them whenever a frame arrives, so it keeps them from here until
     /// [`ChatSocket::close_room`] disposes of them. On the server they belong to the caller.
     pub fn open_room(&self, page: &mut RoomPage) -> LiveRoom {
+        self.sidebar.set(std::mem::take(&mut page.sidebar));
         #[cfg(feature = "hydrate")]
         {
-            driver::open_room(self.status, page)
+            driver::open_room(*self, page)
         }
         #[cfg(not(feature = "hydrate"))]
         {

@@ -197,7 +197,34 @@ pub struct RoomPage {
     pub has_older: bool,
     /// Set when this is an older page (`?before=`), which is shown without live updates.
     pub before: Option<Seq>,
+    /// How far the viewer had read this room before this visit (`None`: never opened it).
+    pub read: Option<Seq>,
+    /// The rooms in the viewer's sidebar, by name, this one included.
+    pub sidebar: Vec<SidebarRoom>,
 }
+
+/// A room in the sidebar: one the viewer has opened before, or a private room or direct
+/// conversation they belong to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidebarRoom {
+    pub room: RoomId,
+    /// The room's name, or the other person's name for a direct conversation.
+    pub title: String,
+    pub visibility: Visibility,
+    pub last_seq: Seq,
+    /// How far the viewer has read it.
+    pub read: Seq,
+}
+
+impl SidebarRoom {
+    /// Messages after the viewer's read mark.
+    pub fn unread(&self) -> u64 {
+        self.last_seq.0.saturating_sub(self.read.0)
+    }
+}
+
+/// Most rooms a sidebar lists.
+pub const SIDEBAR_ROOMS: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,9 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Longest message body, counted in characters (not bytes).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
+/// Most rooms one connection follows with `watch`.
+pub const MAX_WATCHED: usize = 64;
+
 /// A client sends `typing` at most once per this interval while someone types.
 pub const TYPING_INTERVAL_MS: u64 = 3_000;
 
@@ -153,6 +156,12 @@ pub enum ClientMsg {
         client_id: ClientId,
         text: String,
     },
+    /// This person has read a joined room up to `seq` (their other tabs and devices are told,
+    /// and the mark is kept for their next visit).
+    Read { room: RoomId, seq: Seq },
+    /// Replaces the rooms this connection follows for `activity` (the sidebar), at most
+    /// [`MAX_WATCHED`]; rooms this person may not enter are left out.
+    Watch { rooms: Vec<RoomId> },
     /// The sender is typing in a joined room. Clients send it at most every few seconds
     /// while keys are pressed; it is fanned out to the room's other people and never stored.
     Typing { room: RoomId },
@@ -210,6 +219,10 @@ pub enum ServerMsg {
     },
     /// A chat message, live or replayed.
     Message(ChatMessage),
+    /// A followed room's latest sequence number: sent on `watch` and after every new message.
+    Activity { room: RoomId, last_seq: Seq },
+    /// This person read `room` up to `seq` on another connection.
+    Read { room: RoomId, seq: Seq },
     /// Someone else in the room is typing (sent for each of their `typing` frames; it lapses
     /// after [`TYPING_LAPSE_MS`] without another, or when their next message arrives).
     Typing {
@@ -323,6 +336,14 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 ts: f.ts.ok_or_else(need("ts"))?,
                 guest: f.guest,
             }),
+            "activity" => ServerMsg::Activity {
+                room: f.room.ok_or_else(need("room"))?,
+                last_seq: f.last_seq.ok_or_else(need("last_seq"))?,
+            },
+            "read" => ServerMsg::Read {
+                room: f.room.ok_or_else(need("room"))?,
+                seq: f.seq.ok_or_else(need("seq"))?,
+            },
             "typing" => ServerMsg::Typing {
                 room: f.room.ok_or_else(need("room"))?,
                 user: f.user.ok_or_else(need("user"))?,
@@ -423,7 +444,9 @@ impl ClientMsg {
     }
 }
 
-const KNOWN_CLIENT_TYPES: [&str; 6] = ["join", "leave", "send", "typing", "ping", "pong"];
+const KNOWN_CLIENT_TYPES: [&str; 8] = [
+    "join", "leave", "send", "read", "watch", "typing", "ping", "pong",
+];
 
 /// Decodes JSON the way all of the browser bundle does: from bytes. serde_json's string and
 /// byte readers are separate instantiations of every decoder, and server functions' answers
@@ -566,6 +589,14 @@ mod tests {
                 seq: Seq(3),
             },
             ServerMsg::Resync { room: room() },
+            ServerMsg::Activity {
+                room: room(),
+                last_seq: Seq(12),
+            },
+            ServerMsg::Read {
+                room: room(),
+                seq: Seq(11),
+            },
             ServerMsg::Typing {
                 room: room(),
                 user: UserName("Cy".into()),

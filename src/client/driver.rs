@@ -9,8 +9,8 @@
 //! that can land after the room closed (a frame callback, a history load still in flight)
 //! uses `try_*`, which does nothing once they are gone.
 
-use super::{merge_messages, ConnState, LiveRoom, PendingMessage, Typist};
-use crate::model::{Messages, RoomPage};
+use super::{merge_messages, ChatSocket, ConnState, LiveRoom, PendingMessage, Typist};
+use crate::model::{Messages, RoomPage, SidebarRoom};
 use crate::protocol::{
     ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName, TYPING_INTERVAL_MS,
     TYPING_LAPSE_MS,
@@ -52,6 +52,7 @@ struct Driver {
     owner: Option<Owner>,
     /// Messages from others that arrived while the tab was hidden (shown in the title).
     unseen: u32,
+    sidebar: Option<RwSignal<Vec<SidebarRoom>>>,
 }
 
 struct Live {
@@ -79,6 +80,77 @@ struct Slot {
     typing_sent: f64,
     /// A direct conversation: its messages raise notifications while the tab is hidden.
     direct: bool,
+    /// A `read` frame is on its way (coalesced: at most one per [`READ_EVERY_MS`]).
+    read_due: bool,
+}
+
+/// Read marks are sent at most this often per room.
+const READ_EVERY_MS: u32 = 1_000;
+
+/// Applies `change` to `room`'s sidebar entry, after the driver's borrow is released.
+fn sidebar_update(
+    d: &Driver,
+    room: &RoomId,
+    change: impl FnOnce(&mut SidebarRoom) + 'static,
+) -> Option<Deferred> {
+    let sidebar = d.sidebar?;
+    let room = room.clone();
+    Some(Box::new(move || {
+        let _ = sidebar.try_update(|list| {
+            if let Some(entry) = list.iter_mut().find(|e| e.room == room) {
+                change(entry);
+            }
+        });
+    }))
+}
+
+/// Follows the sidebar's rooms that are not open (open ones hear their messages).
+fn send_watch(d: &Driver) {
+    let (Some(live), Some(sidebar)) = (d.socket.as_ref().filter(|s| s.welcomed), d.sidebar) else {
+        return;
+    };
+    let rooms = sidebar
+        .try_with_untracked(|list| {
+            list.iter()
+                .map(|e| e.room.clone())
+                .filter(|r| !d.rooms.contains_key(r))
+                .collect()
+        })
+        .unwrap_or_default();
+    send_frame(&live.ws, &ClientMsg::Watch { rooms });
+}
+
+/// Marks `room` read up to what this tab has, now in the sidebar and, coalesced, on the
+/// server (and so in the person's other tabs).
+fn read_now(d: &mut Driver, room: &RoomId, updates: &mut Vec<Deferred>) {
+    let Some(slot) = d.rooms.get_mut(room) else {
+        return;
+    };
+    let seq = slot.last_seq;
+    let due = !std::mem::replace(&mut slot.read_due, true);
+    updates.extend(sidebar_update(d, room, move |e| e.read = e.read.max(seq)));
+    if due {
+        let room = room.clone();
+        Timeout::new(READ_EVERY_MS, move || {
+            with(|d| {
+                let Some(slot) = d.rooms.get_mut(&room) else {
+                    return;
+                };
+                slot.read_due = false;
+                if let (true, Some(live)) = (slot.joined, d.socket.as_ref().filter(|s| s.welcomed))
+                {
+                    send_frame(
+                        &live.ws,
+                        &ClientMsg::Read {
+                            room: room.clone(),
+                            seq: slot.last_seq,
+                        },
+                    );
+                }
+            })
+        })
+        .forget();
+    }
 }
 
 /// localStorage key prefix for a room's unsent messages; they survive a reload.
@@ -131,7 +203,8 @@ pub fn adopt_owner() {
     with(|d| d.owner = Owner::current());
 }
 
-pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
+pub fn open_room(socket: ChatSocket, page: &mut RoomPage) -> LiveRoom {
+    let status = socket.status;
     let owner = with(|d| d.owner.as_ref().map(Owner::child)).unwrap_or_default();
     let live = owner.with(|| LiveRoom::new(page));
     // Without a display name the upgrade is refused; connect once one is chosen
@@ -140,6 +213,7 @@ pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
     let room = page.room.clone();
     let updates = with(|d| {
         d.status = Some(status);
+        d.sidebar = Some(socket.sidebar);
         // A room reopened keeps the messages still waiting in its outbox, from this tab or
         // from before a reload.
         let mut outbox = d
@@ -173,6 +247,7 @@ pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
                 outbox,
                 typing_sent: 0.0,
                 direct: page.visibility == crate::model::Visibility::Direct,
+                read_due: false,
             },
         );
         let mut updates: Vec<Deferred> = Vec::new();
@@ -204,6 +279,7 @@ pub fn open_room(status: RwSignal<ConnState>, page: &mut RoomPage) -> LiveRoom {
         }
         if d.socket.as_ref().is_some_and(|s| s.welcomed) {
             send_join(d, &room);
+            send_watch(d);
         }
         updates
     });
@@ -485,8 +561,18 @@ fn install_listeners() {
     let on_online = Closure::<dyn FnMut(JsValue)>::new(|_| reconnect_now());
     let on_visible = Closure::<dyn FnMut(JsValue)>::new(|_| {
         if !super::notify::hidden() {
-            with(|d| d.unseen = 0);
+            // Shown again: what arrived meanwhile is read now.
+            let updates = with(|d| {
+                d.unseen = 0;
+                let mut updates = Vec::new();
+                let rooms: Vec<RoomId> = d.rooms.keys().cloned().collect();
+                for room in rooms {
+                    read_now(d, &room, &mut updates);
+                }
+                updates
+            });
             super::notify::set_unseen(0);
+            run(updates);
         }
     });
     if let Some(document) = window.document() {
@@ -581,6 +667,15 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             for room in rooms {
                 send_join(d, &room);
             }
+            send_watch(d);
+        }
+        ServerMsg::Activity { room, last_seq } => {
+            updates.extend(sidebar_update(d, &room, move |e| {
+                e.last_seq = e.last_seq.max(last_seq)
+            }));
+        }
+        ServerMsg::Read { room, seq } => {
+            updates.extend(sidebar_update(d, &room, move |e| e.read = e.read.max(seq)));
         }
         ServerMsg::Joined {
             room,
@@ -673,6 +768,15 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             if unseen {
                 d.unseen += 1;
                 super::notify::set_unseen(d.unseen);
+            }
+            if new {
+                let (room, seq) = (msg.room.clone(), msg.seq);
+                updates.extend(sidebar_update(d, &room, move |e| {
+                    e.last_seq = e.last_seq.max(seq)
+                }));
+                if !super::notify::hidden() {
+                    read_now(d, &room, &mut updates);
+                }
             }
             updates.push(Box::new(move || {
                 if mine {

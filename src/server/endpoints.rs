@@ -4,7 +4,8 @@
 //! sentence and a status code.
 
 use crate::model::{
-    AppError, Me, Messages, RoomEntry, RoomList, RoomPage, Visibility, PAGE_MESSAGES,
+    AppError, Me, Messages, RoomEntry, RoomList, RoomPage, SidebarRoom, Visibility, PAGE_MESSAGES,
+    SIDEBAR_ROOMS,
 };
 use crate::protocol::ChatMessage;
 use crate::protocol::{RoomId, Seq, UserName};
@@ -458,6 +459,18 @@ pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, Ap
         ),
     };
     let (visibility, title, members) = describe(&accounts, &room, who.as_ref());
+    let (read, sidebar) = match (&who, before) {
+        // Opening the latest page reads it: the mark rises to what the page shows.
+        (Some(who), None) => {
+            let key = who.author_key();
+            let marks = hub.reads().of(&key).await.map_err(|e| internal(e.into()))?;
+            hub.reads().mark(&key, &room, snapshot.last_seq);
+            let read = marks.get(&room).copied();
+            let sidebar = sidebar(&hub, &accounts, who, &marks, &room, snapshot.last_seq).await;
+            (read, sidebar)
+        }
+        _ => (None, Vec::new()),
+    };
     Ok(RoomPage {
         room,
         title,
@@ -472,7 +485,56 @@ pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, Ap
         me: who.map(|w| w.name),
         guests_allowed: limits.config.allow_guests,
         before,
+        read,
+        sidebar,
     })
+}
+
+/// The sidebar of `who`, who is reading `current` up to `current_seq`: the rooms they have
+/// read in and the restricted rooms they belong to, that they may still enter, by name.
+async fn sidebar(
+    hub: &Hub,
+    accounts: &Accounts,
+    who: &Identity,
+    marks: &std::collections::HashMap<RoomId, Seq>,
+    current: &RoomId,
+    current_seq: Seq,
+) -> Vec<SidebarRoom> {
+    let mut rooms: Vec<RoomId> = marks.keys().cloned().collect();
+    rooms.extend(accounts.rooms_of(who).into_iter().map(|(room, _, _)| room));
+    rooms.push(current.clone());
+    rooms.retain(|r| accounts.may_enter(r, Some(who)));
+    rooms.sort();
+    rooms.dedup();
+    let mut entries = Vec::with_capacity(rooms.len().min(SIDEBAR_ROOMS));
+    for room in rooms {
+        let (visibility, title, _) = describe(accounts, &room, Some(who));
+        let (last_seq, read) = if room == *current {
+            (current_seq, current_seq)
+        } else {
+            match hub.store().last_seq(&room).await {
+                Ok(last) => (last, marks.get(&room).copied().unwrap_or_default()),
+                Err(err) => {
+                    tracing::error!(%room, %err, "sidebar room left out");
+                    continue;
+                }
+            }
+        };
+        entries.push(SidebarRoom {
+            room,
+            title,
+            visibility,
+            last_seq,
+            read,
+        });
+    }
+    // Direct conversations after the rooms, each group by what it is called.
+    entries.sort_by(|a, b| {
+        let direct = |e: &SidebarRoom| e.visibility == Visibility::Direct;
+        (direct(a), &a.title).cmp(&(direct(b), &b.title))
+    });
+    entries.truncate(SIDEBAR_ROOMS);
+    entries
 }
 
 /// Up to one page of messages before `before`, oldest first (scrolling back in a room).

@@ -32,6 +32,7 @@ use crate::model::Messages;
 use crate::protocol::{AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, UserName};
 use crate::server::broker::Broker;
 use crate::server::conn::{ConnHandle, Outbound};
+use crate::server::reads::ReadMarks;
 use crate::server::room::{self, Admit, RoomCmd, RoomHandle};
 use crate::server::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -123,12 +124,14 @@ pub struct Hub {
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
     creations: crate::server::rooms::CreationBudget,
+    reads: Arc<ReadMarks>,
 }
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>, broker: Arc<dyn Broker>, config: HubConfig) -> Arc<Hub> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Hub {
+            reads: ReadMarks::new(store.clone()),
             store,
             broker,
             rooms: Arc::new(Mutex::new(HashMap::new())),
@@ -203,7 +206,11 @@ impl Hub {
                 }
             }
         };
-        tokio::time::timeout(deadline, all).await.is_ok()
+        let drained = tokio::time::timeout(deadline, all).await.is_ok();
+        if let Err(err) = self.reads.flush().await {
+            tracing::error!(%err, "read marks not written at shutdown");
+        }
+        drained
     }
 
     fn room(&self, id: &RoomId) -> RoomHandle {
@@ -320,6 +327,40 @@ impl Hub {
                 origin: room::Origin::Conn(conn.clone()),
             })
             .await
+    }
+
+    /// Raises `conn`'s person's read mark in `room`; their other connections there are told.
+    pub async fn read(&self, conn: &ConnHandle, room: &RoomId, seq: Seq) -> Result<(), HubError> {
+        if self.reads.mark(&conn.person.key, room, seq) {
+            self.room(room)
+                .send(RoomCmd::Read {
+                    conn: conn.clone(),
+                    seq,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Starts telling `conn` each new sequence number of `room` (`activity`).
+    pub async fn watch(&self, conn: &ConnHandle, room: &RoomId) -> Result<(), HubError> {
+        self.room(room)
+            .send(RoomCmd::Watch { conn: conn.clone() })
+            .await
+    }
+
+    /// Stops telling `conn` about `rooms`.
+    pub async fn unwatch(&self, conn: &ConnHandle, rooms: impl IntoIterator<Item = RoomId>) {
+        for room in rooms {
+            if let Some(handle) = self.existing_room(&room) {
+                let _ = handle.send(RoomCmd::Unwatch { conn: conn.clone() }).await;
+            }
+        }
+    }
+
+    /// Read marks (see [`ReadMarks`]).
+    pub fn reads(&self) -> &Arc<ReadMarks> {
+        &self.reads
     }
 
     /// Tells `room`'s other people that `conn`'s person is typing.

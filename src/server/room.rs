@@ -71,15 +71,34 @@ pub enum RoomCmd {
         origin: Origin,
     },
     /// A grace period ended.
-    Expire { user: AuthorKey, generation: u64 },
+    Expire {
+        user: AuthorKey,
+        generation: u64,
+    },
     /// Time to send the batched presence diff.
     FlushPresence,
     /// Answered once every command queued before it has been handled (shutdown).
-    Drain { done: oneshot::Sender<()> },
+    Drain {
+        done: oneshot::Sender<()>,
+    },
     /// A message another node stored.
     Remote(ChatMessage),
     /// `conn`'s person is typing: tell the room's other people, now or never.
-    Typing { conn: ConnHandle },
+    Typing {
+        conn: ConnHandle,
+    },
+    /// `conn`'s person has read up to `seq`: tell their other connections here.
+    Read {
+        conn: ConnHandle,
+        seq: Seq,
+    },
+    /// `conn` follows the room's latest sequence number (its sidebar) without joining it.
+    Watch {
+        conn: ConnHandle,
+    },
+    Unwatch {
+        conn: ConnHandle,
+    },
     /// The newest `limit` messages, who is online, and the latest sequence number, for a
     /// server-rendered page (served from memory once the room is warm).
     Snapshot {
@@ -205,6 +224,7 @@ pub fn spawn(
         broker,
         config,
         members: HashMap::new(),
+        watchers: HashMap::new(),
         presence: Presence::default(),
         presence_log: Vec::new(),
         fresh: Vec::new(),
@@ -226,6 +246,9 @@ struct RoomActor {
     broker: Arc<dyn Broker>,
     config: HubConfig,
     members: HashMap<ConnId, ConnHandle>,
+    /// Connections told of every new message's sequence number (`activity`) without being
+    /// members: the room stays in memory for them.
+    watchers: HashMap<ConnId, ConnHandle>,
     presence: Presence,
     /// People whose membership flipped since the last flush, in order.
     presence_log: Vec<Person>,
@@ -366,6 +389,26 @@ impl RoomActor {
                     self.broadcast(&frame);
                 }
                 RoomCmd::Typing { conn } => self.typing(&conn),
+                RoomCmd::Read { conn, seq } => self.read(&conn, seq),
+                RoomCmd::Watch { conn } => {
+                    let last_seq = match self.recent.as_ref() {
+                        Some(recent) => Ok(recent.last_seq),
+                        None => self.store.last_seq(&self.id).await,
+                    };
+                    match last_seq {
+                        Ok(last_seq) => {
+                            conn.deliver(
+                                &RoomId(String::new()),
+                                Outbound::Frame(self.activity(last_seq)),
+                            );
+                            self.watchers.insert(conn.id, conn);
+                        }
+                        Err(err) => tracing::error!(room = %self.id, %err, "watch failed"),
+                    }
+                }
+                RoomCmd::Unwatch { conn } => {
+                    self.watchers.remove(&conn.id);
+                }
             }
             self.online.store(self.presence.count(), Ordering::Relaxed);
         }
@@ -376,7 +419,7 @@ impl RoomActor {
     async fn next(&mut self, rx: &mut mpsc::Receiver<RoomCmd>) -> Option<RoomCmd> {
         loop {
             let idle = self.config.room_idle;
-            if idle.is_zero() || !self.members.is_empty() {
+            if idle.is_zero() || !self.members.is_empty() || !self.watchers.is_empty() {
                 return rx.recv().await;
             }
             match tokio::time::timeout_at(self.last_active + idle, rx.recv()).await {
@@ -664,6 +707,7 @@ impl RoomActor {
             }
         };
 
+        let mut newest = None;
         for (send, result) in accepted.into_iter().zip(results) {
             let (seq, stored) = match result {
                 Appended::Stored(msg) => (msg.seq, Some(msg)),
@@ -687,8 +731,45 @@ impl RoomActor {
                     recent.push(msg.clone());
                 }
                 self.broker.publish(&msg);
+                newest = Some(msg.seq);
                 let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
                 self.broadcast(&frame);
+            }
+        }
+        if let Some(last_seq) = newest.filter(|_| !self.watchers.is_empty()) {
+            let activity = self.activity(last_seq);
+            for watcher in self.watchers.values() {
+                watcher.deliver(&RoomId(String::new()), Outbound::Frame(activity.clone()));
+            }
+        }
+    }
+
+    /// The `activity` frame for the room's latest sequence number. Queued as a frame of no
+    /// room: a connection too far behind to take it gets the next one.
+    fn activity(&self, last_seq: Seq) -> Utf8Bytes {
+        Utf8Bytes::from(
+            ServerMsg::Activity {
+                room: self.id.clone(),
+                last_seq,
+            }
+            .encode(),
+        )
+    }
+
+    /// Tells `conn`'s person's other connections here (members and watchers) that they have
+    /// read up to `seq`.
+    fn read(&self, conn: &ConnHandle, seq: Seq) {
+        let frame = Utf8Bytes::from(
+            ServerMsg::Read {
+                room: self.id.clone(),
+                seq,
+            }
+            .encode(),
+        );
+        let mut told = std::collections::HashSet::new();
+        for other in self.members.values().chain(self.watchers.values()) {
+            if other.id != conn.id && other.person.key == conn.person.key && told.insert(other.id) {
+                other.deliver(&RoomId(String::new()), Outbound::Frame(frame.clone()));
             }
         }
     }

@@ -17,7 +17,8 @@
 
 use crate::names::{clean_message, parse_room, valid_client_id, MessageProblem};
 use crate::protocol::{
-    close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, MAX_WATCHED,
+    PROTOCOL_VERSION,
 };
 use crate::server::accounts::{Accounts, Identity, SessionEnd};
 use crate::server::conn::{ConnHandle, LagState, Outbound, ReplayPages};
@@ -166,6 +167,7 @@ where
         hub,
         conn,
         joined: HashSet::new(),
+        watched: Vec::new(),
         bad_frames: 0,
         window_start: Instant::now(),
         admit: crate::server::rooms::admit(accounts.clone(), identity.clone()),
@@ -209,6 +211,7 @@ impl<R: AsyncRead + Unpin + Send> Connection<R> {
         let ending = self.read_frames().await;
         let reader = &mut self.reader;
         Box::pin(reader.hub.disconnect(&reader.conn, reader.joined.drain())).await;
+        Box::pin(reader.hub.unwatch(&reader.conn, reader.watched.drain(..))).await;
         self.ended = None;
         let close_tx = self.close_tx.take();
         match ending {
@@ -354,6 +357,8 @@ struct Reader {
     hub: Arc<Hub>,
     conn: ConnHandle,
     joined: HashSet<RoomId>,
+    /// The rooms this connection follows for `activity` (at most `MAX_WATCHED`).
+    watched: Vec<RoomId>,
     bad_frames: u32,
     window_start: Instant,
     identity: Identity,
@@ -452,6 +457,53 @@ impl Reader {
                 self.hub.leave(&self.conn, &room).await;
                 Step::Continue
             }
+            ClientMsg::Read { room, seq } => {
+                if !self.joined.contains(&room) {
+                    return self.refuse(
+                        ErrorCode::NotJoined,
+                        "Join the room before marking it read.".into(),
+                        Some(room),
+                    );
+                }
+                if let Err(err) = self.hub.read(&self.conn, &room, seq).await {
+                    tracing::error!(%room, %err, "read failed");
+                }
+                Step::Continue
+            }
+            ClientMsg::Watch { rooms } => {
+                if rooms.len() > MAX_WATCHED {
+                    return self.refuse(
+                        ErrorCode::BadFrame,
+                        format!("Follow at most {MAX_WATCHED} rooms."),
+                        None,
+                    );
+                }
+                let mut wanted: Vec<RoomId> = rooms
+                    .into_iter()
+                    .filter(|r| self.accounts.may_enter(r, Some(&self.identity)))
+                    .collect();
+                wanted.sort();
+                wanted.dedup();
+                let gone: Vec<RoomId> = self
+                    .watched
+                    .iter()
+                    .filter(|r| wanted.binary_search(r).is_err())
+                    .cloned()
+                    .collect();
+                let new: Vec<RoomId> = wanted
+                    .iter()
+                    .filter(|r| !self.watched.contains(r))
+                    .cloned()
+                    .collect();
+                self.hub.unwatch(&self.conn, gone).await;
+                for room in &new {
+                    if let Err(err) = self.hub.watch(&self.conn, room).await {
+                        tracing::error!(%room, %err, "watch failed");
+                    }
+                }
+                self.watched = wanted;
+                Step::Continue
+            }
             ClientMsg::Typing { room } => {
                 if !self.joined.contains(&room) {
                     return self.refuse(
@@ -531,7 +583,9 @@ impl Reader {
             } => (room, Some(client_id)),
             ClientMsg::Join { room, .. }
             | ClientMsg::Leave { room }
+            | ClientMsg::Read { room, .. }
             | ClientMsg::Typing { room } => (room, None),
+            ClientMsg::Watch { .. } => (&NO_ROOM, None),
             ClientMsg::Ping | ClientMsg::Pong => (&NO_ROOM, None),
         };
         let bucket = match msg {

@@ -6,8 +6,8 @@ use super::post_form::{PostForm, Posted};
 use super::time::{self, Placement, Zone};
 use crate::api::{load_room, Invite, PostMessage, SetName};
 use crate::client::{typing_sentence, ChatSocket, ConnState, LiveRoom};
-use crate::model::{AppError, PageJson, RoomPage as RoomData, Visibility};
-use crate::protocol::{ChatMessage, UserName};
+use crate::model::{AppError, PageJson, RoomPage as RoomData, SidebarRoom, Visibility};
+use crate::protocol::{ChatMessage, RoomId, Seq, UserName};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -93,6 +93,7 @@ fn Room(mut data: RoomData) -> impl IntoView {
                 <ConnectionStatus status=socket.status />
             </header>
             <div class="room-body">
+                <RoomsNav current=room.clone() />
                 <section class="conversation">
                     <GapNotice live />
                     <MessageList live />
@@ -118,6 +119,51 @@ fn Room(mut data: RoomData) -> impl IntoView {
                 </div>
             </div>
         </div>
+    }
+}
+
+/// The sidebar: a link per room the person has opened or belongs to, named with its unread
+/// count ("design, 3 unread"), the current one marked.
+#[component]
+fn RoomsNav(current: RoomId) -> impl IntoView {
+    let socket = expect_context::<ChatSocket>();
+    view! {
+        <nav class="sidebar" aria-label="Rooms">
+            <ul>
+                <For
+                    each=move || socket.sidebar.get()
+                    key=|e| (e.room.clone(), e.title.clone(), e.last_seq, e.read)
+                    let:entry
+                >
+                    {room_link(entry, &current)}
+                </For>
+            </ul>
+        </nav>
+    }
+}
+
+fn room_link(entry: SidebarRoom, current: &RoomId) -> impl IntoView {
+    let unread = entry.unread();
+    let name = if unread > 0 {
+        format!("{}, {unread} unread", entry.title)
+    } else {
+        entry.title.clone()
+    };
+    let mark = if entry.visibility == Visibility::Direct {
+        "@ "
+    } else {
+        "# "
+    };
+    let here = (entry.room == *current).then_some("page");
+    let class = if unread > 0 { "unread" } else { "" };
+    view! {
+        <li>
+            <a href=format!("/r/{}", entry.room) aria-label=name aria-current=here class=class>
+                {mark}
+                <bdi>{entry.title}</bdi>
+                {(unread > 0).then(|| view! { <span class="count">{unread}</span> })}
+            </a>
+        </li>
     }
 }
 
@@ -289,7 +335,24 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
             let now = (last_seq(), pending_count());
             let Some(el) = scroller.get() else { return now };
             let near_bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 200;
-            if prev.is_none() || (prev != Some(now) && near_bottom) {
+            if prev.is_none() {
+                // Opening the room: at the first unread message if there is one, else at the end.
+                request_animation_frame(move || {
+                    let Some(el) = scroller.get_untracked() else {
+                        return;
+                    };
+                    use wasm_bindgen::JsCast;
+                    let divider = el
+                        .query_selector(".new-divider")
+                        .ok()
+                        .flatten()
+                        .and_then(|d| d.dyn_into::<web_sys::HtmlElement>().ok());
+                    match divider {
+                        Some(divider) => el.set_scroll_top(divider.offset_top() - 8),
+                        None => el.set_scroll_top(el.scroll_height()),
+                    }
+                });
+            } else if prev != Some(now) && near_bottom {
                 request_animation_frame(move || {
                     if let Some(el) = scroller.get_untracked() {
                         el.set_scroll_top(el.scroll_height());
@@ -373,7 +436,7 @@ fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
         let rows = move || {
             let zone = zone.get();
             live.messages.with(|list| {
-                let placed = time::place(list, time::now(), zone);
+                let placed = time::place(list, time::now(), zone, live.first_unread.get_value());
                 list.iter().cloned().zip(placed).collect::<Vec<_>>()
             })
         };
@@ -387,13 +450,18 @@ fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
     }
     #[cfg(feature = "ssr")]
     {
-        live.messages.with_untracked(|list| placed_rows(list, zone))
+        live.messages
+            .with_untracked(|list| placed_rows(list, zone, live.first_unread.get_value()))
     }
 }
 
 /// Every message of `list` as rows, placed as of now (a list that does not change).
-fn placed_rows(list: &[ChatMessage], zone: Signal<Zone>) -> impl IntoView {
-    let placed = time::place(list, time::now(), zone.get_untracked());
+fn placed_rows(
+    list: &[ChatMessage],
+    zone: Signal<Zone>,
+    first_unread: Option<Seq>,
+) -> impl IntoView {
+    let placed = time::place(list, time::now(), zone.get_untracked(), first_unread);
     list.iter()
         .cloned()
         .zip(placed)
@@ -416,6 +484,13 @@ fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl In
             </li>
         }
     });
+    let unread = placed.first_unread.then(|| {
+        view! {
+            <li role="separator" aria-label="New messages" class="new-divider">
+                <span>"New messages"</span>
+            </li>
+        }
+    });
     let class = if placed.continues {
         "message continued"
     } else {
@@ -423,6 +498,7 @@ fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl In
     };
     view! {
         {divider}
+        {unread}
         <li class=class>
             <bdi class="author">{m.author.0}</bdi>
             {m.guest.then(guest_badge)}
@@ -468,7 +544,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                 }),
             }}
             <ol class="messages" role="log" aria-label="Messages">
-                {placed_rows(&data.messages, Signal::stored(Zone::Utc))}
+                {placed_rows(&data.messages, Signal::stored(Zone::Utc), None)}
             </ol>
         </div>
     }
@@ -586,7 +662,8 @@ mod tests {
             message(1, "\u{202e}Mallory", "\u{202e}txt.exe"),
             message(2, "Bob", "after"),
         ];
-        let html = Owner::new().with(|| placed_rows(&list, Signal::stored(Zone::Utc)).to_html());
+        let html =
+            Owner::new().with(|| placed_rows(&list, Signal::stored(Zone::Utc), None).to_html());
         for piece in ["\u{202e}Mallory", "\u{202e}txt.exe", "Bob", "after"] {
             let at = html.find(piece).unwrap();
             let open = html[..at].rfind('<').unwrap();

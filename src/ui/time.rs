@@ -6,7 +6,7 @@
 //! to local time ([`Zone::Local`]). Everything here is plain arithmetic on milliseconds since
 //! the Unix epoch plus an offset, so it is the same code on both sides.
 
-use crate::protocol::ChatMessage;
+use crate::protocol::{ChatMessage, Seq};
 
 /// Messages from one author less than this far apart are grouped under one name.
 pub const GROUP_MS: u64 = 5 * 60 * 1000;
@@ -132,26 +132,38 @@ pub fn day_label(ts: u64, now: u64, zone: Zone) -> String {
 }
 
 /// How one message of the log is shown: with a day divider above it (the first message of
-/// its day), and whether it continues the group of the message before it (same author, same
-/// day, within [`GROUP_MS`]), so its name is not shown again.
+/// its day), with the "New messages" divider above it (the first one the reader had not
+/// read when the room opened), and whether it continues the group of the message before it
+/// (same author, same day, within [`GROUP_MS`], no divider between), so its name is not
+/// shown again.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Placement {
     pub divider: Option<String>,
+    pub first_unread: bool,
     pub continues: bool,
 }
 
-/// The placement of each message in `messages` (in sequence order).
-pub fn place(messages: &[ChatMessage], now: u64, zone: Zone) -> Vec<Placement> {
+/// The placement of each message in `messages` (in sequence order); `first_unread` is the
+/// sequence number the "New messages" divider goes above, if any.
+pub fn place(
+    messages: &[ChatMessage],
+    now: u64,
+    zone: Zone,
+    first_unread: Option<Seq>,
+) -> Vec<Placement> {
     let mut out = Vec::with_capacity(messages.len());
     let mut before: Option<&ChatMessage> = None;
     for m in messages {
         let new_day = before.is_none_or(|b| day(b.ts, zone) != day(m.ts, zone));
+        let unread_here = first_unread == Some(m.seq);
         let continues = !new_day
+            && !unread_here
             && before.is_some_and(|b| {
                 b.author == m.author && b.guest == m.guest && m.ts.saturating_sub(b.ts) < GROUP_MS
             });
         out.push(Placement {
             divider: new_day.then(|| day_label(m.ts, now, zone)),
+            first_unread: unread_here,
             continues,
         });
         before = Some(m);
@@ -162,7 +174,7 @@ pub fn place(messages: &[ChatMessage], now: u64, zone: Zone) -> Vec<Placement> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ClientId, RoomId, Seq, UserName};
+    use crate::protocol::{ClientId, RoomId, UserName};
 
     fn at(seq: u64, author: &str, ts: u64) -> ChatMessage {
         ChatMessage {
@@ -211,7 +223,7 @@ mod tests {
             at(5, "ada", NOW - 6 * minute),
             at(6, "ada", NOW),
         ];
-        let placed: Vec<_> = place(&log, NOW, Zone::Utc)
+        let placed: Vec<_> = place(&log, NOW, Zone::Utc, None)
             .into_iter()
             .map(|p| (p.divider, p.continues))
             .collect();
@@ -227,5 +239,15 @@ mod tests {
                 (None, false),
             ]
         );
+    }
+
+    #[test]
+    fn the_new_messages_divider_goes_above_the_first_unread_and_breaks_the_group() {
+        let log = [at(1, "ada", NOW), at(2, "ada", NOW), at(3, "ada", NOW)];
+        let placed: Vec<_> = place(&log, NOW, Zone::Utc, Some(Seq(2)))
+            .into_iter()
+            .map(|p| (p.first_unread, p.continues))
+            .collect();
+        assert_eq!(placed, [(false, false), (true, false), (false, true)]);
     }
 }

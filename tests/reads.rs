@@ -1,0 +1,176 @@
+//! Read marks and followed rooms over a real port: `read` raises the person's mark and tells
+//! their other connections (never anyone else), marks are kept for the next visit, `watch`
+//! follows rooms' latest sequence numbers without joining them, and bad uses are refused.
+
+mod common;
+
+use common::{connect, connect_cookie, guest_cookie, quick_config, start, Client};
+use hearth::protocol::{AuthorKey, ClientId, ClientMsg, ErrorCode, RoomId, Seq, ServerMsg};
+
+fn room(name: &str) -> RoomId {
+    RoomId(name.into())
+}
+
+fn read(name: &str, seq: u64) -> ClientMsg {
+    ClientMsg::Read {
+        room: room(name),
+        seq: Seq(seq),
+    }
+}
+
+fn watch(rooms: &[&str]) -> ClientMsg {
+    ClientMsg::Watch {
+        rooms: rooms.iter().map(|r| room(r)).collect(),
+    }
+}
+
+async fn say(client: &mut Client, room_name: &str, id: &str) {
+    client
+        .send(&ClientMsg::Send {
+            room: room(room_name),
+            client_id: ClientId(id.into()),
+            text: format!("text {id}"),
+        })
+        .await;
+    client.acks(1).await;
+}
+
+/// The key of the person a `joined` answer lists under `name`.
+fn key_of(joined: &ServerMsg, name: &str) -> AuthorKey {
+    match joined {
+        ServerMsg::Joined { people, .. } => people
+            .iter()
+            .find(|p| p.name.0 == name)
+            .map(|p| p.key.clone())
+            .expect("listed"),
+        other => panic!("expected joined, got {other:?}"),
+    }
+}
+
+/// The next frame that is neither presence nor a message.
+async fn next_other(client: &mut Client) -> ServerMsg {
+    loop {
+        match client.next_non_presence().await {
+            ServerMsg::Message(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Nothing but messages (and presence) is queued for `client`: a ping sent now is answered
+/// after them, before anything else.
+async fn only_messages_pending(client: &mut Client) {
+    client.send(&ClientMsg::Ping).await;
+    loop {
+        match client.next_non_presence().await {
+            ServerMsg::Message(_) => continue,
+            ServerMsg::Pong => return,
+            other => panic!("{}: expected only messages, got {other:?}", client.name),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_read_mark_reaches_the_persons_other_connections_and_is_kept() {
+    let server = start(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
+    let mut ada_joined_tab = connect_cookie(server.addr, &cookie).await;
+    let mut ada_sidebar_tab = connect_cookie(server.addr, &cookie).await;
+    let mut bob = connect(&server, "Bob").await;
+    let joined = ada.join("design").await;
+    let ada_key = key_of(&joined, "Ada");
+    ada_joined_tab.join("design").await;
+    bob.join("design").await;
+    ada_sidebar_tab.send(&watch(&["design"])).await;
+    assert!(matches!(
+        next_other(&mut ada_sidebar_tab).await,
+        ServerMsg::Activity {
+            last_seq: Seq(0),
+            ..
+        }
+    ));
+    for i in 0..3 {
+        say(&mut bob, "design", &format!("b{i}")).await;
+    }
+
+    ada.send(&read("design", 3)).await;
+    for tab in [&mut ada_joined_tab, &mut ada_sidebar_tab] {
+        loop {
+            match next_other(tab).await {
+                ServerMsg::Activity { .. } => continue,
+                ServerMsg::Read { room: r, seq } => {
+                    assert_eq!((r, seq), (room("design"), Seq(3)));
+                    break;
+                }
+                other => panic!("expected read, got {other:?}"),
+            }
+        }
+    }
+    // Not the reader's own connection, and nobody else.
+    only_messages_pending(&mut ada).await;
+    only_messages_pending(&mut bob).await;
+
+    // A mark that does not rise tells nobody; the kept mark is the highest.
+    ada.send(&read("design", 2)).await;
+    ada.expect_nothing_pending().await;
+    ada_joined_tab.expect_nothing_pending().await;
+    let marks = server.hub.reads().of(&ada_key).await.unwrap();
+    assert_eq!(marks.get(&room("design")), Some(&Seq(3)));
+}
+
+#[tokio::test]
+async fn a_followed_room_tells_each_new_sequence_number_until_unfollowed() {
+    let server = start(quick_config()).await;
+    let mut ada = connect(&server, "Ada").await;
+    let mut bob = connect(&server, "Bob").await;
+    bob.join("design").await;
+    say(&mut bob, "design", "b0").await;
+
+    ada.send(&watch(&["design", "design"])).await;
+    match ada.next_non_presence().await {
+        ServerMsg::Activity { room: r, last_seq } => {
+            assert_eq!((r, last_seq), (room("design"), Seq(1)))
+        }
+        other => panic!("expected activity, got {other:?}"),
+    }
+    say(&mut bob, "design", "b1").await;
+    match ada.next_non_presence().await {
+        ServerMsg::Activity { last_seq, .. } => assert_eq!(last_seq, Seq(2)),
+        other => panic!("expected activity, got {other:?}"),
+    }
+    // Following is not joining: no messages, no presence for Ada in the room.
+    ada.expect_nothing_pending().await;
+
+    ada.send(&watch(&[])).await;
+    ada.expect_nothing_pending().await;
+    say(&mut bob, "design", "b2").await;
+    ada.expect_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn reading_a_room_not_joined_and_following_too_many_are_refused() {
+    let server = start(quick_config()).await;
+    let mut ada = connect(&server, "Ada").await;
+    ada.send(&read("design", 1)).await;
+    match ada.next_non_presence().await {
+        ServerMsg::Error {
+            code: ErrorCode::NotJoined,
+            room: Some(r),
+            ..
+        } => assert_eq!(r, room("design")),
+        other => panic!("expected not_joined, got {other:?}"),
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("r{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    ada.send(&watch(&many)).await;
+    match ada.next_non_presence().await {
+        ServerMsg::Error {
+            code: ErrorCode::BadFrame,
+            message,
+            ..
+        } => assert!(message.contains("64"), "{message}"),
+        other => panic!("expected bad_frame, got {other:?}"),
+    }
+    ada.expect_nothing_pending().await;
+}
