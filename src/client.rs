@@ -94,6 +94,10 @@ pub fn typing_sentence(typists: &[Typist]) -> String {
 impl LiveRoom {
     /// The room's signals, under the current reactive owner.
     fn new(page: &mut RoomPage) -> Self {
+        // Before the messages move into their signal.
+        let first_unread = page
+            .read
+            .and_then(|read| page.messages.iter().find(|m| m.seq > read).map(|m| m.seq));
         LiveRoom {
             room: StoredValue::new(page.room.clone()),
             messages: RwSignal::new(std::mem::take(&mut page.messages)),
@@ -102,10 +106,7 @@ impl LiveRoom {
             gap: RwSignal::new(false),
             has_older: RwSignal::new(page.has_older),
             typing: RwSignal::new(Vec::new()),
-            first_unread: StoredValue::new(
-                page.read
-                    .and_then(|read| page.messages.iter().find(|m| m.seq > read).map(|m| m.seq)),
-            ),
+            first_unread: StoredValue::new(first_unread),
         }
     }
 }

@@ -737,6 +737,10 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                     );
                 }
             }
+            // Open and shown: read, which the person's other tabs hear about.
+            if !super::notify::hidden() {
+                read_now(d, &room, &mut updates);
+            }
         }
         ServerMsg::Message(msg) => {
             let Some(slot) = d.rooms.get_mut(&msg.room) else {

@@ -36,13 +36,13 @@ impl ReadMarks {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Raises `reader`'s mark in `room` to `seq`; true if it rose (as far as this node
-    /// knows). Starts the flusher on first use.
+    /// Raises `reader`'s mark in `room` to `seq`; false if the mark was already higher (as
+    /// far as this node knows), so there is nothing to tell. Starts the flusher on first use.
     pub fn mark(self: &Arc<Self>, reader: &AuthorKey, room: &RoomId, seq: Seq) -> bool {
         let rose = {
             let mut waiting = self.waiting();
             let mark = waiting.entry((reader.clone(), room.clone())).or_default();
-            let rose = seq > *mark;
+            let rose = seq >= *mark;
             *mark = (*mark).max(seq);
             rose
         };
