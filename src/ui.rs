@@ -7,6 +7,7 @@
 mod account;
 mod form_error;
 mod home_page;
+mod markdown;
 mod name_form;
 mod post_form;
 mod room_page;

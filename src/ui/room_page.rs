@@ -1,6 +1,7 @@
 //! `/r/{room}`: the room's messages, the composer, who is online, and the connection state.
 
 use super::form_error::FormError;
+use super::markdown;
 use super::name_form::NameForm;
 use super::post_form::{PostForm, Posted};
 use super::time::{self, Placement, Zone};
@@ -503,7 +504,7 @@ fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl In
             <bdi class="author">{m.author.0}</bdi>
             {m.guest.then(guest_badge)}
             <time datetime=time::iso(ts)>{move || time::clock(ts, zone.get())}</time>
-            <bdi class="text">{m.text}</bdi>
+            {markdown::message_text(&m.text)}
         </li>
     }
 }
@@ -572,6 +573,19 @@ fn Composer(live: LiveRoom) -> impl IntoView {
         }
     };
 
+    let on_input = move |ev: leptos::ev::Event| {
+        let text = event_target_value(&ev);
+        if !text.trim().is_empty() {
+            socket.typing(&live.room.get_value());
+        }
+        draft.set(text);
+    };
+    // The server renders the single-line input; once hydrated it becomes a textarea, so that
+    // messages can have several lines (lists, quotes, code).
+    let multiline = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| multiline.set(true));
+
     view! {
         <form
             class="composer"
@@ -584,22 +598,39 @@ fn Composer(live: LiveRoom) -> impl IntoView {
         >
             <input type="hidden" name="room" value=room.0 />
             <label for="message">"Message"</label>
-            // A single-line input: Enter submits natively, so it also sends with JavaScript
-            // off.
-            <input
-                id="message"
-                name="text"
-                type="text"
-                autocomplete="off"
-                prop:value=move || draft.get()
-                on:input=move |ev| {
-                    let text = event_target_value(&ev);
-                    if !text.trim().is_empty() {
-                        socket.typing(&live.room.get_value());
-                    }
-                    draft.set(text);
+            {move || {
+                if multiline.get() {
+                    // With JavaScript: Enter sends, Shift+Enter starts a new line.
+                    Either::Left(view! {
+                        <textarea
+                            id="message"
+                            name="text"
+                            rows="1"
+                            autocomplete="off"
+                            prop:value=move || draft.get()
+                            on:input=on_input
+                            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                                if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                                    ev.prevent_default();
+                                    submit();
+                                }
+                            }
+                        ></textarea>
+                    })
+                } else {
+                    // Without it, a single-line input: Enter submits the form natively.
+                    Either::Right(view! {
+                        <input
+                            id="message"
+                            name="text"
+                            type="text"
+                            autocomplete="off"
+                            prop:value=move || draft.get()
+                            on:input=on_input
+                        />
+                    })
                 }
-            />
+            }}
             <button type="submit">"Send"</button>
             <FormError message=Signal::derive(post_error) />
         </form>
