@@ -219,6 +219,36 @@ fn parse(text: &str) -> Vec<Node> {
     top
 }
 
+/// Whether `text` has nothing Markdown or an address could act on, so it needs no parsing:
+/// none of the characters that start any construct of the subset, and no leading space or
+/// digit (a code block, an ordered list). Most chat messages are like this.
+fn plain(text: &str) -> bool {
+    let acts = |b: u8| {
+        matches!(
+            b,
+            b'*' | b'_'
+                | b'`'
+                | b'~'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'!'
+                | b'#'
+                | b'-'
+                | b'+'
+                | b'='
+                | b'|'
+                | b'&'
+                | b'\\'
+                | b'\n'
+                | b'\t'
+                | b':'
+        )
+    };
+    !text.starts_with(|c: char| c == ' ' || c.is_ascii_digit()) && !text.bytes().any(acts)
+}
+
 /// Whether a node is phrasing content (it can sit inside a `<bdi>`).
 fn is_inline(node: &Node) -> bool {
     matches!(
@@ -252,6 +282,9 @@ fn as_inline(mut nodes: Vec<Node>) -> Result<Vec<Node>, Vec<Node>> {
 /// direction isolated from the name before it); longer ones are a `<div>` of blocks, which
 /// isolates them the same way.
 pub fn message_text(text: &str) -> impl IntoView {
+    if plain(text) {
+        return EitherOf3::A(view! { <bdi class="text">{text.to_string()}</bdi> });
+    }
     match as_inline(parse(text)) {
         // Plain text, most messages: the text itself, with nothing to mark for hydration.
         Ok(mut inline) if matches!(inline.as_slice(), [Node::Text(_)]) => {
@@ -307,6 +340,26 @@ mod tests {
     /// The HTML without Leptos's hydration markers.
     fn clean(text: &str) -> String {
         html(text).replace("<!>", "").replace("<!---->", "")
+    }
+
+    #[test]
+    fn plain_text_skips_the_parser_and_renders_the_same() {
+        for text in [
+            "hello there",
+            "café, über alles?",
+            "1 more thing",
+            "  two spaces",
+        ] {
+            let parsed = Owner::new().with(|| match as_inline(parse(text)) {
+                Ok(inline) => view! { <bdi class="text">{render(inline)}</bdi> }.to_html(),
+                Err(_) => String::from("blocks"),
+            });
+            if plain(text) {
+                assert_eq!(clean(text), parsed.replace("<!>", ""), "{text}");
+            }
+        }
+        assert!(plain("hello there") && plain("café, über alles?"));
+        assert!(!plain("1. a list") && !plain("    code") && !plain("see http://x"));
     }
 
     #[test]
