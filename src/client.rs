@@ -242,6 +242,7 @@ mod tests {
             client_id: ClientId(seq.to_string()),
             ts: 0,
             guest: false,
+            rich: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod client;
+pub mod format;
 pub mod model;
 pub mod names;
 pub mod protocol;

@@ -241,6 +241,7 @@ mod tests {
             client_id: ClientId("c-1".into()),
             ts: 1,
             guest: false,
+            rich: None,
         }
     }
 

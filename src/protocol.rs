@@ -133,6 +133,9 @@ pub struct ChatMessage {
     /// the same name). Absent means false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub guest: bool,
+    /// The text's formatting ([`crate::format`]), made by the server; absent for plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rich: Option<Vec<crate::format::Node>>,
 }
 
 /// Frames a browser sends.
@@ -290,6 +293,7 @@ struct ServerFrame {
     text: Option<String>,
     client_id: Option<ClientId>,
     ts: Option<u64>,
+    rich: Option<Vec<crate::format::Node>>,
     key: Option<AuthorKey>,
     code: Option<ErrorCode>,
     message: Option<String>,
@@ -335,6 +339,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 client_id: f.client_id.ok_or_else(need("client_id"))?,
                 ts: f.ts.ok_or_else(need("ts"))?,
                 guest: f.guest,
+                rich: f.rich,
             }),
             "activity" => ServerMsg::Activity {
                 room: f.room.ok_or_else(need("room"))?,
@@ -660,6 +665,7 @@ mod tests {
             client_id: ClientId("c1".into()),
             ts: 5,
             guest: false,
+            rich: None,
         });
         let text = msg.encode();
         assert!(

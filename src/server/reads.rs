@@ -1,11 +1,11 @@
 //! How far each person has read in each room: read marks, written coalesced.
 //!
 //! A mark only rises. Marks arrive as fast as people read (a `read` frame per burst of
-//! messages, from every tab), so they are collected in memory and written to the store in one
-//! transaction per [`FLUSH_EVERY`], keeping the highest mark per reader and room; a reader's
-//! marks are the store's raised by whatever is still waiting. What waits is bounded by what
-//! the rate limits let in during one interval, and a shutdown writes it out
-//! ([`ReadMarks::flush`] from `Hub::drain`).
+//! messages, from every tab), so they are kept in memory and the changed ones are written to
+//! the store in one transaction per [`FLUSH_EVERY`]; a reader's marks are the store's raised
+//! by what memory knows. Memory keeps at most [`KNOWN`] marks: past that, the written ones
+//! are forgotten (a forgotten mark only means that a repeated `read` is passed on once more).
+//! A shutdown writes what changed ([`ReadMarks::flush`] from `Hub::drain`).
 
 use crate::protocol::{AuthorKey, RoomId, Seq};
 use crate::server::store::{Store, StoreError};
@@ -14,12 +14,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How often waiting marks are written.
+/// How often changed marks are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Most marks kept in memory.
+pub const KNOWN: usize = 50_000;
+
+/// A mark as memory knows it: its value, and whether the store has it yet.
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    seq: Seq,
+    changed: bool,
+}
 
 pub struct ReadMarks {
     store: Arc<dyn Store>,
-    waiting: Mutex<HashMap<(AuthorKey, RoomId), Seq>>,
+    known: Mutex<HashMap<(AuthorKey, RoomId), Mark>>,
     flusher: AtomicBool,
 }
 
@@ -27,23 +37,28 @@ impl ReadMarks {
     pub fn new(store: Arc<dyn Store>) -> Arc<ReadMarks> {
         Arc::new(ReadMarks {
             store,
-            waiting: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
             flusher: AtomicBool::new(false),
         })
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<(AuthorKey, RoomId), Seq>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(AuthorKey, RoomId), Mark>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Raises `reader`'s mark in `room` to `seq`; false if the mark was already higher (as
     /// far as this node knows), so there is nothing to tell. Starts the flusher on first use.
     pub fn mark(self: &Arc<Self>, reader: &AuthorKey, room: &RoomId, seq: Seq) -> bool {
         let rose = {
-            let mut waiting = self.waiting();
-            let mark = waiting.entry((reader.clone(), room.clone())).or_default();
-            let rose = seq >= *mark;
-            *mark = (*mark).max(seq);
+            let mut known = self.known();
+            if known.len() >= KNOWN {
+                known.retain(|_, mark| mark.changed);
+            }
+            let mark = known.entry((reader.clone(), room.clone())).or_default();
+            let rose = seq >= mark.seq;
+            if seq > mark.seq {
+                *mark = Mark { seq, changed: true };
+            }
             rose
         };
         if !self.flusher.swap(true, Ordering::AcqRel) {
@@ -67,30 +82,40 @@ impl ReadMarks {
     pub async fn of(&self, reader: &AuthorKey) -> Result<HashMap<RoomId, Seq>, StoreError> {
         let mut marks: HashMap<RoomId, Seq> =
             self.store.read_marks(reader).await?.into_iter().collect();
-        for ((who, room), seq) in self.waiting().iter() {
+        for ((who, room), mark) in self.known().iter() {
             if who == reader {
-                let mark = marks.entry(room.clone()).or_default();
-                *mark = (*mark).max(*seq);
+                let seq = marks.entry(room.clone()).or_default();
+                *seq = (*seq).max(mark.seq);
             }
         }
         Ok(marks)
     }
 
-    /// Writes every waiting mark. On failure they wait for the next flush.
+    /// Writes every changed mark. On failure they stay changed for the next flush.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let batch: Vec<(AuthorKey, RoomId, Seq)> = std::mem::take(&mut *self.waiting())
-            .into_iter()
-            .map(|((reader, room), seq)| (reader, room, seq))
-            .collect();
+        let batch: Vec<(AuthorKey, RoomId, Seq)> = {
+            let mut known = self.known();
+            known
+                .iter_mut()
+                .filter(|(_, mark)| mark.changed)
+                .map(|((reader, room), mark)| {
+                    mark.changed = false;
+                    (reader.clone(), room.clone(), mark.seq)
+                })
+                .collect()
+        };
         if batch.is_empty() {
             return Ok(());
         }
         let written = self.store.save_read_marks(&batch).await;
         if written.is_err() {
-            let mut waiting = self.waiting();
+            let mut known = self.known();
             for (reader, room, seq) in batch {
-                let mark = waiting.entry((reader, room)).or_default();
-                *mark = (*mark).max(seq);
+                let mark = known.entry((reader, room)).or_default();
+                if mark.seq <= seq {
+                    mark.seq = seq;
+                    mark.changed = true;
+                }
             }
         }
         written
@@ -110,6 +135,10 @@ mod tests {
         assert!(marks.mark(&ada, &room, Seq(3)));
         assert!(marks.mark(&ada, &room, Seq(5)));
         assert!(!marks.mark(&ada, &room, Seq(4)), "a mark never falls");
+        assert!(
+            marks.mark(&ada, &room, Seq(5)),
+            "the same mark again is passed on"
+        );
         // Seen at once, before anything is written.
         assert_eq!(marks.of(&ada).await.unwrap()[&room], Seq(5));
         assert!(store.read_marks(&ada).await.unwrap().is_empty());
@@ -119,6 +148,8 @@ mod tests {
             store.read_marks(&ada).await.unwrap(),
             vec![(room.clone(), Seq(5))]
         );
+        // Still known after the write: a lower mark is not passed on.
+        assert!(!marks.mark(&ada, &room, Seq(2)));
         assert_eq!(marks.of(&AuthorKey::account(2)).await.unwrap().len(), 0);
     }
 }

@@ -233,6 +233,7 @@ impl Store for MemoryStore {
                     room: room.clone(),
                     seq: state.last_seq,
                     author: new.author,
+                    rich: crate::format::rich(&new.text),
                     text: new.text,
                     client_id: new.client_id,
                     ts: new.ts,

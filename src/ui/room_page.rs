@@ -501,10 +501,10 @@ fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl In
         {divider}
         {unread}
         <li class=class>
-            <bdi class="author">{m.author.0}</bdi>
+            <bdi class="author">{m.author.0.clone()}</bdi>
             {m.guest.then(guest_badge)}
             <time datetime=time::iso(ts)>{move || time::clock(ts, zone.get())}</time>
-            {markdown::message_text(&m.text)}
+            {markdown::message_text(m)}
         </li>
     }
 }
@@ -676,6 +676,7 @@ mod tests {
     fn message(seq: u64, author: &str, text: &str) -> ChatMessage {
         ChatMessage {
             guest: seq.is_multiple_of(3),
+            rich: None,
             room: RoomId("r".into()),
             seq: Seq(seq),
             author: UserName(author.into()),

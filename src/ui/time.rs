@@ -185,6 +185,7 @@ mod tests {
             client_id: ClientId(seq.to_string()),
             ts,
             guest: false,
+            rich: None,
         }
     }
 

@@ -84,6 +84,7 @@ mod tests {
             client_id: ClientId("c".into()),
             ts: 1,
             guest: true,
+            rich: None,
         })
     }
 

@@ -155,6 +155,7 @@ impl SqliteStore {
                     room: room.clone(),
                     seq: Seq(seq as u64),
                     author: new.author,
+                    rich: crate::format::rich(&new.text),
                     text: new.text,
                     client_id: new.client_id,
                     ts: new.ts,
@@ -238,12 +239,14 @@ impl SqliteStore {
             .await?;
         let mut list = Vec::with_capacity(rows.len());
         for row in rows {
+            let text: String = row.try_get(3)?;
             list.push(ChatMessage {
                 room: room.clone(),
                 seq: Seq(row.try_get::<i64, _>(0)? as u64),
                 author: UserName(row.try_get(1)?),
                 client_id: ClientId(row.try_get(2)?),
-                text: row.try_get(3)?,
+                rich: crate::format::rich(&text),
+                text,
                 ts: row.try_get::<i64, _>(4)? as u64,
                 guest: row.try_get::<&str, _>(5)?.starts_with("g:"),
             });
