@@ -3,8 +3,10 @@
 //! A mark only rises. Marks arrive as fast as people read (a `read` frame per burst of
 //! messages, from every tab), so they are kept in memory and the changed ones are written to
 //! the store in one transaction per [`FLUSH_EVERY`]; a reader's marks are the store's raised
-//! by what memory knows. Memory keeps at most [`KNOWN`] marks: past that, the written ones
-//! are forgotten (a forgotten mark only means that a repeated `read` is passed on once more).
+//! by what memory knows; once a reader's stored marks were read in, memory answers alone (a
+//! room page asks on every load). Memory keeps at most [`KNOWN`] readers: past that, what is
+//! written is forgotten and read in again when asked (a forgotten mark only means that a
+//! repeated `read` is passed on once more).
 //! A shutdown writes what changed ([`ReadMarks::flush`] from `Hub::drain`).
 
 use crate::protocol::{AuthorKey, RoomId, Seq};
@@ -17,8 +19,8 @@ use std::time::Duration;
 /// How often changed marks are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Most marks kept in memory.
-pub const KNOWN: usize = 50_000;
+/// Most readers whose marks are kept in memory.
+pub const KNOWN: usize = 20_000;
 
 /// A mark as memory knows it: its value, and whether the store has it yet.
 #[derive(Clone, Copy, Default)]
@@ -27,9 +29,17 @@ struct Mark {
     changed: bool,
 }
 
+/// One reader's marks in memory.
+#[derive(Default)]
+struct Reader {
+    /// True once the store's marks were read in: memory then has them all.
+    loaded: bool,
+    rooms: HashMap<RoomId, Mark>,
+}
+
 pub struct ReadMarks {
     store: Arc<dyn Store>,
-    known: Mutex<HashMap<(AuthorKey, RoomId), Mark>>,
+    known: Mutex<HashMap<AuthorKey, Reader>>,
     flusher: AtomicBool,
 }
 
@@ -42,8 +52,17 @@ impl ReadMarks {
         })
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(AuthorKey, RoomId), Mark>> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<AuthorKey, Reader>> {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN {
+            // Forget what the store already has; what it does not, stays until written.
+            known.retain(|_, reader| {
+                reader.rooms.retain(|_, mark| mark.changed);
+                reader.loaded = false;
+                !reader.rooms.is_empty()
+            });
+        }
+        known
     }
 
     /// Raises `reader`'s mark in `room` to `seq`; false if the mark was already higher (as
@@ -51,10 +70,12 @@ impl ReadMarks {
     pub fn mark(self: &Arc<Self>, reader: &AuthorKey, room: &RoomId, seq: Seq) -> bool {
         let rose = {
             let mut known = self.known();
-            if known.len() >= KNOWN {
-                known.retain(|_, mark| mark.changed);
-            }
-            let mark = known.entry((reader.clone(), room.clone())).or_default();
+            let mark = known
+                .entry(reader.clone())
+                .or_default()
+                .rooms
+                .entry(room.clone())
+                .or_default();
             let rose = seq >= mark.seq;
             if seq > mark.seq {
                 *mark = Mark { seq, changed: true };
@@ -78,31 +99,47 @@ impl ReadMarks {
         rose
     }
 
-    /// `reader`'s marks, per room.
+    /// `reader`'s marks, per room: from memory once the store's were read in.
     pub async fn of(&self, reader: &AuthorKey) -> Result<HashMap<RoomId, Seq>, StoreError> {
-        let mut marks: HashMap<RoomId, Seq> =
-            self.store.read_marks(reader).await?.into_iter().collect();
-        for ((who, room), mark) in self.known().iter() {
-            if who == reader {
-                let seq = marks.entry(room.clone()).or_default();
-                *seq = (*seq).max(mark.seq);
+        let from_memory = |known: &HashMap<AuthorKey, Reader>| {
+            known.get(reader).map(|r| {
+                r.rooms
+                    .iter()
+                    .map(|(room, mark)| (room.clone(), mark.seq))
+                    .collect::<HashMap<_, _>>()
+            })
+        };
+        if self.known().get(reader).is_some_and(|r| r.loaded) {
+            return Ok(from_memory(&self.known()).unwrap_or_default());
+        }
+        let stored = self.store.read_marks(reader).await?;
+        let mut known = self.known();
+        let entry = known.entry(reader.clone()).or_default();
+        for (room, seq) in stored {
+            let mark = entry.rooms.entry(room).or_default();
+            if seq > mark.seq {
+                *mark = Mark {
+                    seq,
+                    changed: false,
+                };
             }
         }
-        Ok(marks)
+        entry.loaded = true;
+        Ok(from_memory(&known).unwrap_or_default())
     }
 
     /// Writes every changed mark. On failure they stay changed for the next flush.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let batch: Vec<(AuthorKey, RoomId, Seq)> = {
             let mut known = self.known();
-            known
-                .iter_mut()
-                .filter(|(_, mark)| mark.changed)
-                .map(|((reader, room), mark)| {
+            let mut batch = Vec::new();
+            for (reader, marks) in known.iter_mut() {
+                for (room, mark) in marks.rooms.iter_mut().filter(|(_, m)| m.changed) {
                     mark.changed = false;
-                    (reader.clone(), room.clone(), mark.seq)
-                })
-                .collect()
+                    batch.push((reader.clone(), room.clone(), mark.seq));
+                }
+            }
+            batch
         };
         if batch.is_empty() {
             return Ok(());
@@ -111,7 +148,12 @@ impl ReadMarks {
         if written.is_err() {
             let mut known = self.known();
             for (reader, room, seq) in batch {
-                let mark = known.entry((reader, room)).or_default();
+                let mark = known
+                    .entry(reader)
+                    .or_default()
+                    .rooms
+                    .entry(room)
+                    .or_default();
                 if mark.seq <= seq {
                     mark.seq = seq;
                     mark.changed = true;
