@@ -46,7 +46,7 @@ serve() {
   node bench/peers/seed-room.js "$2" bench "$MSGS" "$COOKIE" >/dev/null
   URL="http://127.0.0.1:$2/r/bench"
   local rows
-  rows="$(curl -s -H "Cookie: $COOKIE" "$URL" | grep -o '<li class="message"' | wc -l)"
+  rows="$(curl -s -H "Cookie: $COOKIE" "$URL" | grep -o '<li class="message' | wc -l)"
   [ "$rows" -eq "$MSGS" ] || echo "page-cpu: $1 shows $rows messages, expected $MSGS" >&2
   taskset -c 1 oha -n 2000 -c 20 --no-tui -H "Cookie: $COOKIE" "$URL" >/dev/null   # warm-up
 }

@@ -123,7 +123,7 @@ def _fill_room(b: Bench, port: int, url: str, cookie: str, page: Page) -> None:
             page.text = r.read().decode(errors="replace").rstrip("\n")
     except OSError:
         page.text = ""
-    page.shown = page.text.count('<li class="message"')
+    page.shown = page.text.count('<li class="message')
     if page.shown != s.room_messages:
         warn(f"the room page shows {page.shown} messages, expected {s.room_messages} ({len(page.text)} bytes)")
 

@@ -470,6 +470,20 @@ fn placed_rows(
         .collect_view()
 }
 
+/// When a message was sent, as the row shows it: in the browser it follows the zone (UTC
+/// while hydrating, then the reader's); the server's page cannot change, so it writes the
+/// text without the reactive closure that would only be dropped.
+fn clock(ts: u64, zone: Signal<Zone>) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        time::clock(ts, zone.get_untracked())
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        move || time::clock(ts, zone.get())
+    }
+}
+
 /// One message: who wrote it (marked when a guest did), when, and what they wrote, the name
 /// and text each bidi-isolated (`<bdi>`) so that right-to-left text or a direction override
 /// in one cannot reorder what follows it. Above it, its day's divider if it is the first of
@@ -503,7 +517,7 @@ fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl In
         <li class=class>
             <bdi class="author">{m.author.0.clone()}</bdi>
             {m.guest.then(guest_badge)}
-            <time datetime=time::iso(ts)>{move || time::clock(ts, zone.get())}</time>
+            <time datetime=time::iso(ts)>{clock(ts, zone)}</time>
             {markdown::message_text(m)}
         </li>
     }
