@@ -5,7 +5,6 @@
 //! again here, so a tree from anywhere cannot make a `javascript:` link.
 
 use crate::format::{as_inline, safe_href, Node};
-use crate::protocol::ChatMessage;
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
 
@@ -15,9 +14,9 @@ pub const LINK_REL: &str = "noopener noreferrer nofollow ugc";
 /// A message's text: plain text in an inline `<bdi>` (its direction isolated from the name
 /// before it), formatted inline content the same, and blocks in a `<div>`, which isolates
 /// them the same way.
-pub fn message_text(message: ChatMessage) -> impl IntoView {
-    let Some(rich) = message.rich else {
-        return EitherOf3::A(view! { <bdi class="text">{message.text}</bdi> });
+pub fn message_text(text: String, rich: Option<Vec<Node>>) -> impl IntoView {
+    let Some(rich) = rich else {
+        return EitherOf3::A(view! { <bdi class="text">{text}</bdi> });
     };
     match as_inline(rich) {
         Ok(inline) => EitherOf3::B(view! { <bdi class="text">{render(inline)}</bdi> }),
@@ -64,7 +63,7 @@ mod tests {
     use super::*;
 
     fn html(text: &str) -> String {
-        let message = ChatMessage {
+        let message = crate::protocol::ChatMessage {
             room: crate::protocol::RoomId("r".into()),
             seq: crate::protocol::Seq(1),
             author: crate::protocol::UserName("ada".into()),
@@ -74,7 +73,7 @@ mod tests {
             guest: false,
             rich: crate::format::rich(text),
         };
-        Owner::new().with(|| message_text(message).to_html())
+        Owner::new().with(|| message_text(message.text, message.rich).to_html())
     }
 
     /// The HTML without Leptos's hydration markers.

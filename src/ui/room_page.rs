@@ -445,7 +445,7 @@ fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
             <For
                 each=rows
                 key=|(m, placed)| (m.seq, placed.clone())
-                children=move |(m, placed)| message_row(m, placed, zone)
+                children=move |(m, placed)| message_row(&m, placed, zone)
             />
         }
     }
@@ -464,7 +464,6 @@ fn placed_rows(
 ) -> impl IntoView {
     let placed = time::place(list, time::now(), zone.get_untracked(), first_unread);
     list.iter()
-        .cloned()
         .zip(placed)
         .map(|(m, placed)| message_row(m, placed, zone))
         .collect_view()
@@ -489,7 +488,7 @@ fn clock(ts: u64, zone: Signal<Zone>) -> impl IntoView {
 /// in one cannot reorder what follows it. Above it, its day's divider if it is the first of
 /// the day; a message continuing its author's group keeps its name for screen readers but
 /// shows it only once (`continued`).
-fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl IntoView {
+fn message_row(m: &ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl IntoView {
     let ts = m.ts;
     let divider = placed.divider.map(|label| {
         let name = label.clone();
@@ -518,7 +517,7 @@ fn message_row(m: ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl In
             <bdi class="author">{m.author.0.clone()}</bdi>
             {m.guest.then(guest_badge)}
             <time datetime=time::iso(ts)>{clock(ts, zone)}</time>
-            {markdown::message_text(m)}
+            {markdown::message_text(m.text.clone(), m.rich.clone())}
         </li>
     }
 }

@@ -98,19 +98,52 @@ pub fn iso(ts: u64) -> String {
     let ms = ts as i64;
     let (y, mo, d) = civil(ms.div_euclid(DAY_MS));
     let secs = ms.rem_euclid(DAY_MS) / 1000;
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    // Written digit by digit: every row of every room page has one.
+    let mut out = String::with_capacity(20);
+    push_digits(&mut out, y, 4);
+    out.push('-');
+    push_digits(&mut out, i64::from(mo), 2);
+    out.push('-');
+    push_digits(&mut out, i64::from(d), 2);
+    out.push('T');
+    push_digits(&mut out, secs / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, secs / 60 % 60, 2);
+    out.push(':');
+    push_digits(&mut out, secs % 60, 2);
+    out.push('Z');
+    out
+}
+
+/// Appends `n` (not negative) with at least `width` digits.
+fn push_digits(out: &mut String, n: i64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    let mut rest = n.max(0) as u64;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    start = start.min(digits.len() - width.min(digits.len()));
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 /// The time of day shown beside a message ("09:05", or "09:05 UTC" before the zone is known).
 pub fn clock(ts: u64, zone: Zone) -> String {
     let minutes = zone.wall(ts).rem_euclid(DAY_MS) / 60_000;
-    let suffix = if zone == Zone::Utc { " UTC" } else { "" };
-    format!("{:02}:{:02}{suffix}", minutes / 60, minutes % 60)
+    let mut out = String::with_capacity(9);
+    push_digits(&mut out, minutes / 60, 2);
+    out.push(':');
+    push_digits(&mut out, minutes % 60, 2);
+    if zone == Zone::Utc {
+        out.push_str(" UTC");
+    }
+    out
 }
 
 /// The day a message was sent, in `zone`, as a day number.
