@@ -69,8 +69,9 @@ pub fn rich(text: &str) -> Option<Vec<Node>> {
 }
 
 /// Whether `text` has nothing Markdown or an address could act on, so it needs no parsing:
-/// none of the characters that start any construct of the subset, and no leading space or
-/// digit (a code block, an ordered list). Most chat messages are like this.
+/// none of the characters that start any construct of the subset, no address, and no leading
+/// space or digit (a code block, an ordered list). Most chat messages are like this, the load
+/// generator's `tag s1:2:3:xx…` bodies included, so the room actor does not parse them.
 pub fn plain(text: &str) -> bool {
     let acts = |b: u8| {
         matches!(
@@ -92,10 +93,18 @@ pub fn plain(text: &str) -> bool {
                 | b'\\'
                 | b'\n'
                 | b'\t'
-                | b':'
         )
     };
-    !text.starts_with(|c: char| c == ' ' || c.is_ascii_digit()) && !text.bytes().any(acts)
+    !text.starts_with(|c: char| c == ' ' || c.is_ascii_digit())
+        && !text.bytes().any(acts)
+        && !has_address(text)
+}
+
+/// Whether `text` may hold an address that becomes a link (`http://`, `https://`, `mailto:`).
+fn has_address(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.windows(3).any(|w| w == b"://")
+        || bytes.windows(7).any(|w| w.eq_ignore_ascii_case(b"mailto:"))
 }
 
 /// Whether a node is phrasing content (it can sit inside a `<bdi>`).

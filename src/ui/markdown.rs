@@ -89,6 +89,12 @@ mod tests {
         }
         assert!(crate::format::plain("hello there"));
         assert!(!crate::format::plain("1. a list") && !crate::format::plain("    code"));
+        assert!(
+            crate::format::plain("ab s1:42:1765000000:xxxx") && crate::format::plain("at 10:30")
+        );
+        for address in ["see http://x.io", "HTTPS://X.IO", "write to MAILTO:a@b.c"] {
+            assert!(!crate::format::plain(address), "{address}");
+        }
     }
 
     #[test]
