@@ -174,3 +174,38 @@ async fn reading_a_room_not_joined_and_following_too_many_are_refused() {
     }
     ada.expect_nothing_pending().await;
 }
+
+#[tokio::test]
+async fn a_tab_that_was_away_learns_the_marks_of_the_rooms_it_follows_again() {
+    let server = start(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
+    let mut bob = connect(&server, "Bob").await;
+    bob.join("design").await;
+    bob.join("ops").await;
+    for i in 0..4 {
+        say(&mut bob, "design", &format!("b{i}")).await;
+    }
+    say(&mut bob, "ops", "o0").await;
+
+    // The sidebar tab is away while another tab reads "design" up to 3.
+    ada.join("design").await;
+    ada.send(&read("design", 3)).await;
+    only_messages_pending(&mut ada).await;
+    let mut back = connect_cookie(server.addr, &cookie).await;
+    back.send(&watch(&["design", "ops"])).await;
+    let (mut activity, mut marks) = (Vec::new(), Vec::new());
+    while activity.len() < 2 || marks.is_empty() {
+        match next_other(&mut back).await {
+            ServerMsg::Activity { room, last_seq } => activity.push((room.0, last_seq.0)),
+            ServerMsg::Read { room, seq } => marks.push((room.0, seq.0)),
+            other => panic!("expected activity or read, got {other:?}"),
+        }
+    }
+    activity.sort();
+    assert_eq!(activity, [("design".into(), 4), ("ops".into(), 1)]);
+    // Only the room with a mark has one; following it again tells nothing new.
+    assert_eq!(marks, [("design".to_string(), 3)]);
+    back.send(&watch(&["design", "ops"])).await;
+    back.expect_nothing_pending().await;
+}

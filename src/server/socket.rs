@@ -496,9 +496,29 @@ impl Reader {
                     .cloned()
                     .collect();
                 self.hub.unwatch(&self.conn, gone).await;
+                // A tab that was away missed the `read` frames of the person's other tabs:
+                // it is told the marks of the rooms it starts following.
+                let marks = if new.is_empty() {
+                    Default::default()
+                } else {
+                    self.hub
+                        .reads()
+                        .of(&self.conn.person.key)
+                        .await
+                        .unwrap_or_else(|err| {
+                            tracing::error!(%err, "read marks not loaded");
+                            Default::default()
+                        })
+                };
                 for room in &new {
                     if let Err(err) = self.hub.watch(&self.conn, room).await {
                         tracing::error!(%room, %err, "watch failed");
+                    }
+                    if let Some(&seq) = marks.get(room).filter(|s| s.0 > 0) {
+                        self.reply(ServerMsg::Read {
+                            room: room.clone(),
+                            seq,
+                        });
                     }
                 }
                 self.watched = wanted;
