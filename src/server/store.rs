@@ -115,7 +115,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
-/// In-process store: a bounded window of recent messages per room.
+/// Most readers whose marks [`MemoryStore`] keeps.
+pub const MEMORY_READERS: usize = 100_000;
+
+/// In-process store: a bounded window of recent messages per room, and the read marks of
+/// at most [`MEMORY_READERS`] readers.
 pub struct MemoryStore {
     epoch: u64,
     retain: usize,
@@ -337,6 +341,13 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut all = self.read_marks.lock().unwrap_or_else(|p| p.into_inner());
         for (reader, room, seq) in marks {
+            if all.len() >= MEMORY_READERS && !all.contains_key(reader) {
+                // Memory forgets everything at a restart anyway; a forgotten reader's rooms
+                // only show as unread again.
+                if let Some(gone) = all.keys().next().cloned() {
+                    all.remove(&gone);
+                }
+            }
             let mark = all
                 .entry(reader.clone())
                 .or_default()
@@ -400,6 +411,20 @@ mod tests {
         assert_eq!(page(0, 10), ["a", "c", "b"]);
         assert_eq!(page(1, 1), ["c"]);
         assert!(page(3, 10).is_empty());
+    }
+
+    #[test]
+    fn memory_keeps_a_bounded_number_of_readers_marks() {
+        let store = MemoryStore::new(1, 5);
+        let room = RoomId("r".into());
+        let marks: Vec<_> = (0..MEMORY_READERS + 10)
+            .map(|i| (AuthorKey(format!("g:{i}")), room.clone(), Seq(3)))
+            .collect();
+        block(store.save_read_marks(&marks)).unwrap();
+        let kept = store.read_marks.lock().unwrap().len();
+        assert_eq!(kept, MEMORY_READERS);
+        let newest = AuthorKey(format!("g:{}", MEMORY_READERS + 9));
+        assert_eq!(block(store.read_marks(&newest)).unwrap(), [(room, Seq(3))]);
     }
 
     #[test]

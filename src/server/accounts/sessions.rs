@@ -167,12 +167,20 @@ impl Accounts {
         Ok(())
     }
 
-    /// Deletes expired sessions; returns how many.
+    /// Deletes expired sessions, and the read marks of guests whose session is gone (a
+    /// guest's marks belong to the session); returns how many sessions.
     pub async fn sweep_expired(&self) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now_ms() as i64)
             .execute(&self.pool)
             .await?;
+        // A range on the key rather than LIKE, so only guests' rows are visited.
+        sqlx::query(
+            "DELETE FROM read_marks WHERE reader >= 'g:' AND reader < 'g;' AND NOT EXISTS \
+             (SELECT 1 FROM sessions s WHERE 'g:' || s.id = read_marks.reader)",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
