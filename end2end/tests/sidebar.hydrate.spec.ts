@@ -5,7 +5,9 @@
 import {
   createRoom,
   expect,
+  messageBox,
   messageEntries,
+  onlineList,
   openRoom,
   registerAccount,
   sendMessage,
@@ -63,4 +65,38 @@ test("unread counts follow new messages live and reading in one tab clears the o
   // ... and the other tab's count clears without a reload.
   await expect(roomLink(a2, design)).toBeVisible();
   await expect(roomsNav(a2).getByRole("link", { name: /unread/ })).toHaveCount(0);
+});
+
+test("on a phone the rooms and the people fold into menus, one open at a time", async ({ users }) => {
+  const room = uniqueRoom("phone");
+  const ada = uniqueName("Ada");
+  const a = await users.open();
+  await a.page.setViewportSize({ width: 390, height: 800 });
+  await openRoom(a.page, room, ada);
+  const roomsButton = a.page.getByRole("button", { name: "Rooms", exact: true });
+  const peopleButton = a.page.getByRole("button", { name: "People", exact: true });
+  await expect(roomsButton).toHaveAttribute("aria-expanded", "false");
+  await expect(roomsNav(a.page)).toBeHidden();
+  await expect(onlineList(a.page)).toBeHidden();
+  await expect(messageBox(a.page)).toBeVisible();
+
+  await roomsButton.click();
+  await expect(roomsButton).toHaveAttribute("aria-expanded", "true");
+  await expect(roomLink(a.page, room)).toHaveAttribute("aria-current", "page");
+  await expect(onlineList(a.page)).toBeHidden();
+
+  await peopleButton.click();
+  await expect(peopleButton).toHaveAttribute("aria-expanded", "true");
+  await expect(roomsButton).toHaveAttribute("aria-expanded", "false");
+  await expect(roomsNav(a.page)).toBeHidden();
+  await expect(onlineList(a.page).getByRole("listitem").filter({ hasText: ada })).toBeVisible();
+
+  await peopleButton.click();
+  await expect(onlineList(a.page)).toBeHidden();
+
+  // On a wide window there is nothing to fold: no menu buttons, everything shown.
+  await a.page.setViewportSize({ width: 1280, height: 800 });
+  await expect(roomsButton).toBeHidden();
+  await expect(roomsNav(a.page)).toBeVisible();
+  await expect(onlineList(a.page)).toBeVisible();
 });

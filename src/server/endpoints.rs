@@ -469,7 +469,19 @@ pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, Ap
             let sidebar = sidebar(&hub, &accounts, who, &marks, &room, snapshot.last_seq).await;
             (read, sidebar)
         }
-        _ => (None, Vec::new()),
+        // Someone who has not chosen a name yet has read nothing anywhere: the sidebar is
+        // the room they are in.
+        (None, None) => (
+            None,
+            vec![SidebarRoom {
+                room: room.clone(),
+                title: title.clone(),
+                visibility,
+                last_seq: snapshot.last_seq,
+                read: snapshot.last_seq,
+            }],
+        ),
+        (_, Some(_)) => (None, Vec::new()),
     };
     Ok(RoomPage {
         room,

@@ -83,6 +83,7 @@ fn Room(mut data: RoomData) -> impl IntoView {
         }
     });
 
+    let (rooms_open, people_open) = (RwSignal::new(false), RwSignal::new(false));
     view! {
         <div class="room">
             <header class="room-header">
@@ -90,10 +91,15 @@ fn Room(mut data: RoomData) -> impl IntoView {
                     <a href="/">"← Rooms"</a>
                 </p>
                 <h1>{heading}</h1>
+                <Menus rooms=rooms_open people=people_open />
                 <EnableNotifications />
                 <ConnectionStatus status=socket.status />
             </header>
-            <div class="room-body">
+            <div
+                class="room-body"
+                class:rooms-open=move || rooms_open.get()
+                class:people-open=move || people_open.get()
+            >
                 <RoomsNav current=room.clone() />
                 <section class="conversation">
                     <GapNotice live />
@@ -114,7 +120,7 @@ fn Room(mut data: RoomData) -> impl IntoView {
                         }
                     }}
                 </section>
-                <div class="side">
+                <div class="side" id="people-menu">
                     <PresenceList live />
                     {members}
                 </div>
@@ -129,7 +135,7 @@ fn Room(mut data: RoomData) -> impl IntoView {
 fn RoomsNav(current: RoomId) -> impl IntoView {
     let socket = expect_context::<ChatSocket>();
     view! {
-        <nav class="sidebar" aria-label="Rooms">
+        <nav class="sidebar" id="rooms-menu" aria-label="Rooms">
             <ul>
                 <For
                     each=move || socket.sidebar.get()
@@ -219,6 +225,44 @@ fn Members(room: String, members: Vec<UserName>, can_invite: bool) -> impl IntoV
                     }
                 })}
         </aside>
+    }
+}
+
+/// On a phone, once hydrated: the buttons "Rooms" and "People" that show the sidebar and
+/// the people, which are folded away until asked for. Without JavaScript nothing folds
+/// (the page stacks them); on a wide window the buttons are not shown at all.
+#[component]
+fn Menus(rooms: RwSignal<bool>, people: RwSignal<bool>) -> impl IntoView {
+    let hydrated = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| hydrated.set(true));
+    let toggle = move |menu: RwSignal<bool>, other: RwSignal<bool>| {
+        move |_| {
+            other.set(false);
+            menu.update(|open| *open = !*open);
+        }
+    };
+    view! {
+        <Show when=move || hydrated.get()>
+            <span class="menus">
+                <button
+                    type="button"
+                    aria-controls="rooms-menu"
+                    aria-expanded=move || rooms.get().to_string()
+                    on:click=toggle(rooms, people)
+                >
+                    "Rooms"
+                </button>
+                <button
+                    type="button"
+                    aria-controls="people-menu"
+                    aria-expanded=move || people.get().to_string()
+                    on:click=toggle(people, rooms)
+                >
+                    "People"
+                </button>
+            </span>
+        </Show>
     }
 }
 
