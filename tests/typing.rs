@@ -9,6 +9,7 @@ use common::{
 };
 use hearth::protocol::{ClientId, ClientMsg, ErrorCode, RoomId, ServerMsg};
 use hearth::server::limits::SecurityConfig;
+use hearth::server::room::TYPISTS_SHOWN;
 
 fn typing(room: &str) -> ClientMsg {
     ClientMsg::Typing {
@@ -154,4 +155,46 @@ async fn a_typing_flood_is_refused_like_a_message_flood() {
     }
     // The refused frame was not fanned out.
     bob.expect_nothing_pending().await;
+}
+
+/// Waits until everything `client` sent so far has been handled by its connection (and so
+/// handed to the room, in order), skipping the typing frames it hears meanwhile.
+async fn settle(client: &mut Client) {
+    client.send(&ClientMsg::Ping).await;
+    loop {
+        match client.next_non_presence().await {
+            ServerMsg::Pong => return,
+            ServerMsg::Typing { .. } => continue,
+            other => panic!("{}: expected pong, got {other:?}", client.name),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_room_passes_on_only_a_few_typists_at_a_time() {
+    let server = start(quick_config()).await;
+    let mut reader = connect(&server, "Reader").await;
+    reader.join("design").await;
+    let mut typists = Vec::new();
+    for i in 0..TYPISTS_SHOWN + 2 {
+        let mut typist = connect(&server, &format!("T{i}")).await;
+        typist.join("design").await;
+        typists.push(typist);
+    }
+    // Everyone types, one after the other, then the first one again: all within one
+    // 3-second window, so the last two newcomers are not passed on, and a typist already
+    // shown still is.
+    for typist in typists.iter_mut() {
+        typist.send(&typing("design")).await;
+        settle(typist).await;
+    }
+    typists[0].send(&typing("design")).await;
+    settle(&mut typists[0]).await;
+    for i in (0..TYPISTS_SHOWN).chain([0]) {
+        match reader.next_non_presence().await {
+            ServerMsg::Typing { user, .. } => assert_eq!(user.0, format!("T{i}")),
+            other => panic!("expected T{i} typing, got {other:?}"),
+        }
+    }
+    reader.expect_nothing_pending().await;
 }

@@ -11,6 +11,8 @@ defaults (all optional):
     BENCH_PORT_BASE=N    ports are taken upwards from here, a new one per server run (23100)
     BENCH_LOADGEN=PATH   another generator binary (default target/release/hearth-loadgen)
     BENCH_SWEEP_CONN=N   connections in the sweep (default 1000; 200 quick)
+    BENCH_TYPISTS=P      in Hearth's steady and join-storm runs, P % of the connections send a
+                         `typing` frame every 3 s (default 10; 0 = none)
     BENCH_MAX_STEAL=P    a run during which the hypervisor stole more than P % of the machine's
                          CPU is run once more, and the repeat counts (default 10; 100 = never)
 """
@@ -67,6 +69,7 @@ class Settings:
     http_conc: int = 50
     http_rate: int = 3000  # requests/s for the open-loop latency run (the target's rate)
     room_messages: int = 50
+    typists_pct: int = 10
 
     @classmethod
     def from_env(cls, root: Path, env: Mapping[str, str] = os.environ) -> Settings:
@@ -122,6 +125,7 @@ class Settings:
             slow=Size(steady.conns, steady.ramp, slow_duration, steady.rate),
             http_secs=http_secs,
             drain=drain,
+            typists_pct=_int(env, "BENCH_TYPISTS", 10),
         )
 
     def want(self, part: str) -> bool:

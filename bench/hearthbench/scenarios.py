@@ -14,7 +14,9 @@ from .loadgen import bound_for, brief
 from .steal import record_or_repeat
 
 
-def run_scenario(b: Bench, name: str, size: Size, extra: list[str]) -> None:
+def run_scenario(b: Bench, name: str, size: Size, extra: list[str],
+                 hearth_extra: tuple[str, ...] = ()) -> None:
+    """`hearth_extra` are flags for Hearth's runs only (typing: the peers have no such frame)."""
     s = b.settings
     for rep in range(1, s.repeat + 1):
         for server in SERVERS:
@@ -26,7 +28,8 @@ def run_scenario(b: Bench, name: str, size: Size, extra: list[str]) -> None:
                 srv = b.servers.start(server)
                 out = b.loadgen.run(srv, bound_for(s, size.conns, size.ramp, size.duration), [
                     "--connections", str(size.conns), "--ramp", str(size.ramp),
-                    "--duration", str(size.duration), "--drain", str(s.drain), "--size", str(s.size), *extra])
+                    "--duration", str(size.duration), "--drain", str(s.drain), "--size", str(s.size), *extra,
+                    *(hearth_extra if server == "hearth" else ())])
                 b.servers.stop(srv)
                 line(f"    {name:<8} {server:<8} #{rep}  {brief(out, name)}")
                 if record_or_repeat(b.results, s.max_steal, name, server, rep, out, attempt):
@@ -37,10 +40,16 @@ def _sending(b: Bench, size: Size) -> list[str]:
     return ["--senders", str(b.settings.senders), "--rate", str(size.rate)]
 
 
+def _typing(b: Bench, size: Size) -> tuple[str, ...]:
+    """Hearth's typists: BENCH_TYPISTS % of the connections, one `typing` frame each per 3 s."""
+    return ("--typists", str(size.conns * b.settings.typists_pct // 100))
+
+
 def steady(b: Bench) -> None:
     s, z = b.settings, b.settings.steady
-    say(f"steady: {z.conns} connections x {z.rate} msg/s in one room, {z.duration}s, {s.size}-byte messages")
-    run_scenario(b, "steady", z, _sending(b, z))
+    say(f"steady: {z.conns} connections x {z.rate} msg/s in one room, {z.duration}s, {s.size}-byte messages"
+        f", Hearth with typing from {s.typists_pct} % of the connections")
+    run_scenario(b, "steady", z, _sending(b, z), _typing(b, z))
 
 
 def large(b: Bench) -> None:
@@ -57,8 +66,9 @@ def idle(b: Bench) -> None:
 
 def join(b: Bench) -> None:
     z = b.settings.join
-    say(f"join storm: {z.conns} connections joining at {z.ramp}/s, then {z.rate} msg/s for {z.duration}s")
-    run_scenario(b, "join", z, _sending(b, z))
+    say(f"join storm: {z.conns} connections joining at {z.ramp}/s, then {z.rate} msg/s for {z.duration}s"
+        f", Hearth with typing from {b.settings.typists_pct} % of the connections")
+    run_scenario(b, "join", z, _sending(b, z), _typing(b, z))
 
 
 def slow(b: Bench) -> None:

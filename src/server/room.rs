@@ -21,7 +21,7 @@
 use crate::model::Messages;
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{
-    AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
+    AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg, TYPING_INTERVAL_MS,
 };
 use crate::server::broker::Broker;
 use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
@@ -31,6 +31,7 @@ use crate::server::store::{Appended, NewMessage, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tungstenite::Utf8Bytes;
 
@@ -225,6 +226,7 @@ pub fn spawn(
         config,
         members: HashMap::new(),
         watchers: HashMap::new(),
+        typists: (tokio::time::Instant::now(), Vec::new()),
         presence: Presence::default(),
         presence_log: Vec::new(),
         fresh: Vec::new(),
@@ -240,6 +242,10 @@ pub fn spawn(
     RoomHandle { tx, online }
 }
 
+/// Most people whose typing a room passes on per [`TYPING_INTERVAL_MS`]: enough for the
+/// browser's "Several people are typing…", which starts at three.
+pub const TYPISTS_SHOWN: usize = 4;
+
 struct RoomActor {
     id: RoomId,
     store: Arc<dyn Store>,
@@ -249,6 +255,9 @@ struct RoomActor {
     /// Connections told of every new message's sequence number (`activity`) without being
     /// members: the room stays in memory for them.
     watchers: HashMap<ConnId, ConnHandle>,
+    /// The people whose `typing` is passed on in the current window and when it started
+    /// (at most [`TYPISTS_SHOWN`] per [`TYPING_INTERVAL_MS`]).
+    typists: (tokio::time::Instant, Vec<AuthorKey>),
     presence: Presence,
     /// People whose membership flipped since the last flush, in order.
     presence_log: Vec<Person>,
@@ -788,11 +797,25 @@ impl RoomActor {
 
     /// Fans a `typing` frame out to every member but the typist's own connections (their
     /// other tabs included). Nothing is stored, replayed or counted in the sequence.
-    fn typing(&self, conn: &ConnHandle) {
+    fn typing(&mut self, conn: &ConnHandle) {
         if !self.members.contains_key(&conn.id) {
             return;
         }
         let person = &conn.person;
+        // Past a few typists a reader sees "Several people are typing…" whoever they are,
+        // so more frames would only multiply the fan-out by the room's size.
+        let (start, shown) = &mut self.typists;
+        let now = tokio::time::Instant::now();
+        if now.duration_since(*start) >= Duration::from_millis(TYPING_INTERVAL_MS) {
+            *start = now;
+            shown.clear();
+        }
+        if !shown.contains(&person.key) {
+            if shown.len() >= TYPISTS_SHOWN {
+                return;
+            }
+            shown.push(person.key.clone());
+        }
         let frame = Utf8Bytes::from(
             ServerMsg::Typing {
                 room: self.id.clone(),

@@ -42,6 +42,13 @@ pub struct Args {
     /// Non-sending connections that stop reading after joining and catch up at the end.
     #[arg(long, default_value_t = 0)]
     pub slow: usize,
+    /// Non-sending connections that send a `typing` frame every --typing-every seconds
+    /// while the others send (hearth only).
+    #[arg(long, default_value_t = 0)]
+    pub typists: usize,
+    /// Seconds between one typist's `typing` frames (Hearth's browser sends one per 3 s).
+    #[arg(long, default_value_t = 3.0)]
+    pub typing_every: f64,
     /// Seconds to wait for in-flight deliveries after sending stops.
     #[arg(long, default_value_t = 3.0)]
     pub drain: f64,
@@ -103,11 +110,16 @@ pub fn check_args(args: &Args) -> Result<(), String> {
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    if args.senders + args.slow > args.connections {
+    if args.senders + args.slow + args.typists > args.connections {
         return Err(format!(
-            "--senders ({}) + --slow ({}) cannot exceed --connections ({}): slow connections never send",
-            args.senders, args.slow, args.connections
+            "--senders ({}) + --slow ({}) + --typists ({}) cannot exceed --connections ({}): \
+             each connection plays one part",
+            args.senders, args.slow, args.typists, args.connections
         ));
+    }
+    positive("typing-every", args.typing_every)?;
+    if args.protocol != Protocol::Hearth && args.typists > 0 {
+        return Err("--typists applies to hearth only: the peers have no typing frame".into());
     }
     if args.protocol == Protocol::Hearth && args.size > 4000 {
         return Err("--size is limited to 4000 bytes for hearth (its message limit)".into());

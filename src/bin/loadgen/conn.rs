@@ -198,6 +198,9 @@ async fn next_phase(mut rx: watch::Receiver<Phase>) -> (watch::Receiver<Phase>, 
 pub async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
     let slow = idx >= sh.connections - sh.slow;
     let sender = (idx < sh.senders).then_some(idx);
+    let typist = (sh.senders..sh.senders + sh.typists).contains(&idx);
+    let mut typing: Option<Interval> = None;
+    let mut typing_end = Instant::now();
     let mut outcome = Outcome {
         slow,
         ..Outcome::default()
@@ -262,6 +265,19 @@ pub async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                 let Some(phase) = phase else { break false };
                 match phase {
                     Phase::Send { start, end } => {
+                        if typist {
+                            // Spread over the interval, so frames flow evenly.
+                            let offset = sh.typing_every.mul_f64(
+                                (idx - sh.senders) as f64 / sh.typists as f64,
+                            );
+                            let mut t = tokio::time::interval_at(
+                                tokio::time::Instant::from_std(start + offset),
+                                sh.typing_every,
+                            );
+                            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                            typing = Some(t);
+                            typing_end = end;
+                        }
                         if let (Some(s), true) = (sender, quota > 0) {
                             let offset = sh.sender_period.mul_f64(s as f64 / sh.senders as f64);
                             let mut t = tokio::time::interval_at(
@@ -328,6 +344,17 @@ pub async fn run_conn(sh: Arc<Shared>, idx: usize) -> Outcome {
                         sh.senders_done.fetch_add(1, Ordering::Release);
                     }
                 }
+            }
+            _ = tick_opt(&mut typing) => {
+                if Instant::now() >= typing_end {
+                    typing = None;
+                    continue;
+                }
+                let frame = hearth_wire::encode(&ClientMsg::Typing { room: rx.room_id.clone() });
+                if write(&mut ws, frame).await.is_err() {
+                    break true;
+                }
+                sh.typing_sent.fetch_add(1, Ordering::Relaxed);
             }
             _ = tick_opt(&mut keepalive) => {
                 if write(&mut ws, hearth_wire::encode(&ClientMsg::Ping)).await.is_err() {

@@ -27,6 +27,7 @@ pub struct Report {
     pub resyncs: u64,
     pub unrecovered: u64,
     pub server_errors: u64,
+    pub typing_frames: u64,
     pub duration_s: f64,
 }
 
@@ -47,7 +48,7 @@ impl Report {
              \"deliveries_per_sec\":{:.1},\"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{},\
              \"loadgen_cpu_pct\":{:.1},\"server_rss_kib_before\":{},\"server_rss_kib_after\":{},\
              \"rss_per_conn_kib\":{},\"slow_complete\":{},\"resyncs\":{},\"duration_s\":{:.1},\
-             \"unrecovered\":{},\"server_errors\":{},\"steal_pct\":{}}}",
+             \"unrecovered\":{},\"server_errors\":{},\"typing_frames\":{},\"steal_pct\":{}}}",
             self.protocol.name(),
             self.connections_ok,
             self.connections_failed,
@@ -70,6 +71,7 @@ impl Report {
             self.duration_s,
             self.unrecovered,
             self.server_errors,
+            self.typing_frames,
             json_opt(self.steal_pct.map(|v| round(v, 1))),
         )
     }
@@ -117,6 +119,7 @@ impl Report {
             ("resyncs", self.resyncs.to_string()),
             ("unrecovered rejoins", self.unrecovered.to_string()),
             ("server errors", self.server_errors.to_string()),
+            ("typing frames sent", self.typing_frames.to_string()),
             ("duration", format!("{:.1} s", self.duration_s)),
         ];
         let mut out = String::new();

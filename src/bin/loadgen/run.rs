@@ -70,6 +70,9 @@ pub async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
         size: args.size,
         connections: args.connections,
         slow: if args.idle { 0 } else { args.slow },
+        typists: if args.idle { 0 } else { args.typists },
+        typing_every: Duration::from_secs_f64(args.typing_every),
+        typing_sent: AtomicU64::new(0),
         tag,
         base: Instant::now(),
         phase,
@@ -257,6 +260,7 @@ pub async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
         resyncs: sh.resyncs.load(Ordering::Relaxed),
         unrecovered: sh.unrecovered.load(Ordering::Relaxed),
         server_errors: sh.server_errors.load(Ordering::Relaxed),
+        typing_frames: sh.typing_sent.load(Ordering::Relaxed),
         duration_s: args.duration,
     }
 }

@@ -31,6 +31,10 @@ pub struct Shared {
     pub size: usize,
     pub connections: usize,
     pub slow: usize,
+    /// Connections `senders..senders + typists` send `typing` frames every `typing_every`.
+    pub typists: usize,
+    pub typing_every: Duration,
+    pub typing_sent: AtomicU64,
     /// Distinguishes this run's tokens and client ids from earlier runs against the same server.
     pub tag: String,
     pub base: Instant,
