@@ -8,6 +8,7 @@ use common::{
     connect, connect_cookie, guest_cookie, no_limits, quick_config, secured, start, Client,
 };
 use hearth::protocol::{ClientId, ClientMsg, ErrorCode, RoomId, ServerMsg};
+use hearth::server::hub::HubConfig;
 use hearth::server::limits::SecurityConfig;
 use hearth::server::room::TYPISTS_SHOWN;
 
@@ -197,4 +198,37 @@ async fn a_room_passes_on_only_a_few_typists_at_a_time() {
         }
     }
     reader.expect_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_room_with_more_people_online_than_the_limit_passes_no_typing_on() {
+    let server = start(HubConfig {
+        typing_room_limit: 2,
+        ..quick_config()
+    })
+    .await;
+    let mut ada = connect(&server, "Ada").await;
+    let mut bob = connect(&server, "Bob").await;
+    ada.join("design").await;
+    bob.join("design").await;
+    ada.send(&typing("design")).await;
+    expect_typing(&mut bob, "design", "Ada").await;
+
+    // A third person makes the room too big to show typing; Ada's next frame is handled
+    // (no error) and reaches nobody, while messages still do.
+    let mut cy = connect(&server, "Cy").await;
+    cy.join("design").await;
+    ada.send(&typing("design")).await;
+    ada.send(&ClientMsg::Send {
+        room: RoomId("design".into()),
+        client_id: ClientId("after".into()),
+        text: "after typing".into(),
+    })
+    .await;
+    for reader in [&mut bob, &mut cy] {
+        match reader.next_non_presence().await {
+            ServerMsg::Message(m) => assert_eq!(m.text, "after typing"),
+            other => panic!("{}: expected the message, got {other:?}", reader.name),
+        }
+    }
 }

@@ -121,6 +121,10 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ROOM_IDLE_SECS", default_value_t = 600)]
     pub room_idle_secs: u64,
 
+    /// Rooms with more people online than this do not pass typing on.
+    #[arg(long, env = "HEARTH_TYPING_ROOM_LIMIT", default_value_t = 1_000)]
+    pub typing_room_limit: usize,
+
     /// Days a login lasts.
     #[arg(long, env = "HEARTH_SESSION_DAYS", default_value_t = 30)]
     pub session_days: u64,
@@ -197,6 +201,7 @@ impl Config {
             rooms_per_hour: self.rooms_per_hour,
             rooms_per_hour_per_address: self.rooms_per_hour_per_address,
             room_idle: Duration::from_secs(self.room_idle_secs),
+            typing_room_limit: self.typing_room_limit,
             write_timeout: Duration::from_millis(self.write_timeout_ms.max(100)),
             ..HubConfig::default()
         }

@@ -71,6 +71,9 @@ pub struct HubConfig {
     /// How long a write to a connection may wait for the peer to take any bytes before the
     /// connection is closed (a peer that stopped reading).
     pub write_timeout: Duration,
+    /// Rooms with more people online than this do not pass typing on: its fan-out grows with
+    /// the room, and in a crowd it says little (Mattermost's default cut-off is the same).
+    pub typing_room_limit: usize,
 }
 
 impl Default for HubConfig {
@@ -88,6 +91,7 @@ impl Default for HubConfig {
             rooms_per_hour_per_address: 60,
             room_idle: Duration::from_secs(600),
             write_timeout: Duration::from_secs(30),
+            typing_room_limit: 1_000,
         }
     }
 }

@@ -798,7 +798,9 @@ impl RoomActor {
     /// Fans a `typing` frame out to every member but the typist's own connections (their
     /// other tabs included). Nothing is stored, replayed or counted in the sequence.
     fn typing(&mut self, conn: &ConnHandle) {
-        if !self.members.contains_key(&conn.id) {
+        if !self.members.contains_key(&conn.id)
+            || self.presence.count() > self.config.typing_room_limit
+        {
             return;
         }
         let person = &conn.person;
