@@ -495,17 +495,37 @@ fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
     }
     #[cfg(feature = "ssr")]
     {
+        let zone = zone.get_untracked();
         live.messages
             .with_untracked(|list| placed_rows(list, zone, live.first_unread.get_value()))
     }
 }
 
+/// The zone a row's time is shown in. The server's page cannot change, so there it is a
+/// plain value, read once per page rather than once per row; in the browser it follows the
+/// reader's zone (UTC while hydrating, then theirs).
+#[cfg(feature = "ssr")]
+type RowZone = Zone;
+#[cfg(not(feature = "ssr"))]
+type RowZone = Signal<Zone>;
+
+/// `zone` as rows take it, for a page whose times never change zone.
+fn fixed_zone(zone: Zone) -> RowZone {
+    #[cfg(feature = "ssr")]
+    {
+        zone
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        Signal::stored(zone)
+    }
+}
+
 /// Every message of `list` as rows, placed as of now (a list that does not change).
-fn placed_rows(
-    list: &[ChatMessage],
-    zone: Signal<Zone>,
-    first_unread: Option<Seq>,
-) -> impl IntoView {
+fn placed_rows(list: &[ChatMessage], zone: RowZone, first_unread: Option<Seq>) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    let placed = time::place(list, time::now(), zone, first_unread);
+    #[cfg(not(feature = "ssr"))]
     let placed = time::place(list, time::now(), zone.get_untracked(), first_unread);
     list.iter()
         .zip(placed)
@@ -513,13 +533,11 @@ fn placed_rows(
         .collect_view()
 }
 
-/// When a message was sent, as the row shows it: in the browser it follows the zone (UTC
-/// while hydrating, then the reader's); the server's page cannot change, so it writes the
-/// text without the reactive closure that would only be dropped.
-fn clock(ts: u64, zone: Signal<Zone>) -> impl IntoView {
+/// When a message was sent, as the row shows it.
+fn clock(ts: u64, zone: RowZone) -> impl IntoView {
     #[cfg(feature = "ssr")]
     {
-        time::clock(ts, zone.get_untracked())
+        time::clock(ts, zone)
     }
     #[cfg(not(feature = "ssr"))]
     {
@@ -532,16 +550,8 @@ fn clock(ts: u64, zone: Signal<Zone>) -> impl IntoView {
 /// in one cannot reorder what follows it. Above it, its day's divider if it is the first of
 /// the day; a message continuing its author's group keeps its name for screen readers but
 /// shows it only once (`continued`).
-fn message_row(m: &ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl IntoView {
+fn message_row(m: &ChatMessage, placed: Placement, zone: RowZone) -> impl IntoView {
     let ts = m.ts;
-    let divider = placed.divider.map(|label| {
-        let name = label.clone();
-        view! {
-            <li role="separator" aria-label=name class="day-divider">
-                <span>{label}</span>
-            </li>
-        }
-    });
     let unread = placed.first_unread.then(|| {
         view! {
             <li role="separator" aria-label="New messages" class="new-divider">
@@ -549,14 +559,25 @@ fn message_row(m: &ChatMessage, placed: Placement, zone: Signal<Zone>) -> impl I
             </li>
         }
     });
+    // One optional part for both separators, so most rows carry one hydration marker.
+    let separators = (placed.divider.is_some() || unread.is_some()).then(|| {
+        let divider = placed.divider.map(|label| {
+            let name = label.clone();
+            view! {
+                <li role="separator" aria-label=name class="day-divider">
+                    <span>{label}</span>
+                </li>
+            }
+        });
+        (divider, unread)
+    });
     let class = if placed.continues {
         "message continued"
     } else {
         "message"
     };
     view! {
-        {divider}
-        {unread}
+        {separators}
         <li class=class>
             <bdi class="author">{m.author.0.clone()}</bdi>
             {m.guest.then(guest_badge)}
@@ -602,7 +623,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                 }),
             }}
             <ol class="messages" role="log" aria-label="Messages">
-                {placed_rows(&data.messages, Signal::stored(Zone::Utc), None)}
+                {placed_rows(&data.messages, fixed_zone(Zone::Utc), None)}
             </ol>
         </div>
     }
@@ -751,8 +772,7 @@ mod tests {
             message(1, "\u{202e}Mallory", "\u{202e}txt.exe"),
             message(2, "Bob", "after"),
         ];
-        let html =
-            Owner::new().with(|| placed_rows(&list, Signal::stored(Zone::Utc), None).to_html());
+        let html = Owner::new().with(|| placed_rows(&list, fixed_zone(Zone::Utc), None).to_html());
         for piece in ["\u{202e}Mallory", "\u{202e}txt.exe", "Bob", "after"] {
             let at = html.find(piece).unwrap();
             let open = html[..at].rfind('<').unwrap();
