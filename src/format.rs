@@ -137,6 +137,9 @@ pub fn as_inline(mut nodes: Vec<Node>) -> Result<Vec<Node>, Vec<Node>> {
 }
 
 #[cfg(feature = "ssr")]
+pub use parse::MAX_DEPTH;
+
+#[cfg(feature = "ssr")]
 mod parse {
     use super::{safe_href, Node};
     use pulldown_cmark::{Event, Options, Parser, Tag};
@@ -145,6 +148,9 @@ mod parse {
     /// back in every text): with them, Markdown sees no escapes and no entities.
     const BACKSLASH: char = '\u{E000}';
     const AMPERSAND: char = '\u{E001}';
+
+    /// Deepest nesting of elements a tree keeps (quotes in lists in quotes…).
+    pub const MAX_DEPTH: usize = 12;
 
     /// What an open tag becomes when it closes.
     enum Open {
@@ -248,6 +254,16 @@ mod parse {
                         // Headings read as paragraphs; images as their text.
                         Tag::Heading { .. } => Open::Paragraph,
                         _ => Open::Plain,
+                    };
+                    // Deeper structure is kept as its contents: every reader decodes and
+                    // renders the tree recursively, and JSON decoders limit nesting.
+                    let open = if stack.len() >= MAX_DEPTH && !matches!(open, Open::CodeBlock) {
+                        if matches!(open, Open::Link(_)) {
+                            in_link -= 1;
+                        }
+                        Open::Plain
+                    } else {
+                        open
                     };
                     stack.push((open, Vec::new()));
                 }

@@ -171,6 +171,46 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_kept_as_its_text_and_decodes_anywhere() {
+        fn depth(nodes: &[Node]) -> usize {
+            let children = |n: &Node| match n {
+                Node::Strong(c)
+                | Node::Emphasis(c)
+                | Node::Strike(c)
+                | Node::Link(_, c)
+                | Node::Paragraph(c)
+                | Node::Quote(c)
+                | Node::List(_, c)
+                | Node::Item(c) => depth(c),
+                _ => 0,
+            };
+            nodes.iter().map(|n| 1 + children(n)).max().unwrap_or(0)
+        }
+        for text in [
+            format!("{} deep", ">".repeat(1000)),
+            format!("{}deep", "- ".repeat(600)),
+            format!("{}deep", "> - ".repeat(400)),
+            format!(
+                "{}deep https://a.b/{}",
+                "**[".repeat(300),
+                "](https://c.d)**".repeat(300)
+            ),
+        ] {
+            let tree = crate::format::rich(&text).expect("formatted");
+            assert!(
+                depth(&tree) <= crate::format::MAX_DEPTH + 1,
+                "{text:.20}: {}",
+                depth(&tree)
+            );
+            // serde_json's own nesting limit (128) is what every browser decodes with.
+            let json = serde_json::to_string(&tree).unwrap();
+            let back: Vec<Node> = serde_json::from_str(&json).expect("decodes");
+            assert_eq!(back, tree);
+            assert!(clean(&text).contains("deep"), "{text:.20}");
+        }
+    }
+
+    #[test]
     fn raw_html_and_entities_read_as_typed() {
         let out = clean("<img src=x onerror=alert(1)> &amp; \\n");
         assert!(
