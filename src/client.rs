@@ -116,6 +116,8 @@ pub struct ChatSocket {
     pub status: RwSignal<ConnState>,
     /// The rooms of the sidebar with their unread counts, kept current while connected.
     pub sidebar: RwSignal<Vec<SidebarRoom>>,
+    /// Who this tab's person is: their messages are the ones they may edit and delete.
+    pub key: RwSignal<Option<crate::protocol::AuthorKey>>,
 }
 
 /// Provides the tab's [`ChatSocket`]; call once, in the root component.
@@ -123,6 +125,7 @@ pub fn provide_chat_socket() {
     provide_context(ChatSocket {
         status: RwSignal::new(ConnState::Offline),
         sidebar: RwSignal::new(Vec::new()),
+        key: RwSignal::new(None),
     });
     // The rooms' signals are created under this owner (see `ChatSocket::open_room`).
     #[cfg(feature = "hydrate")]
@@ -139,6 +142,9 @@ impl ChatSocket {
     /// [`ChatSocket::close_room`] disposes of them. On the server they belong to the caller.
     pub fn open_room(&self, page: &mut RoomPage) -> LiveRoom {
         self.sidebar.set(std::mem::take(&mut page.sidebar));
+        if page.my_key.is_some() {
+            self.key.set(page.my_key.clone());
+        }
         #[cfg(feature = "hydrate")]
         {
             driver::open_room(*self, page)
@@ -243,6 +249,7 @@ mod tests {
             ts: 0,
             guest: false,
             rich: None,
+            ..Default::default()
         }
     }
 

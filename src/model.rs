@@ -188,8 +188,14 @@ pub struct RoomPage {
     pub online: Vec<crate::protocol::Person>,
     /// The newest sequence number included: the live connection subscribes from here.
     pub last_seq: Seq,
+    /// The newest change folded into the messages: the live connection replays from here.
+    #[serde(default)]
+    pub last_eseq: Seq,
     pub epoch: u64,
     pub me: Option<UserName>,
+    /// The viewer's key: their own messages (the ones they may edit and delete) carry it.
+    #[serde(default)]
+    pub my_key: Option<crate::protocol::AuthorKey>,
     /// True when the viewer has an account (guests see a sign-up prompt instead).
     pub registered: bool,
     pub guests_allowed: bool,
@@ -242,6 +248,7 @@ mod tests {
             ts: 1,
             guest: false,
             rich: None,
+            ..Default::default()
         }
     }
 

@@ -16,6 +16,12 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Longest message body, counted in characters (not bytes).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
+/// The reactions a message can have, in the order the picker offers them.
+pub const REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
+
+/// Most changes a rejoin may replay; more is answered with `recovered: false`.
+pub const MAX_CHANGE_REPLAY: usize = 10_000;
+
 /// Most rooms one connection follows with `watch`.
 pub const MAX_WATCHED: usize = 64;
 
@@ -27,19 +33,19 @@ pub const TYPING_INTERVAL_MS: u64 = 3_000;
 pub const TYPING_LAPSE_MS: u64 = 6_000;
 
 /// A room's name, validated by [`crate::names::parse_room`] before it reaches the hub.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RoomId(pub String);
 
 /// A person's display name, validated by [`crate::names::parse_display_name`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserName(pub String);
 
 /// Who a person is, whatever their display name: `a:<account id>` for an account,
 /// `g:<guest session id>` for a guest. Two guests may share a name; they never share a key.
 /// Presence, the connection cap and message de-duplication go by it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AuthorKey(pub String);
 
@@ -60,6 +66,10 @@ impl AuthorKey {
 
     pub fn is_guest(&self) -> bool {
         self.0.starts_with("g:")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -92,7 +102,7 @@ fn is_false(b: &bool) -> bool {
 pub struct Seq(pub u64);
 
 /// A sender-chosen id (a UUIDv7 string) that makes resending the same message harmless.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientId(pub String);
 
@@ -119,8 +129,9 @@ impl UserName {
     }
 }
 
-/// One stored chat message as every client sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One stored chat message as every client sees it, in its current state (edits,
+/// deletion and reactions folded in).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub room: RoomId,
     pub seq: Seq,
@@ -136,6 +147,119 @@ pub struct ChatMessage {
     /// The text's formatting ([`crate::format`]), made by the server; absent for plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rich: Option<Vec<crate::format::Node>>,
+    /// Who wrote it: only they may edit or delete it.
+    #[serde(default, skip_serializing_if = "AuthorKey::is_empty")]
+    pub key: AuthorKey,
+    /// The author changed the text after sending it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub edited: bool,
+    /// The author deleted it: the text is gone (empty), from the store too.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// Who reacted with what, by emoji in the order first used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji on a message and the people who chose it (never empty).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub people: Vec<Person>,
+}
+
+/// What a change does to the message it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Edit,
+    Delete,
+    React,
+}
+
+/// A change to a stored message, numbered per room by `eseq` (see docs/protocol.md).
+/// Applying one is idempotent: an edit sets the text, a deletion sets `deleted`, a reaction
+/// sets one person's emoji on or off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub room: RoomId,
+    pub eseq: Seq,
+    /// The message it changes.
+    pub seq: Seq,
+    pub kind: ChangeKind,
+    /// Edit: the new text, and its formatting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rich: Option<Vec<crate::format::Node>>,
+    /// React: which emoji, whether it is now on, and whose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Person>,
+    pub ts: u64,
+}
+
+impl ChatMessage {
+    /// Applies `change` (which names this message); idempotent.
+    pub fn apply(&mut self, change: &Change) {
+        match change.kind {
+            ChangeKind::Edit if !self.deleted => {
+                if let Some(text) = &change.text {
+                    self.text.clone_from(text);
+                    self.rich.clone_from(&change.rich);
+                    self.edited = true;
+                }
+            }
+            ChangeKind::Edit => {}
+            ChangeKind::Delete => {
+                self.deleted = true;
+                self.text.clear();
+                self.rich = None;
+                self.reactions.clear();
+            }
+            ChangeKind::React => {
+                if let (Some(emoji), Some(on), Some(by), false) =
+                    (&change.emoji, change.on, &change.by, self.deleted)
+                {
+                    self.react(emoji, by, on);
+                }
+            }
+        }
+    }
+
+    /// Sets `by`'s `emoji` on or off; false if that changed nothing.
+    pub fn react(&mut self, emoji: &str, by: &Person, on: bool) -> bool {
+        let at = self.reactions.iter().position(|r| r.emoji == emoji);
+        match (at, on) {
+            (Some(i), true) => {
+                let people = &mut self.reactions[i].people;
+                if people.iter().any(|p| p.key == by.key) {
+                    return false;
+                }
+                people.push(by.clone());
+            }
+            (None, true) => self.reactions.push(Reaction {
+                emoji: emoji.to_string(),
+                people: vec![by.clone()],
+            }),
+            (Some(i), false) => {
+                let people = &mut self.reactions[i].people;
+                let before = people.len();
+                people.retain(|p| p.key != by.key);
+                if people.len() == before {
+                    return false;
+                }
+                if people.is_empty() {
+                    self.reactions.remove(i);
+                }
+            }
+            (None, false) => return false,
+        }
+        true
+    }
 }
 
 /// Frames a browser sends.
@@ -150,6 +274,10 @@ pub enum ClientMsg {
         /// The epoch `since` was read under; a different epoch means the history was reset.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
+        /// With `since`: the highest change (`eseq`) the client has applied; the server
+        /// replays the changes after it too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        changes_since: Option<Seq>,
     },
     /// Unsubscribe; presence for this tab ends at once (no grace period).
     Leave { room: RoomId },
@@ -168,6 +296,21 @@ pub enum ClientMsg {
     /// The sender is typing in a joined room. Clients send it at most every few seconds
     /// while keys are pressed; it is fanned out to the room's other people and never stored.
     Typing { room: RoomId },
+    /// Replace the text of one's own message.
+    Edit {
+        room: RoomId,
+        seq: Seq,
+        text: String,
+    },
+    /// Delete one's own message (its text leaves the store).
+    Delete { room: RoomId, seq: Seq },
+    /// Set one's reaction `emoji` (one of [`REACTIONS`]) on a message on or off.
+    React {
+        room: RoomId,
+        seq: Seq,
+        emoji: String,
+        on: bool,
+    },
     /// Heartbeat; answered with `pong`.
     Ping,
     /// Answer to the server's `ping`.
@@ -188,6 +331,9 @@ pub enum ServerMsg {
         user: UserName,
         /// How often the server pings; a client that hears nothing for ~2.5× this may reconnect.
         heartbeat_ms: u64,
+        /// The connection's person: their messages are the ones they may edit and delete.
+        #[serde(default, skip_serializing_if = "AuthorKey::is_empty")]
+        key: AuthorKey,
     },
     /// The answer to `join`: the full presence state, then any replayed `message` frames.
     Joined {
@@ -203,6 +349,9 @@ pub enum ServerMsg {
         /// only names, so two guests called "Ada" are two equal entries there).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         people: Vec<Person>,
+        /// The room's latest change number (`eseq`) at the moment of joining.
+        #[serde(default)]
+        last_eseq: Seq,
     },
     /// The answer to `leave`.
     Left { room: RoomId },
@@ -222,6 +371,8 @@ pub enum ServerMsg {
     },
     /// A chat message, live or replayed.
     Message(ChatMessage),
+    /// A change to a message (edit, deletion, reaction), live or replayed.
+    Change(Change),
     /// A followed room's latest sequence number: sent on `watch` and after every new message.
     Activity { room: RoomId, last_seq: Seq },
     /// This person read `room` up to `seq` on another connection.
@@ -255,6 +406,9 @@ pub enum ServerMsg {
         /// With `rate_limited`: how long to wait before sending again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// The message an `edit`, `delete` or `react` named, when that is what was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
     },
     /// Heartbeat; answer with `pong`.
     Ping,
@@ -295,6 +449,19 @@ struct ServerFrame {
     ts: Option<u64>,
     rich: Option<Vec<crate::format::Node>>,
     key: Option<AuthorKey>,
+    #[serde(default)]
+    edited: bool,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    reactions: Vec<Reaction>,
+    last_eseq: Option<Seq>,
+    eseq: Option<Seq>,
+    #[serde(rename = "kind")]
+    change: Option<ChangeKind>,
+    emoji: Option<String>,
+    on: Option<bool>,
+    by: Option<Person>,
     code: Option<ErrorCode>,
     message: Option<String>,
     retry_after_ms: Option<u64>,
@@ -312,6 +479,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 version: f.version.ok_or_else(need("version"))?,
                 user: f.user.ok_or_else(need("user"))?,
                 heartbeat_ms: f.heartbeat_ms.ok_or_else(need("heartbeat_ms"))?,
+                key: f.key.unwrap_or_default(),
             },
             "joined" => ServerMsg::Joined {
                 room: f.room.ok_or_else(need("room"))?,
@@ -320,6 +488,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 epoch: f.epoch.ok_or_else(need("epoch"))?,
                 recovered: f.recovered.ok_or_else(need("recovered"))?,
                 people: f.people,
+                last_eseq: f.last_eseq.unwrap_or_default(),
             },
             "left" => ServerMsg::Left {
                 room: f.room.ok_or_else(need("room"))?,
@@ -340,6 +509,22 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 ts: f.ts.ok_or_else(need("ts"))?,
                 guest: f.guest,
                 rich: f.rich,
+                key: f.key.unwrap_or_default(),
+                edited: f.edited,
+                deleted: f.deleted,
+                reactions: f.reactions,
+            }),
+            "change" => ServerMsg::Change(Change {
+                room: f.room.ok_or_else(need("room"))?,
+                eseq: f.eseq.ok_or_else(need("eseq"))?,
+                seq: f.seq.ok_or_else(need("seq"))?,
+                kind: f.change.ok_or_else(need("kind"))?,
+                text: f.text,
+                rich: f.rich,
+                emoji: f.emoji,
+                on: f.on,
+                by: f.by,
+                ts: f.ts.ok_or_else(need("ts"))?,
             }),
             "activity" => ServerMsg::Activity {
                 room: f.room.ok_or_else(need("room"))?,
@@ -369,6 +554,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
                 room: f.room,
                 client_id: f.client_id,
                 retry_after_ms: f.retry_after_ms,
+                seq: f.seq,
             },
             "ping" => ServerMsg::Ping,
             "pong" => ServerMsg::Pong,
@@ -400,8 +586,13 @@ pub enum ErrorCode {
     /// Over the message rate limit; resend after `retry_after_ms`. A sustained flood is
     /// closed with 1008.
     RateLimited,
-    /// The room is private (or a direct conversation) and this user is not a member.
+    /// The room is private (or a direct conversation) and this user is not a member; or,
+    /// with `seq`, the message is someone else's to edit or delete.
     Forbidden,
+    /// With `seq`: no such message in the room, or it was deleted (nothing to change).
+    NotFound,
+    /// With `seq`: a reaction that is not one of [`REACTIONS`].
+    InvalidReaction,
 }
 
 /// WebSocket close codes the server uses, so both sides name them the same way.
@@ -482,6 +673,7 @@ mod tests {
             room: RoomId("general".into()),
             since: Some(Seq(7)),
             epoch: Some(3),
+            changes_since: None,
         };
         let text = serde_json::to_string(&join).unwrap();
         assert_eq!(
@@ -494,7 +686,8 @@ mod tests {
             ClientMsg::Join {
                 room: RoomId("general".into()),
                 since: None,
-                epoch: None
+                epoch: None,
+                changes_since: None
             }
         );
     }
@@ -545,6 +738,7 @@ mod tests {
                 version: PROTOCOL_VERSION,
                 user: UserName("Ada".into()),
                 heartbeat_ms: 20_000,
+                key: Default::default(),
             },
             ServerMsg::Joined {
                 room: room(),
@@ -564,6 +758,7 @@ mod tests {
                         guest: true,
                     },
                 ],
+                last_eseq: Default::default(),
             },
             ServerMsg::Left { room: room() },
             ServerMsg::Presence {
@@ -620,6 +815,7 @@ mod tests {
                 room: Some(room()),
                 client_id: Some(ClientId("c2".into())),
                 retry_after_ms: Some(250),
+                seq: None,
             },
             ServerMsg::Error {
                 code: ErrorCode::BadFrame,
@@ -627,6 +823,7 @@ mod tests {
                 room: None,
                 client_id: None,
                 retry_after_ms: None,
+                seq: None,
             },
             ServerMsg::Ping,
             ServerMsg::Pong,
@@ -666,6 +863,7 @@ mod tests {
             ts: 5,
             guest: false,
             rich: None,
+            ..Default::default()
         });
         let text = msg.encode();
         assert!(

@@ -434,6 +434,7 @@ async fn a_crash_mid_stream_loses_no_acknowledged_message_and_tabs_recover() {
             room: RoomId(ROOM.into()),
             since: Some(Seq(since)),
             epoch: Some(epoch),
+            changes_since: None,
         })
         .await;
         let answer = joined(tab.next_non_presence().await);

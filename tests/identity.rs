@@ -178,6 +178,7 @@ async fn a_guests_message_stays_marked_guest_after_someone_registers_the_name() 
         room: RoomId("lobby".into()),
         since: Some(hearth::protocol::Seq(0)),
         epoch: None,
+        changes_since: None,
     })
     .await;
     // An older page of history, as the browser loads it when scrolling up.

@@ -34,6 +34,7 @@ fn join_since(room_name: &str, since: u64) -> ClientMsg {
         room: room(room_name),
         since: Some(Seq(since)),
         epoch: None,
+        changes_since: None,
     }
 }
 

@@ -133,6 +133,7 @@ async fn a_join_racing_a_private_room_creation_never_admits_a_non_member() {
                 room: room.clone(),
                 since: None,
                 epoch: None,
+                changes_since: None,
             })
             .await;
         let created = create.await.unwrap();
@@ -214,6 +215,7 @@ async fn a_join_of_a_room_that_does_not_exist_creates_it_only_within_the_budget(
             room: room.clone(),
             since: None,
             epoch: None,
+            changes_since: None,
         })
         .await;
         loop {

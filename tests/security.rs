@@ -30,6 +30,7 @@ fn join(room: &str) -> ClientMsg {
         room: RoomId(room.into()),
         since: None,
         epoch: None,
+        changes_since: None,
     }
 }
 

@@ -80,6 +80,7 @@ async fn typing_is_neither_stored_nor_replayed() {
         room: RoomId("design".into()),
         since: Some(hearth::protocol::Seq(0)),
         epoch: None,
+        changes_since: None,
     })
     .await;
     let joined = common::joined(bob.next_non_presence().await);

@@ -143,6 +143,7 @@ async fn bad_frames_get_typed_errors_and_the_connection_survives() {
         room: RoomId("no spaces!".into()),
         since: None,
         epoch: None,
+        changes_since: None,
     })
     .await;
     expect_error(&mut eve, ErrorCode::InvalidRoom).await;

@@ -53,6 +53,8 @@ struct Driver {
     /// Messages from others that arrived while the tab was hidden (shown in the title).
     unseen: u32,
     sidebar: Option<RwSignal<Vec<SidebarRoom>>>,
+    /// The tab's person ([`ChatSocket::key`]), told by `welcome`.
+    key: Option<RwSignal<Option<crate::protocol::AuthorKey>>>,
 }
 
 struct Live {
@@ -73,6 +75,8 @@ struct Slot {
     last_seq: Seq,
     /// Sequence numbers received above a gap, waiting for the gap to fill.
     ahead: std::collections::BTreeSet<Seq>,
+    /// Highest change (`eseq`) applied: a rejoin asks for the changes after it.
+    last_eseq: Seq,
     epoch: Option<u64>,
     joined: bool,
     outbox: Vec<(ClientId, String)>,
@@ -214,6 +218,7 @@ pub fn open_room(socket: ChatSocket, page: &mut RoomPage) -> LiveRoom {
     let updates = with(|d| {
         d.status = Some(status);
         d.sidebar = Some(socket.sidebar);
+        d.key = Some(socket.key);
         // A room reopened keeps the messages still waiting in its outbox, from this tab or
         // from before a reload.
         let mut outbox = d
@@ -242,6 +247,7 @@ pub fn open_room(socket: ChatSocket, page: &mut RoomPage) -> LiveRoom {
                 _owner: owner,
                 last_seq: page.last_seq,
                 ahead: Default::default(),
+                last_eseq: page.last_eseq,
                 epoch: Some(page.epoch),
                 joined: false,
                 outbox,
@@ -605,6 +611,7 @@ fn send_join(d: &mut Driver, room: &RoomId) {
             room: room.clone(),
             since: Some(slot.last_seq),
             epoch: slot.epoch,
+            changes_since: Some(slot.last_eseq),
         },
     );
 }
@@ -652,9 +659,17 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
     let mut updates: Vec<Deferred> = Vec::new();
     match msg {
         ServerMsg::Welcome {
-            user, heartbeat_ms, ..
+            user,
+            heartbeat_ms,
+            key,
+            ..
         } => {
             d.me = Some(user);
+            if let Some(me) = d.key {
+                updates.push(Box::new(move || {
+                    let _ = me.try_set((!key.is_empty()).then_some(key));
+                }));
+            }
             d.attempt = 0;
             d.connected_once = true;
             if let Some(live) = d.socket.as_mut() {
@@ -684,6 +699,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             epoch,
             recovered,
             people,
+            last_eseq,
         } => {
             let online = if people.is_empty() && !online.is_empty() {
                 // A server from before people had keys: names are all there is.
@@ -706,6 +722,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 // newest window in: a live message arriving meanwhile is kept, not
                 // overwritten by the older snapshot.
                 slot.last_seq = last_seq;
+                slot.last_eseq = last_eseq;
                 slot.ahead.clear();
                 slot.epoch = Some(epoch);
                 let room = room.clone();
@@ -803,6 +820,25 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 });
             }));
         }
+        ServerMsg::Change(change) => {
+            let Some(slot) = d.rooms.get_mut(&change.room) else {
+                return updates;
+            };
+            // Changes come in order, after the messages they name; one already applied
+            // (or folded into a message that arrived later) is dropped.
+            if change.eseq <= slot.last_eseq {
+                return updates;
+            }
+            slot.last_eseq = change.eseq;
+            let live = slot.live;
+            updates.push(Box::new(move || {
+                let _ = live.messages.try_update(|list| {
+                    if let Some(msg) = list.list_mut().iter_mut().find(|m| m.seq == change.seq) {
+                        msg.apply(&change);
+                    }
+                });
+            }));
+        }
         ServerMsg::Typing {
             room,
             user,
@@ -896,6 +932,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             room,
             client_id,
             retry_after_ms,
+            ..
         } => {
             if code == crate::protocol::ErrorCode::RateLimited {
                 // Not a refusal of the message: it stays pending and goes again once the

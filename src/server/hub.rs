@@ -34,7 +34,7 @@ use crate::server::broker::Broker;
 use crate::server::conn::{ConnHandle, Outbound};
 use crate::server::reads::ReadMarks;
 use crate::server::room::{self, Admit, RoomCmd, RoomHandle};
-use crate::server::store::{Store, StoreError};
+use crate::server::store::{NewChange, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -103,6 +103,8 @@ pub struct RoomSnapshot {
     pub messages: Messages,
     pub online: Vec<Person>,
     pub last_seq: Seq,
+    /// The latest change folded into `messages` (at least: a later one may be too).
+    pub last_eseq: Seq,
     pub epoch: u64,
 }
 
@@ -281,7 +283,7 @@ impl Hub {
         since: Option<Seq>,
         epoch: Option<u64>,
     ) -> Result<(), HubError> {
-        self.join_if(conn, room, since, epoch, None).await
+        self.join_if(conn, room, since, epoch, None, None).await
     }
 
     /// [`Hub::join`], with `admit` asked by the room actor when it handles the join; a
@@ -292,6 +294,7 @@ impl Hub {
         room: &RoomId,
         since: Option<Seq>,
         epoch: Option<u64>,
+        changes_since: Option<Seq>,
         admit: Option<Admit>,
     ) -> Result<(), HubError> {
         self.room(room)
@@ -299,7 +302,24 @@ impl Hub {
                 conn: conn.clone(),
                 since,
                 epoch,
+                changes_since,
                 admit,
+            })
+            .await
+    }
+
+    /// `conn`'s person edits, deletes or reacts to a message in `room` (a joined room); the
+    /// outcome reaches the room as a `change`, or `conn` as an error naming the message.
+    pub async fn change(
+        &self,
+        conn: &ConnHandle,
+        room: &RoomId,
+        change: NewChange,
+    ) -> Result<(), HubError> {
+        self.room(room)
+            .send(RoomCmd::Change {
+                conn: conn.clone(),
+                change,
             })
             .await
     }
@@ -432,18 +452,21 @@ impl Hub {
                 messages: view.messages,
                 online: view.online,
                 last_seq: view.last_seq,
+                last_eseq: view.last_eseq,
                 epoch: self.store.epoch(),
             });
         }
         // Read the sequence number first: the page then carries a `last_seq` no newer than
         // its messages, so subscribing from it can repeat nothing and miss nothing.
         let last_seq = self.store.last_seq(room).await?;
+        let last_eseq = self.store.last_eseq(room).await?;
         let mut messages = self.store.latest(room, None, limit).await?;
         messages.retain(|m| m.seq <= last_seq);
         Ok(RoomSnapshot {
             messages: messages.into(),
             online: Vec::new(),
             last_seq,
+            last_eseq,
             epoch: self.store.epoch(),
         })
     }

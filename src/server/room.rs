@@ -21,13 +21,14 @@
 use crate::model::Messages;
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{
-    AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg, TYPING_INTERVAL_MS,
+    AuthorKey, Change, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
+    MAX_CHANGE_REPLAY, TYPING_INTERVAL_MS,
 };
 use crate::server::broker::Broker;
 use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
 use crate::server::hub::{now_ms, HubConfig, HubError};
 use crate::server::presence::{ConnId, Presence, Removal};
-use crate::server::store::{Appended, NewMessage, Store};
+use crate::server::store::{Appended, Changed, NewChange, NewMessage, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub enum RoomCmd {
         conn: ConnHandle,
         since: Option<Seq>,
         epoch: Option<u64>,
+        /// With `since`: the changes after this `eseq` are replayed too.
+        changes_since: Option<Seq>,
         /// `None` admits everyone (tests, and callers that checked already).
         admit: Option<Admit>,
     },
@@ -88,6 +91,11 @@ pub enum RoomCmd {
     Typing {
         conn: ConnHandle,
     },
+    /// `conn`'s person edits, deletes or reacts to a message.
+    Change {
+        conn: ConnHandle,
+        change: NewChange,
+    },
     /// `conn`'s person has read up to `seq`: tell their other connections here.
     Read {
         conn: ConnHandle,
@@ -113,6 +121,7 @@ pub struct RoomView {
     pub messages: Messages,
     pub online: Vec<Person>,
     pub last_seq: Seq,
+    pub last_eseq: Seq,
 }
 
 /// Most names in one presence frame (the rest of a big room's state follows in more frames).
@@ -127,6 +136,7 @@ const RECENT: usize = 256;
 /// The tail of a room's history, mirrored from the store after every commit.
 struct Recent {
     last_seq: Seq,
+    last_eseq: Seq,
     messages: std::collections::VecDeque<ChatMessage>,
     /// Never more than the store retains.
     capacity: usize,
@@ -169,6 +179,23 @@ impl Recent {
                 self.page = Some((limit, page.clone()));
                 page
             }
+        }
+    }
+
+    /// Folds a stored change into the message it names, if the window holds it.
+    fn apply(&mut self, change: &Change) {
+        self.last_eseq = self.last_eseq.max(change.eseq);
+        let Some(first) = self.messages.front().map(|m| m.seq.0) else {
+            return;
+        };
+        if let Some(msg) = change
+            .seq
+            .0
+            .checked_sub(first)
+            .and_then(|i| self.messages.get_mut(i as usize))
+        {
+            msg.apply(change);
+            self.page = None;
         }
     }
 
@@ -346,6 +373,7 @@ impl RoomActor {
                     conn,
                     since,
                     epoch,
+                    changes_since,
                     admit,
                 } => {
                     if admit.is_some_and(|admit| !admit(&self.id)) {
@@ -360,7 +388,7 @@ impl RoomActor {
                             ),
                         );
                     } else {
-                        self.join(conn, since, epoch).await
+                        self.join(conn, since, epoch, changes_since).await
                     }
                 }
                 RoomCmd::Leave { conn, explicit } => self.leave(&conn, explicit),
@@ -385,6 +413,7 @@ impl RoomActor {
                             messages: recent.page(limit),
                             online: Vec::new(),
                             last_seq: recent.last_seq,
+                            last_eseq: recent.last_eseq,
                         }),
                         Err(err) => Err(err),
                     };
@@ -398,6 +427,7 @@ impl RoomActor {
                     self.broadcast(&frame);
                 }
                 RoomCmd::Typing { conn } => self.typing(&conn),
+                RoomCmd::Change { conn, change } => self.change(&conn, change).await,
                 RoomCmd::Read { conn, seq } => self.read(&conn, seq),
                 RoomCmd::Watch { conn } => {
                     let last_seq = match self.recent.as_ref() {
@@ -443,7 +473,13 @@ impl RoomActor {
         }
     }
 
-    async fn join(&mut self, conn: ConnHandle, since: Option<Seq>, epoch: Option<u64>) {
+    async fn join(
+        &mut self,
+        conn: ConnHandle,
+        since: Option<Seq>,
+        epoch: Option<u64>,
+        changes_since: Option<Seq>,
+    ) {
         // A member joining again before its last answer was written (a replay, or a big
         // room's presence state) would stack answers, each pinning its share of memory; a
         // join after a `leave` is a new subscription and is answered.
@@ -452,8 +488,12 @@ impl RoomActor {
             return;
         }
         let store_epoch = self.store.epoch();
-        let (last_seq, cached) = match self.recent().await {
-            Ok(recent) => (recent.last_seq, since.and_then(|s| recent.since(s))),
+        let (last_seq, last_eseq, cached) = match self.recent().await {
+            Ok(recent) => (
+                recent.last_seq,
+                recent.last_eseq,
+                since.and_then(|s| recent.since(s)),
+            ),
             Err(err) => {
                 tracing::error!(room = %self.id, %err, "join: loading the room failed");
                 conn.deliver(
@@ -498,6 +538,28 @@ impl RoomActor {
                 }
             }
         }
+        // The changes the client missed go with the messages: each is idempotent, so one
+        // already folded into a replayed message does no harm (docs/protocol.md).
+        let mut changes = Vec::new();
+        if let (true, Some(after)) = (recovered && since.is_some(), changes_since) {
+            match self
+                .store
+                .changes_since(&self.id, after, MAX_CHANGE_REPLAY)
+                .await
+            {
+                Ok(Some(list)) => changes = list,
+                Ok(None) => recovered = false,
+                Err(err) => {
+                    tracing::error!(room = %self.id, %err, "join: change replay failed");
+                    recovered = false;
+                }
+            }
+        }
+        if !recovered {
+            replay.clear();
+            pages = None;
+            changes.clear();
+        }
 
         // In a big room, building the presence state costs O(online) per join, and a join
         // storm makes that O(n²): 10,000 people joining one room would clone and encode some
@@ -525,6 +587,7 @@ impl RoomActor {
                     epoch: store_epoch,
                     recovered,
                     people,
+                    last_eseq,
                 }
                 .encode(),
             )
@@ -550,6 +613,11 @@ impl RoomActor {
             replay
                 .into_iter()
                 .map(|m| Utf8Bytes::from(ServerMsg::Message(m).encode())),
+        );
+        frames.extend(
+            changes
+                .into_iter()
+                .map(|c| Utf8Bytes::from(ServerMsg::Change(c).encode())),
         );
         // A rejoin after `resync` ends the mute: the replay above starts where the client's
         // view stops, and live frames follow it.
@@ -578,6 +646,7 @@ impl RoomActor {
             room: Some(self.id.clone()),
             client_id: None,
             retry_after_ms: Some(EARLY_JOIN_RETRY_MS),
+            seq: None,
         };
         // Queued as a frame of no room: if the queue is full it is not worth a resync.
         conn.deliver(
@@ -611,9 +680,11 @@ impl RoomActor {
                 .retained_per_room()
                 .map_or(RECENT, |r| r.min(RECENT));
             let last_seq = self.store.last_seq(&self.id).await?;
+            let last_eseq = self.store.last_eseq(&self.id).await?;
             let messages = self.store.latest(&self.id, None, capacity).await?;
             self.recent = Some(Recent {
                 last_seq,
+                last_eseq,
                 messages: messages.into(),
                 capacity,
                 page: None,
@@ -621,10 +692,55 @@ impl RoomActor {
         }
         Ok(self.recent.get_or_insert_with(|| Recent {
             last_seq: Seq(0),
+            last_eseq: Seq(0),
             messages: Default::default(),
             capacity: RECENT,
             page: None,
         }))
+    }
+
+    /// Stores `conn`'s person's change to a message, folds it into the tail, and tells the
+    /// room; a refusal goes to `conn` alone, naming the message.
+    async fn change(&mut self, conn: &ConnHandle, change: NewChange) {
+        if !self.members.contains_key(&conn.id) {
+            return;
+        }
+        self.last_active = tokio::time::Instant::now();
+        let seq = change.seq;
+        let refuse = |code: ErrorCode, message: String| {
+            conn.deliver(
+                &self.id,
+                error_frame(ErrorCode::Internal, &self.id, None)
+                    .with_code(code)
+                    .about(seq)
+                    .with_message(message),
+            );
+        };
+        match self.store.change(&self.id, change).await {
+            Ok(Changed::Done(done)) => {
+                if let Some(recent) = self.recent.as_mut() {
+                    recent.apply(&done);
+                }
+                let frame = Utf8Bytes::from(ServerMsg::Change(done).encode());
+                self.broadcast(&frame);
+            }
+            Ok(Changed::Unchanged) => {}
+            Ok(Changed::NotFound) => refuse(
+                ErrorCode::NotFound,
+                format!("Message {seq} is not in #{}, or was deleted.", self.id),
+            ),
+            Ok(Changed::NotAuthor) => refuse(
+                ErrorCode::Forbidden,
+                "Only the person who wrote a message can edit or delete it.".to_string(),
+            ),
+            Err(err) => {
+                tracing::error!(room = %self.id, %err, "change not stored");
+                refuse(
+                    ErrorCode::Internal,
+                    "The server could not store that change; try again.".to_string(),
+                );
+            }
+        }
     }
 
     fn leave(&mut self, conn: &ConnHandle, explicit: bool) {
@@ -953,6 +1069,7 @@ fn error_frame(code: ErrorCode, room: &RoomId, client_id: Option<ClientId>) -> E
         code,
         room: room.clone(),
         client_id,
+        seq: None,
     }
 }
 
@@ -961,9 +1078,22 @@ struct ErrorFrame {
     code: ErrorCode,
     room: RoomId,
     client_id: Option<ClientId>,
+    seq: Option<Seq>,
 }
 
 impl ErrorFrame {
+    fn with_code(self, code: ErrorCode) -> ErrorFrame {
+        ErrorFrame { code, ..self }
+    }
+
+    /// The message an `edit`, `delete` or `react` named.
+    fn about(self, seq: Seq) -> ErrorFrame {
+        ErrorFrame {
+            seq: Some(seq),
+            ..self
+        }
+    }
+
     fn with_message(self, message: String) -> Outbound {
         Outbound::Frame(Utf8Bytes::from(
             ServerMsg::Error {
@@ -972,6 +1102,7 @@ impl ErrorFrame {
                 room: Some(self.room),
                 client_id: self.client_id,
                 retry_after_ms: None,
+                seq: self.seq,
             }
             .encode(),
         ))

@@ -17,8 +17,8 @@
 
 use crate::names::{clean_message, parse_room, valid_client_id, MessageProblem};
 use crate::protocol::{
-    close, ClientMsg, ErrorCode, RoomId, ServerMsg, UserName, MAX_FRAME_BYTES, MAX_WATCHED,
-    PROTOCOL_VERSION,
+    close, ChangeKind, ClientMsg, ErrorCode, RoomId, Seq, ServerMsg, UserName, MAX_FRAME_BYTES,
+    MAX_WATCHED, PROTOCOL_VERSION, REACTIONS,
 };
 use crate::server::accounts::{Accounts, Identity, SessionEnd};
 use crate::server::conn::{ConnHandle, LagState, Outbound, ReplayPages};
@@ -26,6 +26,7 @@ use crate::server::hub::Hub;
 use crate::server::limits::{ConnectionSlot, MessageLimit, RateVerdict};
 use crate::server::queue;
 use crate::server::rooms::RoomError;
+use crate::server::store::NewChange;
 use crate::server::wire::{self, ReadError};
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -160,6 +161,7 @@ where
             version: PROTOCOL_VERSION,
             user,
             heartbeat_ms: heartbeat.as_millis() as u64,
+            key: conn.person.key.clone(),
         })),
     );
 
@@ -388,7 +390,12 @@ impl Reader {
                 Step::Continue
             }
             ClientMsg::Pong => Step::Continue,
-            ClientMsg::Join { room, since, epoch } => {
+            ClientMsg::Join {
+                room,
+                since,
+                epoch,
+                changes_since,
+            } => {
                 let room = match parse_room(&room.0) {
                     Ok(room) => room,
                     Err(sentence) => return self.refuse(ErrorCode::InvalidRoom, sentence, None),
@@ -420,6 +427,7 @@ impl Reader {
                             room: Some(room),
                             client_id: None,
                             retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                            seq: None,
                         });
                         return Step::Continue;
                     }
@@ -433,7 +441,7 @@ impl Reader {
                 let admit = Some(self.admit.clone());
                 match self
                     .hub
-                    .join_if(&self.conn, &room, since, epoch, admit)
+                    .join_if(&self.conn, &room, since, epoch, changes_since, admit)
                     .await
                 {
                     Ok(()) => {
@@ -542,6 +550,52 @@ impl Reader {
                 }
                 Step::Continue
             }
+            ClientMsg::Edit { room, seq, text } => {
+                let text = match clean_message(&text) {
+                    Ok(text) => text,
+                    Err(problem) => {
+                        let code = match problem {
+                            MessageProblem::Empty => ErrorCode::EmptyMessage,
+                            MessageProblem::TooLong => ErrorCode::MessageTooLong,
+                        };
+                        self.reply(ServerMsg::Error {
+                            code,
+                            message: problem.sentence(),
+                            room: Some(room),
+                            client_id: None,
+                            retry_after_ms: None,
+                            seq: Some(seq),
+                        });
+                        return Step::Continue;
+                    }
+                };
+                self.change(room, seq, ChangeKind::Edit, Some(text), None, false)
+                    .await
+            }
+            ClientMsg::Delete { room, seq } => {
+                self.change(room, seq, ChangeKind::Delete, None, None, false)
+                    .await
+            }
+            ClientMsg::React {
+                room,
+                seq,
+                emoji,
+                on,
+            } => {
+                if !REACTIONS.contains(&emoji.as_str()) {
+                    self.reply(ServerMsg::Error {
+                        code: ErrorCode::InvalidReaction,
+                        message: format!("Reactions are {}.", REACTIONS.join(" ")),
+                        room: Some(room),
+                        client_id: None,
+                        retry_after_ms: None,
+                        seq: Some(seq),
+                    });
+                    return Step::Continue;
+                }
+                self.change(room, seq, ChangeKind::React, None, Some(emoji), on)
+                    .await
+            }
             ClientMsg::Send {
                 room,
                 client_id,
@@ -580,6 +634,7 @@ impl Reader {
                             room: Some(room),
                             client_id: Some(client_id),
                             retry_after_ms: None,
+                            seq: None,
                         });
                         // A refused message is a person's mistake, not a protocol abuse.
                         return Step::Continue;
@@ -593,6 +648,44 @@ impl Reader {
         }
     }
 
+    /// Hands an edit, deletion or reaction to the room, after the checks every frame about
+    /// a room's messages gets (joined, still allowed in).
+    async fn change(
+        &mut self,
+        room: RoomId,
+        seq: Seq,
+        kind: ChangeKind,
+        text: Option<String>,
+        emoji: Option<String>,
+        on: bool,
+    ) -> Step {
+        if !self.joined.contains(&room) {
+            return self.refuse(
+                ErrorCode::NotJoined,
+                "Join the room before changing its messages.".into(),
+                Some(room),
+            );
+        }
+        if !self.accounts.may_enter(&room, Some(&self.identity)) {
+            self.joined.remove(&room);
+            self.hub.leave(&self.conn, &room).await;
+            return self.forbidden(room);
+        }
+        let change = NewChange {
+            seq,
+            by: (*self.conn.person).clone(),
+            kind,
+            text,
+            emoji,
+            on,
+            ts: crate::server::hub::now_ms(),
+        };
+        if let Err(err) = self.hub.change(&self.conn, &room, change).await {
+            tracing::error!(%room, %err, "change failed");
+        }
+        Step::Continue
+    }
+
     /// Applies the message rate limit to frames that do work (send, join, leave), and a
     /// bucket of their own to pings and pongs. A refused
     /// `send` names its client id so the client can resend it after `retry_after_ms`.
@@ -604,7 +697,10 @@ impl Reader {
             ClientMsg::Join { room, .. }
             | ClientMsg::Leave { room }
             | ClientMsg::Read { room, .. }
-            | ClientMsg::Typing { room } => (room, None),
+            | ClientMsg::Typing { room }
+            | ClientMsg::Edit { room, .. }
+            | ClientMsg::Delete { room, .. }
+            | ClientMsg::React { room, .. } => (room, None),
             ClientMsg::Watch { .. } => (&NO_ROOM, None),
             ClientMsg::Ping | ClientMsg::Pong => (&NO_ROOM, None),
         };
@@ -629,6 +725,7 @@ impl Reader {
                     room: (!room.0.is_empty()).then(|| room.clone()),
                     client_id: client_id.cloned(),
                     retry_after_ms: Some(retry_after_ms),
+                    seq: None,
                 });
                 Some(Step::Continue)
             }
@@ -648,6 +745,7 @@ impl Reader {
             room: Some(room),
             client_id: None,
             retry_after_ms: None,
+            seq: None,
         });
     }
 
@@ -660,6 +758,7 @@ impl Reader {
             room: Some(room),
             client_id: None,
             retry_after_ms: None,
+            seq: None,
         });
         Step::Continue
     }
@@ -672,6 +771,7 @@ impl Reader {
             room,
             client_id: None,
             retry_after_ms: None,
+            seq: None,
         });
         if self.window_start.elapsed() > BAD_FRAME_WINDOW {
             self.window_start = Instant::now();

@@ -12,7 +12,9 @@
 
 pub mod sqlite;
 
-use crate::protocol::{AuthorKey, ChatMessage, ClientId, RoomId, Seq, UserName};
+use crate::protocol::{
+    AuthorKey, Change, ChangeKind, ChatMessage, ClientId, Person, RoomId, Seq, UserName,
+};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +40,75 @@ pub struct NewMessage {
     pub client_id: ClientId,
     pub text: String,
     pub ts: u64,
+}
+
+/// A change someone asks for (an edit, deletion or reaction), before it has an `eseq`.
+#[derive(Clone, Debug)]
+pub struct NewChange {
+    /// The message it changes.
+    pub seq: Seq,
+    pub by: Person,
+    pub kind: ChangeKind,
+    /// Edit: the new text (already checked like a message's).
+    pub text: Option<String>,
+    /// React: the emoji (one of [`crate::protocol::REACTIONS`]) and whether it is now on.
+    pub emoji: Option<String>,
+    pub on: bool,
+    pub ts: u64,
+}
+
+/// The outcome of a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Stored now under the next `eseq`, and folded into the message; fan it out.
+    Done(Change),
+    /// The message already shows it (the same text, a reaction already on or off).
+    Unchanged,
+    /// No such message (or deleted): nothing to change.
+    NotFound,
+    /// Only a message's author may edit or delete it.
+    NotAuthor,
+}
+
+/// What a change does to `msg` (whose author has `author`), as the store's transaction
+/// decides it: the change to store, or why none is. Both stores fold changes through this.
+pub fn decide(msg: &mut ChatMessage, author: &AuthorKey, new: &NewChange) -> Changed {
+    if msg.deleted {
+        return Changed::NotFound;
+    }
+    let own = *author == new.by.key;
+    let (room, seq) = (msg.room.clone(), msg.seq);
+    let change = |text: Option<String>, emoji: Option<String>, by: Option<Person>| Change {
+        room: room.clone(),
+        eseq: Seq(0),
+        seq,
+        kind: new.kind,
+        rich: text.as_deref().and_then(crate::format::rich),
+        text,
+        emoji,
+        on: by.as_ref().map(|_| new.on),
+        by,
+        ts: new.ts,
+    };
+    let done = match new.kind {
+        ChangeKind::Edit | ChangeKind::Delete if !own => return Changed::NotAuthor,
+        ChangeKind::Edit => match &new.text {
+            Some(text) if *text != msg.text => change(Some(text.clone()), None, None),
+            _ => return Changed::Unchanged,
+        },
+        ChangeKind::Delete => change(None, None, None),
+        ChangeKind::React => {
+            let Some(emoji) = &new.emoji else {
+                return Changed::Unchanged;
+            };
+            if !msg.react(emoji, &new.by, new.on) {
+                return Changed::Unchanged;
+            }
+            change(None, Some(emoji.clone()), Some(new.by.clone()))
+        }
+    };
+    msg.apply(&done);
+    Changed::Done(done)
 }
 
 /// The outcome of appending one message.
@@ -113,6 +184,23 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         marks: &'a [(AuthorKey, RoomId, Seq)],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Stores a change under the room's next `eseq` and folds it into its message, in one
+    /// transaction (see [`decide`]).
+    fn change<'a>(
+        &'a self,
+        room: &'a RoomId,
+        change: NewChange,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>>;
+    /// The room's changes after `after`, at most `limit`; `None` when they cannot all be
+    /// served (more than `limit`, or deleted by retention).
+    fn changes_since<'a>(
+        &'a self,
+        room: &'a RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Change>>, StoreError>>;
+    /// The room's latest change number (0: none yet).
+    fn last_eseq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>>;
 }
 
 /// Most readers whose marks [`MemoryStore`] keeps.
@@ -136,6 +224,9 @@ struct MemRoom {
     /// The author key of each message in `messages`, in step with it.
     authors: VecDeque<AuthorKey>,
     by_client: HashMap<(AuthorKey, ClientId), Seq>,
+    last_eseq: Seq,
+    /// The latest changes, at most as many as messages are retained.
+    changes: VecDeque<Change>,
 }
 
 impl MemoryStore {
@@ -242,6 +333,8 @@ impl Store for MemoryStore {
                     client_id: new.client_id,
                     ts: new.ts,
                     guest: new.author_key.is_guest(),
+                    key: new.author_key.clone(),
+                    ..Default::default()
                 };
                 state.by_client.insert(key, msg.seq);
                 state.messages.push_back(msg.clone());
@@ -356,6 +449,81 @@ impl Store for MemoryStore {
             *mark = (*mark).max(*seq);
         }
         Box::pin(async { Ok(()) })
+    }
+
+    fn change<'a>(
+        &'a self,
+        room: &'a RoomId,
+        change: NewChange,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
+        let retain = self.retain;
+        let out = self.with_rooms(|rooms| {
+            let Some(state) = rooms.get_mut(room) else {
+                return Changed::NotFound;
+            };
+            let Some(first) = state.messages.front().map(|m| m.seq.0) else {
+                return Changed::NotFound;
+            };
+            let Some(at) = change.seq.0.checked_sub(first).map(|i| i as usize) else {
+                return Changed::NotFound;
+            };
+            let (Some(msg), Some(author)) = (state.messages.get_mut(at), state.authors.get(at))
+            else {
+                return Changed::NotFound;
+            };
+            let mut out = decide(msg, author, &change);
+            if let Changed::Done(done) = &mut out {
+                state.last_eseq = Seq(state.last_eseq.0 + 1);
+                done.eseq = state.last_eseq;
+                if done.kind == ChangeKind::Delete {
+                    for old in state.changes.iter_mut().filter(|c| c.seq == done.seq) {
+                        old.text = None;
+                        old.rich = None;
+                    }
+                }
+                state.changes.push_back(done.clone());
+                while state.changes.len() > retain {
+                    state.changes.pop_front();
+                }
+            }
+            out
+        });
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn changes_since<'a>(
+        &'a self,
+        room: &'a RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Change>>, StoreError>> {
+        let out = self.with_rooms(|rooms| {
+            let Some(state) = rooms.get(room) else {
+                return (after.0 == 0).then(Vec::new);
+            };
+            let missing = state.last_eseq.0.checked_sub(after.0)? as usize;
+            let oldest = state
+                .changes
+                .front()
+                .map_or(state.last_eseq.0 + 1, |c| c.eseq.0);
+            if missing > limit || (missing > 0 && after.0 + 1 < oldest) {
+                return None;
+            }
+            Some(
+                state
+                    .changes
+                    .iter()
+                    .filter(|c| c.eseq > after)
+                    .cloned()
+                    .collect(),
+            )
+        });
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn last_eseq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
+        let seq = self.with_rooms(|rooms| rooms.get(room).map_or(Seq(0), |r| r.last_eseq));
+        Box::pin(async move { Ok(seq) })
     }
 }
 

@@ -72,6 +72,7 @@ mod tests {
             ts: 0,
             guest: false,
             rich: crate::format::rich(text),
+            ..Default::default()
         };
         Owner::new().with(|| message_text(message.text, message.rich).to_html())
     }

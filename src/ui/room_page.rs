@@ -488,7 +488,9 @@ fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
         view! {
             <For
                 each=rows
-                key=|(m, placed)| (m.seq, placed.clone())
+                key=|(m, placed)| {
+                    (m.seq, placed.clone(), m.deleted, m.text.clone(), m.reactions.clone())
+                }
                 children=move |(m, placed)| message_row(&m, placed, zone)
             />
         }
@@ -582,9 +584,32 @@ fn message_row(m: &ChatMessage, placed: Placement, zone: RowZone) -> impl IntoVi
             <bdi class="author">{m.author.0.clone()}</bdi>
             {m.guest.then(guest_badge)}
             <time datetime=time::iso(ts)>{clock(ts, zone)}</time>
-            {markdown::message_text(m.text.clone(), m.rich.clone())}
+            {if m.deleted {
+                Either::Left(view! { <i class="text deleted">"This message was deleted."</i> })
+            } else {
+                Either::Right(markdown::message_text(m.text.clone(), m.rich.clone()))
+            }}
+            {(m.edited && !m.deleted).then(|| view! { <span class="edited">" (edited)"</span> })}
+            {(!m.reactions.is_empty()).then(|| reactions(&m.reactions))}
         </li>
     }
+}
+
+/// A message's reactions: each emoji with how many people chose it, and who (its tooltip).
+fn reactions(list: &[crate::protocol::Reaction]) -> impl IntoView {
+    list.iter()
+        .map(|r| {
+            let count = r.people.len();
+            let who: Vec<&str> = r.people.iter().map(|p| p.name.0.as_str()).collect();
+            let name = format!("{} {count}", r.emoji);
+            let label = name.clone();
+            view! {
+                <span class="reaction" role="img" aria-label=label title=who.join(", ")>
+                    {name}
+                </span>
+            }
+        })
+        .collect_view()
 }
 
 /// What marks a guest wherever a name is shown: text, so it is part of what a screen reader
@@ -761,6 +786,7 @@ mod tests {
             text: text.into(),
             client_id: ClientId(format!("c{seq}")),
             ts: 0,
+            ..Default::default()
         }
     }
 
@@ -785,5 +811,34 @@ mod tests {
                 "{piece:?} is not the whole of its <bdi> element in {html}"
             );
         }
+    }
+
+    /// A page shows each message as it is now: edited, deleted, with its reactions.
+    #[test]
+    fn changed_messages_show_their_current_state() {
+        let person = |name: &str| crate::protocol::Person {
+            name: UserName(name.into()),
+            key: crate::protocol::AuthorKey(format!("a:{name}")),
+            guest: false,
+        };
+        let mut edited = message(1, "Ada", "fixed typo");
+        edited.edited = true;
+        let mut deleted = message(2, "Ada", "");
+        deleted.deleted = true;
+        let mut liked = message(4, "Bob", "ship it");
+        liked.react("👍", &person("Ada"), true);
+        liked.react("👍", &person("Cy"), true);
+        let html = Owner::new()
+            .with(|| placed_rows(&[edited, deleted, liked], fixed_zone(Zone::Utc), None).to_html());
+        assert!(
+            html.contains("fixed typo</bdi><span class=\"edited\"> (edited)</span>"),
+            "{html}"
+        );
+        assert!(html.contains(">This message was deleted.</i>"), "{html}");
+        assert_eq!(html.matches("(edited)").count(), 1, "{html}");
+        assert!(
+            html.contains(r#"aria-label="👍 2" title="Ada, Cy" class="reaction">👍 2</span>"#),
+            "{html}"
+        );
     }
 }

@@ -219,6 +219,7 @@ mod tests {
             ts,
             guest: false,
             rich: None,
+            ..Default::default()
         }
     }
 

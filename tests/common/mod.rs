@@ -141,6 +141,7 @@ impl Client {
             room: RoomId(room.into()),
             since: None,
             epoch: None,
+            changes_since: None,
         })
         .await;
         let joined = self.recv().await;

@@ -25,6 +25,7 @@ pub fn join(room: &RoomId, since: Option<(Seq, u64)>) -> String {
         room: room.clone(),
         since: since.map(|(seq, _)| seq),
         epoch: since.map(|(_, epoch)| epoch),
+        changes_since: None,
     })
 }
 
@@ -85,6 +86,7 @@ mod tests {
             ts: 1,
             guest: true,
             rich: None,
+            ..Default::default()
         })
     }
 
@@ -113,6 +115,7 @@ mod tests {
                     version: 1,
                     user: UserName("Ada".into()),
                     heartbeat_ms: 20_000,
+                    key: Default::default(),
                 },
                 Kind::Welcome,
             ),
@@ -124,6 +127,7 @@ mod tests {
                     epoch: 2,
                     recovered: true,
                     people: vec![],
+                    last_eseq: Default::default(),
                 },
                 Kind::Joined,
             ),
@@ -155,6 +159,7 @@ mod tests {
                     room: Some(room()),
                     client_id: None,
                     retry_after_ms: Some(250),
+                    seq: None,
                 },
                 Kind::Error,
             ),
@@ -180,7 +185,8 @@ mod tests {
             ClientMsg::Join {
                 room,
                 since: Some(Seq(7)),
-                epoch: Some(3)
+                epoch: Some(3),
+                changes_since: None
             }
         );
     }

@@ -6,8 +6,12 @@
 //! message. Only the room's actor appends to a room, which is what makes the `last_seq`
 //! kept in the `rooms` table safe to read-modify-write inside the transaction.
 
-use super::{Appended, BoxFuture, NewMessage, Replay, Store, StoreError};
-use crate::protocol::{AuthorKey, ChatMessage, ClientId, RoomId, Seq, UserName};
+use super::{
+    decide, Appended, BoxFuture, Changed, NewChange, NewMessage, Replay, Store, StoreError,
+};
+use crate::protocol::{
+    AuthorKey, Change, ChangeKind, ChatMessage, ClientId, RoomId, Seq, UserName,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -160,6 +164,8 @@ impl SqliteStore {
                     client_id: new.client_id,
                     ts: new.ts,
                     guest: new.author_key.is_guest(),
+                    key: new.author_key,
+                    ..Default::default()
                 }));
             } else {
                 let existing: i64 = sqlx::query_scalar(
@@ -224,11 +230,11 @@ impl SqliteStore {
         newest_first: bool,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let sql = if newest_first {
-            "SELECT seq, author, client_id, text, ts, author_key FROM messages \
-             WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
+             FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
         } else {
-            "SELECT seq, author, client_id, text, ts, author_key FROM messages \
-             WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
+            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
+             FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
         };
         let rows = sqlx::query(sql)
             .bind(room.as_str())
@@ -239,22 +245,129 @@ impl SqliteStore {
             .await?;
         let mut list = Vec::with_capacity(rows.len());
         for row in rows {
-            let text: String = row.try_get(3)?;
-            list.push(ChatMessage {
-                room: room.clone(),
-                seq: Seq(row.try_get::<i64, _>(0)? as u64),
-                author: UserName(row.try_get(1)?),
-                client_id: ClientId(row.try_get(2)?),
-                rich: crate::format::rich(&text),
-                text,
-                ts: row.try_get::<i64, _>(4)? as u64,
-                guest: row.try_get::<&str, _>(5)?.starts_with("g:"),
-            });
+            list.push(message_row(room, &row)?);
         }
         if newest_first {
             list.reverse();
         }
         Ok(list)
+    }
+
+    async fn apply_change(&self, room: &RoomId, new: NewChange) -> Result<Changed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
+             FROM messages WHERE room = ? AND seq = ?",
+        )
+        .bind(room.as_str())
+        .bind(new.seq.0 as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Changed::NotFound);
+        };
+        let mut msg = message_row(room, &row)?;
+        let author = msg.key.clone();
+        let mut out = decide(&mut msg, &author, &new);
+        let Changed::Done(done) = &mut out else {
+            return Ok(out);
+        };
+        let eseq: i64 = sqlx::query_scalar(
+            "UPDATE rooms SET last_eseq = last_eseq + 1 WHERE name = ? RETURNING last_eseq",
+        )
+        .bind(room.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        done.eseq = Seq(eseq as u64);
+        let reactions = if msg.reactions.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&msg.reactions)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        };
+        sqlx::query(
+            "UPDATE messages SET text = ?, edited = ?, deleted = ?, reactions = ? \
+             WHERE room = ? AND seq = ?",
+        )
+        .bind(&msg.text)
+        .bind(msg.edited)
+        .bind(msg.deleted)
+        .bind(reactions)
+        .bind(room.as_str())
+        .bind(msg.seq.0 as i64)
+        .execute(&mut *tx)
+        .await?;
+        if done.kind == ChangeKind::Delete {
+            // The text leaves the store: the message's and every edit's.
+            sqlx::query(
+                "UPDATE changes SET data = json_remove(data, '$.text', '$.rich') \
+                 WHERE room = ? AND seq = ?",
+            )
+            .bind(room.as_str())
+            .bind(msg.seq.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let data =
+            serde_json::to_string(&*done).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        sqlx::query("INSERT INTO changes (room, eseq, seq, data) VALUES (?, ?, ?, ?)")
+            .bind(room.as_str())
+            .bind(eseq)
+            .bind(msg.seq.0 as i64)
+            .bind(data)
+            .execute(&mut *tx)
+            .await?;
+        if self.retain > 0 && eseq as u64 > self.retain {
+            sqlx::query("DELETE FROM changes WHERE room = ? AND eseq <= ?")
+                .bind(room.as_str())
+                .bind(eseq - self.retain as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn room_changes_since(
+        &self,
+        room: &RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Option<Vec<Change>>, StoreError> {
+        let last = self.room_last_eseq(room).await?;
+        if after > last || (last.0 - after.0) as usize > limit {
+            return Ok(None);
+        }
+        if after == last {
+            return Ok(Some(Vec::new()));
+        }
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT data FROM changes WHERE room = ? AND eseq > ? ORDER BY eseq LIMIT ?",
+        )
+        .bind(room.as_str())
+        .bind(after.0 as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut list = Vec::with_capacity(rows.len());
+        for data in rows {
+            let change: Change =
+                serde_json::from_str(&data).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            list.push(change);
+        }
+        // Retention may have deleted the start of the gap: then it cannot be filled.
+        if list.first().map(|c| c.eseq) != Some(Seq(after.0 + 1)) {
+            return Ok(None);
+        }
+        Ok(Some(list))
+    }
+
+    async fn room_last_eseq(&self, room: &RoomId) -> Result<Seq, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_eseq FROM rooms WHERE name = ?")
+            .bind(room.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Seq(last.unwrap_or(0) as u64))
     }
 
     async fn room_last_seq(&self, room: &RoomId) -> Result<Seq, StoreError> {
@@ -264,6 +377,31 @@ impl SqliteStore {
             .await?;
         Ok(Seq(last.unwrap_or(0) as u64))
     }
+}
+
+/// A message as a row of `messages` holds it (the columns of the `SELECT`s above, in order).
+fn message_row(room: &RoomId, row: &sqlx::sqlite::SqliteRow) -> Result<ChatMessage, StoreError> {
+    let text: String = row.try_get(3)?;
+    let key: String = row.try_get(5)?;
+    let reactions: &str = row.try_get(8)?;
+    Ok(ChatMessage {
+        room: room.clone(),
+        seq: Seq(row.try_get::<i64, _>(0)? as u64),
+        author: UserName(row.try_get(1)?),
+        client_id: ClientId(row.try_get(2)?),
+        rich: crate::format::rich(&text),
+        text,
+        ts: row.try_get::<i64, _>(4)? as u64,
+        guest: key.starts_with("g:"),
+        key: AuthorKey(key),
+        edited: row.try_get(6)?,
+        deleted: row.try_get(7)?,
+        reactions: if reactions.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(reactions).map_err(|e| StoreError::Unavailable(e.to_string()))?
+        },
+    })
 }
 
 /// Bytes of write-ahead log kept after a checkpoint resets it.
@@ -395,6 +533,27 @@ impl Store for SqliteStore {
         Box::pin(self.room_last_seq(room))
     }
 
+    fn change<'a>(
+        &'a self,
+        room: &'a RoomId,
+        change: NewChange,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
+        Box::pin(self.apply_change(room, change))
+    }
+
+    fn changes_since<'a>(
+        &'a self,
+        room: &'a RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Change>>, StoreError>> {
+        Box::pin(self.room_changes_since(room, after, limit))
+    }
+
+    fn last_eseq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
+        Box::pin(self.room_last_eseq(room))
+    }
+
     fn read_marks<'a>(
         &'a self,
         reader: &'a AuthorKey,
@@ -447,6 +606,92 @@ mod tests {
             text: format!("text {id}"),
             ts: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn changes_fold_into_messages_and_a_deletion_leaves_no_text_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = RoomId("r".into());
+        let person = |name: &str| crate::protocol::Person {
+            name: UserName(name.into()),
+            key: AuthorKey(format!("a:{name}")),
+            guest: false,
+        };
+        let change = |seq: u64, by: &str, kind: ChangeKind, text: Option<&str>| NewChange {
+            seq: Seq(seq),
+            by: person(by),
+            kind,
+            text: text.map(str::to_string),
+            emoji: (kind == ChangeKind::React).then(|| "🎉".to_string()),
+            on: true,
+            ts: 2,
+        };
+        {
+            let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+            store
+                .append(&room, vec![msg("ada", "1"), msg("ada", "2")])
+                .await
+                .unwrap();
+            let edit = change(1, "ada", ChangeKind::Edit, Some("a secret plan"));
+            assert!(matches!(
+                store.change(&room, edit).await.unwrap(),
+                Changed::Done(c) if c.eseq == Seq(1)
+            ));
+            let not_hers = change(1, "bob", ChangeKind::Edit, Some("x"));
+            assert_eq!(
+                store.change(&room, not_hers).await.unwrap(),
+                Changed::NotAuthor
+            );
+            let cheer = change(2, "bob", ChangeKind::React, None);
+            assert!(matches!(
+                store.change(&room, cheer.clone()).await.unwrap(),
+                Changed::Done(_)
+            ));
+            assert_eq!(
+                store.change(&room, cheer).await.unwrap(),
+                Changed::Unchanged
+            );
+            let gone = change(1, "ada", ChangeKind::Delete, None);
+            assert!(matches!(
+                store.change(&room, gone).await.unwrap(),
+                Changed::Done(_)
+            ));
+        }
+        // Reopened: the messages hold their current state, the changes replay in order,
+        // and the deleted text is nowhere in the database.
+        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let list = store.latest(&room, None, 10).await.unwrap();
+        assert!(list[0].deleted && list[0].text.is_empty(), "{:?}", list[0]);
+        assert_eq!(list[1].reactions[0].people[0].name.0, "bob");
+        assert_eq!(store.last_eseq(&room).await.unwrap(), Seq(3));
+        let kinds: Vec<_> = store
+            .changes_since(&room, Seq(0), 10)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.eseq.0, c.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, ChangeKind::Edit),
+                (2, ChangeKind::React),
+                (3, ChangeKind::Delete)
+            ]
+        );
+        assert_eq!(store.changes_since(&room, Seq(5), 10).await.unwrap(), None);
+        let texts: Vec<String> =
+            sqlx::query_scalar("SELECT text FROM messages UNION ALL SELECT data FROM changes")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert!(
+            texts
+                .iter()
+                .all(|t| !t.contains("secret") && !t.contains("text 1")),
+            "{texts:?}"
+        );
     }
 
     #[tokio::test]
