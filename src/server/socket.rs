@@ -17,8 +17,8 @@
 
 use crate::names::{clean_message, parse_room, valid_client_id, MessageProblem};
 use crate::protocol::{
-    close, ChangeKind, ClientMsg, ErrorCode, RoomId, Seq, ServerMsg, UserName, MAX_FRAME_BYTES,
-    MAX_WATCHED, PROTOCOL_VERSION, REACTIONS,
+    close, ChangeKind, ClientId, ClientMsg, ErrorCode, RoomId, Seq, ServerMsg, UserName,
+    MAX_FRAME_BYTES, MAX_WATCHED, PROTOCOL_VERSION, REACTIONS,
 };
 use crate::server::accounts::{Accounts, Identity, SessionEnd};
 use crate::server::conn::{ConnHandle, LagState, Outbound, ReplayPages};
@@ -553,21 +553,7 @@ impl Reader {
             ClientMsg::Edit { room, seq, text } => {
                 let text = match clean_message(&text) {
                     Ok(text) => text,
-                    Err(problem) => {
-                        let code = match problem {
-                            MessageProblem::Empty => ErrorCode::EmptyMessage,
-                            MessageProblem::TooLong => ErrorCode::MessageTooLong,
-                        };
-                        self.reply(ServerMsg::Error {
-                            code,
-                            message: problem.sentence(),
-                            room: Some(room),
-                            client_id: None,
-                            retry_after_ms: None,
-                            seq: Some(seq),
-                        });
-                        return Step::Continue;
-                    }
+                    Err(problem) => return self.refuse_text(problem, room, None, Some(seq)),
                 };
                 self.change(room, seq, ChangeKind::Edit, Some(text), None, false)
                     .await
@@ -623,22 +609,7 @@ impl Reader {
                 }
                 let text = match clean_message(&text) {
                     Ok(text) => text,
-                    Err(problem) => {
-                        let code = match problem {
-                            MessageProblem::Empty => ErrorCode::EmptyMessage,
-                            MessageProblem::TooLong => ErrorCode::MessageTooLong,
-                        };
-                        self.reply(ServerMsg::Error {
-                            code,
-                            message: problem.sentence(),
-                            room: Some(room),
-                            client_id: Some(client_id),
-                            retry_after_ms: None,
-                            seq: None,
-                        });
-                        // A refused message is a person's mistake, not a protocol abuse.
-                        return Step::Continue;
-                    }
+                    Err(problem) => return self.refuse_text(problem, room, Some(client_id), None),
                 };
                 if let Err(err) = self.hub.send(&self.conn, &room, client_id, text).await {
                     tracing::error!(%room, %err, "send failed");
@@ -646,6 +617,31 @@ impl Reader {
                 Step::Continue
             }
         }
+    }
+
+    /// Refuses a message's text (a `send`'s, named by its client id, or an `edit`'s, named by
+    /// its message). A refused text is a person's mistake, not a protocol abuse: it counts
+    /// as no bad frame.
+    fn refuse_text(
+        &self,
+        problem: MessageProblem,
+        room: RoomId,
+        client_id: Option<ClientId>,
+        seq: Option<Seq>,
+    ) -> Step {
+        let code = match problem {
+            MessageProblem::Empty => ErrorCode::EmptyMessage,
+            MessageProblem::TooLong => ErrorCode::MessageTooLong,
+        };
+        self.reply(ServerMsg::Error {
+            code,
+            message: problem.sentence(),
+            room: Some(room),
+            client_id,
+            retry_after_ms: None,
+            seq,
+        });
+        Step::Continue
     }
 
     /// Hands an edit, deletion or reaction to the room, after the checks every frame about
