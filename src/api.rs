@@ -80,6 +80,30 @@ pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>,
     crate::server::endpoints::load_history(room, before).await
 }
 
+/// Edits one's own message from a plain HTML form.
+#[server]
+pub async fn edit_message(room: String, seq: u64, text: String) -> Result<(), AppError> {
+    use crate::protocol::ChangeKind;
+    crate::server::endpoints::change_message(room, seq, ChangeKind::Edit, Some(text), None, false)
+        .await
+}
+
+/// Deletes one's own message from a plain HTML form.
+#[server]
+pub async fn delete_message(room: String, seq: u64) -> Result<(), AppError> {
+    use crate::protocol::ChangeKind;
+    crate::server::endpoints::change_message(room, seq, ChangeKind::Delete, None, None, false).await
+}
+
+/// Sets one's reaction on a message from a plain HTML form (`on` is "true" or "false").
+#[server]
+pub async fn react(room: String, seq: u64, emoji: String, on: String) -> Result<(), AppError> {
+    use crate::protocol::ChangeKind;
+    let on = on == "true";
+    crate::server::endpoints::change_message(room, seq, ChangeKind::React, None, Some(emoji), on)
+        .await
+}
+
 /// Posts a message from a plain HTML form (the live page sends over the WebSocket instead).
 #[server]
 pub async fn post_message(room: String, text: String) -> Result<(), AppError> {

@@ -69,6 +69,8 @@ pub struct LiveRoom {
     pub typing: RwSignal<Vec<Typist>>,
     /// The first message this person had not read when the room opened ("New messages").
     pub first_unread: StoredValue<Option<crate::protocol::Seq>>,
+    /// Why the person's last edit, deletion or reaction was refused, until the next one.
+    pub notice: RwSignal<Option<String>>,
 }
 
 /// Someone typing in a room, until `until` (milliseconds since the epoch).
@@ -107,6 +109,7 @@ impl LiveRoom {
             has_older: RwSignal::new(page.has_older),
             typing: RwSignal::new(Vec::new()),
             first_unread: StoredValue::new(first_unread),
+            notice: RwSignal::new(None),
         }
     }
 }
@@ -169,6 +172,21 @@ impl ChatSocket {
         driver::send(room, text);
         #[cfg(not(feature = "hydrate"))]
         let _ = (room, text);
+    }
+
+    /// Sends an edit, deletion or reaction (a [`ClientMsg`] naming a joined room); false when
+    /// the tab is not connected to that room now (a change is not queued: it may be stale
+    /// by the time the connection is back).
+    pub fn change(&self, msg: &crate::protocol::ClientMsg) -> bool {
+        #[cfg(feature = "hydrate")]
+        {
+            driver::send_change(msg)
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = msg;
+            false
+        }
     }
 
     /// Says that this person is typing in `room`: sent at most once per

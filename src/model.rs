@@ -25,6 +25,9 @@ pub enum AppError {
     /// The thing asked for does not exist (HTTP 404).
     #[error("{0}")]
     NotFound(String),
+    /// Not this person's to do (HTTP 403): someone else's message.
+    #[error("{0}")]
+    Forbidden(String),
     /// The server could not do it right now (HTTP 500); details are in the server log.
     #[error("Something went wrong on our side; please try again in a moment.")]
     Unavailable,

@@ -369,6 +369,27 @@ pub fn typing(room: &RoomId) {
     });
 }
 
+/// Sends a change frame if its room is joined on a connected socket.
+pub fn send_change(msg: &ClientMsg) -> bool {
+    let (ClientMsg::Edit { room, .. }
+    | ClientMsg::Delete { room, .. }
+    | ClientMsg::React { room, .. }) = msg
+    else {
+        return false;
+    };
+    with(|d| {
+        let (Some(live), Some(slot)) =
+            (d.socket.as_ref().filter(|s| s.welcomed), d.rooms.get(room))
+        else {
+            return false;
+        };
+        if slot.joined {
+            send_frame(&live.ws, msg);
+        }
+        slot.joined
+    })
+}
+
 /// Drops the typists of `room` whose time is up.
 fn lapse_typists(room: &RoomId) {
     let live = with(|d| d.rooms.get(room).map(|s| s.live));
@@ -932,7 +953,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             room,
             client_id,
             retry_after_ms,
-            ..
+            seq,
         } => {
             if code == crate::protocol::ErrorCode::RateLimited {
                 // Not a refusal of the message: it stays pending and goes again once the
@@ -940,6 +961,14 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
                 if let (Some(room), Some(client_id)) = (room, client_id) {
                     let wait = retry_after_ms.unwrap_or(1000).clamp(50, 60_000) as u32;
                     Timeout::new(wait, move || resend(generation, &room, &client_id)).forget();
+                }
+            } else if let (Some(room), Some(_)) = (room.as_ref(), seq) {
+                // An edit, deletion or reaction was refused: say why, in the room.
+                if let Some(slot) = d.rooms.get(room) {
+                    let live = slot.live;
+                    updates.push(Box::new(move || {
+                        let _ = live.notice.try_set(Some(message));
+                    }));
                 }
             } else if code == crate::protocol::ErrorCode::Internal {
                 // The server could not store it now; it stays in the outbox and is sent

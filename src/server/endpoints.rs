@@ -278,6 +278,7 @@ pub fn status(err: &AppError) -> StatusCode {
         AppError::Invalid(_) => StatusCode::BAD_REQUEST,
         AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -560,6 +561,68 @@ pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>,
         .latest(&room, Some(Seq(before)), PAGE_MESSAGES)
         .await
         .map_err(|e| internal(e.into()))
+}
+
+/// An edit, deletion or reaction from a plain HTML form (the live page sends over the
+/// WebSocket instead); back to the room page when it is done.
+pub async fn change_message(
+    room: String,
+    seq: u64,
+    kind: crate::protocol::ChangeKind,
+    text: Option<String>,
+    emoji: Option<String>,
+    on: bool,
+) -> Result<(), AppError> {
+    use crate::server::store::{Changed, NewChange};
+    throttle_form()?;
+    let Some(who) = me().await? else {
+        return Err(fail(AppError::Unauthorized(
+            "Log in or choose a display name first.".to_string(),
+        )));
+    };
+    let room = enter(&room, Some(&who))?;
+    let text = match text.map(|t| crate::names::clean_message(&t)) {
+        Some(Err(problem)) => return Err(fail(AppError::Invalid(problem.sentence()))),
+        Some(Ok(text)) => Some(text),
+        None => None,
+    };
+    if emoji
+        .as_deref()
+        .is_some_and(|e| !crate::protocol::REACTIONS.contains(&e))
+    {
+        return Err(fail(AppError::Invalid(format!(
+            "Reactions are {}.",
+            crate::protocol::REACTIONS.join(" ")
+        ))));
+    }
+    limits()?.post(who.session_id).map_err(|wait| {
+        let secs = crate::server::limits::retry_after_secs(wait);
+        too_many(
+            wait,
+            format!("You are going too fast; wait {secs} s and try again."),
+        )
+    })?;
+    let change = NewChange {
+        seq: Seq(seq),
+        by: who.person(),
+        kind,
+        text,
+        emoji,
+        on,
+        ts: crate::server::hub::now_ms(),
+    };
+    match hub()?.change_as(&room, change).await.map_err(internal)? {
+        Changed::Done(_) | Changed::Unchanged => {
+            leptos_axum::redirect(&format!("/r/{room}"));
+            Ok(())
+        }
+        Changed::NotFound => Err(fail(AppError::NotFound(format!(
+            "Message {seq} is not in #{room}, or was deleted."
+        )))),
+        Changed::NotAuthor => Err(fail(AppError::Forbidden(
+            "Only the person who wrote a message can edit or delete it.".to_string(),
+        ))),
+    }
 }
 
 /// Posts a message from a plain HTML form (the live page sends over the WebSocket instead).

@@ -34,7 +34,7 @@ use crate::server::broker::Broker;
 use crate::server::conn::{ConnHandle, Outbound};
 use crate::server::reads::ReadMarks;
 use crate::server::room::{self, Admit, RoomCmd, RoomHandle};
-use crate::server::store::{NewChange, Store, StoreError};
+use crate::server::store::{Changed, NewChange, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -318,10 +318,22 @@ impl Hub {
     ) -> Result<(), HubError> {
         self.room(room)
             .send(RoomCmd::Change {
-                conn: conn.clone(),
+                origin: room::ChangeOrigin::Conn(conn.clone()),
                 change,
             })
             .await
+    }
+
+    /// A change asked for by a plain form post: its outcome, once stored (or refused).
+    pub async fn change_as(&self, room: &RoomId, change: NewChange) -> Result<Changed, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.room(room)
+            .send(RoomCmd::Change {
+                origin: room::ChangeOrigin::Reply(reply),
+                change,
+            })
+            .await?;
+        answer.await.map_err(|_| HubError::Closed)?
     }
 
     pub async fn leave(&self, conn: &ConnHandle, room: &RoomId) {

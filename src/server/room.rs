@@ -44,6 +44,15 @@ pub enum Origin {
     Reply(oneshot::Sender<Result<Seq, HubError>>),
 }
 
+/// Where the outcome of a change goes.
+pub enum ChangeOrigin {
+    /// A joined WebSocket connection: a refusal is an `error` frame on its queue (the
+    /// change itself reaches it with everyone else's).
+    Conn(ConnHandle),
+    /// A plain HTTP form post waiting for the outcome.
+    Reply(oneshot::Sender<Result<Changed, HubError>>),
+}
+
 /// Whether a joining connection may enter the room, asked by the actor when it handles the
 /// join (so after every access change that was made before the join reached the room).
 pub type Admit = Arc<dyn Fn(&RoomId) -> bool + Send + Sync>;
@@ -91,9 +100,9 @@ pub enum RoomCmd {
     Typing {
         conn: ConnHandle,
     },
-    /// `conn`'s person edits, deletes or reacts to a message.
+    /// Someone edits, deletes or reacts to a message.
     Change {
-        conn: ConnHandle,
+        origin: ChangeOrigin,
         change: NewChange,
     },
     /// `conn`'s person has read up to `seq`: tell their other connections here.
@@ -427,7 +436,7 @@ impl RoomActor {
                     self.broadcast(&frame);
                 }
                 RoomCmd::Typing { conn } => self.typing(&conn),
-                RoomCmd::Change { conn, change } => self.change(&conn, change).await,
+                RoomCmd::Change { origin, change } => self.change(origin, change).await,
                 RoomCmd::Read { conn, seq } => self.read(&conn, seq),
                 RoomCmd::Watch { conn } => {
                     let last_seq = match self.recent.as_ref() {
@@ -699,12 +708,21 @@ impl RoomActor {
         }))
     }
 
-    /// Stores `conn`'s person's change to a message, folds it into the tail, and tells the
-    /// room; a refusal goes to `conn` alone, naming the message.
-    async fn change(&mut self, conn: &ConnHandle, change: NewChange) {
-        if !self.members.contains_key(&conn.id) {
-            return;
-        }
+    /// Stores a change to a message, folds it into the tail, and tells the room; a refusal
+    /// goes to the one who asked alone, naming the message.
+    async fn change(&mut self, origin: ChangeOrigin, change: NewChange) {
+        let conn = match origin {
+            ChangeOrigin::Conn(conn) if self.members.contains_key(&conn.id) => conn,
+            ChangeOrigin::Conn(_) => return,
+            ChangeOrigin::Reply(reply) => {
+                let outcome = self.store.change(&self.id, change).await;
+                if let Ok(Changed::Done(done)) = &outcome {
+                    self.changed(done.clone());
+                }
+                let _ = reply.send(outcome.map_err(HubError::from));
+                return;
+            }
+        };
         self.last_active = tokio::time::Instant::now();
         let seq = change.seq;
         let refuse = |code: ErrorCode, message: String| {
@@ -717,13 +735,7 @@ impl RoomActor {
             );
         };
         match self.store.change(&self.id, change).await {
-            Ok(Changed::Done(done)) => {
-                if let Some(recent) = self.recent.as_mut() {
-                    recent.apply(&done);
-                }
-                let frame = Utf8Bytes::from(ServerMsg::Change(done).encode());
-                self.broadcast(&frame);
-            }
+            Ok(Changed::Done(done)) => self.changed(done),
             Ok(Changed::Unchanged) => {}
             Ok(Changed::NotFound) => refuse(
                 ErrorCode::NotFound,
@@ -741,6 +753,16 @@ impl RoomActor {
                 );
             }
         }
+    }
+
+    /// A stored change: into the tail, and to everyone in the room.
+    fn changed(&mut self, done: Change) {
+        self.last_active = tokio::time::Instant::now();
+        if let Some(recent) = self.recent.as_mut() {
+            recent.apply(&done);
+        }
+        let frame = Utf8Bytes::from(ServerMsg::Change(done).encode());
+        self.broadcast(&frame);
     }
 
     fn leave(&mut self, conn: &ConnHandle, explicit: bool) {

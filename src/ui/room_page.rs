@@ -5,10 +5,10 @@ use super::markdown;
 use super::name_form::NameForm;
 use super::post_form::{PostForm, Posted};
 use super::time::{self, Placement, Zone};
-use crate::api::{load_room, Invite, PostMessage, SetName};
+use crate::api::{load_room, DeleteMessage, EditMessage, Invite, PostMessage, React, SetName};
 use crate::client::{typing_sentence, ChatSocket, ConnState, LiveRoom};
 use crate::model::{AppError, PageJson, RoomPage as RoomData, SidebarRoom, Visibility};
-use crate::protocol::{ChatMessage, RoomId, Seq, UserName};
+use crate::protocol::{AuthorKey, ChatMessage, ClientMsg, RoomId, Seq, UserName, REACTIONS};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -328,6 +328,7 @@ fn GapNotice(live: LiveRoom) -> impl IntoView {
 
 #[component]
 fn MessageList(live: LiveRoom) -> impl IntoView {
+    let acts = Acts::new(live);
     let scroller = NodeRef::<leptos::html::Div>::new();
     let loading = RwSignal::new(false);
     let room = live.room.get_value();
@@ -448,8 +449,11 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
                     }
                 }}
             </div>
+            <p class="notice" role="alert">
+                {move || live.notice.get()}
+            </p>
             <ol class="messages" role="log" aria-label="Messages" aria-live="polite">
-                {message_rows(live, zone.into())}
+                {message_rows(live, zone.into(), acts)}
                 <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
                     <li class="message pending">
                         <span class="author">"You"</span>
@@ -475,7 +479,7 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
 /// renders, so the rows are rendered as a plain list of the same views, which writes the HTML
 /// the browser's `For` hydrates: a `For` there would give each row a reactive owner only to
 /// drop it, and the rows are most of a page.
-fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
+fn message_rows(live: LiveRoom, zone: Signal<Zone>, acts: Acts) -> impl IntoView {
     #[cfg(not(feature = "ssr"))]
     {
         let rows = move || {
@@ -491,15 +495,16 @@ fn message_rows(live: LiveRoom, zone: Signal<Zone>) -> impl IntoView {
                 key=|(m, placed)| {
                     (m.seq, placed.clone(), m.deleted, m.text.clone(), m.reactions.clone())
                 }
-                children=move |(m, placed)| message_row(&m, placed, zone)
+                children=move |(m, placed)| message_row(&m, placed, zone, Some(acts))
             />
         }
     }
     #[cfg(feature = "ssr")]
     {
         let zone = zone.get_untracked();
-        live.messages
-            .with_untracked(|list| placed_rows(list, zone, live.first_unread.get_value()))
+        live.messages.with_untracked(|list| {
+            placed_rows(list, zone, live.first_unread.get_value(), Some(acts))
+        })
     }
 }
 
@@ -524,14 +529,19 @@ fn fixed_zone(zone: Zone) -> RowZone {
 }
 
 /// Every message of `list` as rows, placed as of now (a list that does not change).
-fn placed_rows(list: &[ChatMessage], zone: RowZone, first_unread: Option<Seq>) -> impl IntoView {
+fn placed_rows(
+    list: &[ChatMessage],
+    zone: RowZone,
+    first_unread: Option<Seq>,
+    acts: Option<Acts>,
+) -> impl IntoView {
     #[cfg(feature = "ssr")]
     let placed = time::place(list, time::now(), zone, first_unread);
     #[cfg(not(feature = "ssr"))]
     let placed = time::place(list, time::now(), zone.get_untracked(), first_unread);
     list.iter()
         .zip(placed)
-        .map(|(m, placed)| message_row(m, placed, zone))
+        .map(|(m, placed)| message_row(m, placed, zone, acts))
         .collect_view()
 }
 
@@ -552,7 +562,12 @@ fn clock(ts: u64, zone: RowZone) -> impl IntoView {
 /// in one cannot reorder what follows it. Above it, its day's divider if it is the first of
 /// the day; a message continuing its author's group keeps its name for screen readers but
 /// shows it only once (`continued`).
-fn message_row(m: &ChatMessage, placed: Placement, zone: RowZone) -> impl IntoView {
+fn message_row(
+    m: &ChatMessage,
+    placed: Placement,
+    zone: RowZone,
+    acts: Option<Acts>,
+) -> impl IntoView {
     let ts = m.ts;
     let unread = placed.first_unread.then(|| {
         view! {
@@ -590,9 +605,292 @@ fn message_row(m: &ChatMessage, placed: Placement, zone: RowZone) -> impl IntoVi
                 Either::Right(markdown::message_text(m.text.clone(), m.rich.clone()))
             }}
             {(m.edited && !m.deleted).then(|| view! { <span class="edited">" (edited)"</span> })}
-            {(!m.reactions.is_empty()).then(|| reactions(&m.reactions))}
+            {match acts {
+                Some(acts) => Either::Left(reaction_toggles(m, acts)),
+                None => Either::Right(reactions(&m.reactions)),
+            }}
+            {acts.filter(|_| !m.deleted).map(|acts| message_actions(m, acts))}
         </li>
     }
+}
+
+/// Which action on a message is open: its edit box, its delete confirmation, or its
+/// reaction picker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Edit,
+    Delete,
+    React,
+}
+
+/// What a row needs to offer actions on its message: the room, who is looking (their own
+/// messages get Edit and Delete), which message's action is open, and where a refusal is
+/// told.
+#[derive(Clone, Copy)]
+struct Acts {
+    room: StoredValue<RoomId>,
+    me: RwSignal<Option<AuthorKey>>,
+    open: RwSignal<Option<(Seq, Act)>>,
+    notice: RwSignal<Option<String>>,
+}
+
+impl Acts {
+    /// Opened from the address (`?edit=43`, `?delete=43`, `?react=43`: what the buttons ask
+    /// for without JavaScript), else closed.
+    fn new(live: LiveRoom) -> Acts {
+        let query = use_query_map();
+        let open = query.with_untracked(|q| {
+            [
+                ("edit", Act::Edit),
+                ("delete", Act::Delete),
+                ("react", Act::React),
+            ]
+            .into_iter()
+            .find_map(|(name, act)| Some((Seq(q.get(name)?.parse().ok()?), act)))
+        });
+        // A JavaScript-off change that was refused comes back with its reason in the URL.
+        let refused = [EditMessage::PATH, DeleteMessage::PATH, React::PATH]
+            .into_iter()
+            .find_map(|path| Posted::new(path).error.get_untracked());
+        if refused.is_some() {
+            live.notice.set(refused);
+        }
+        Acts {
+            room: live.room,
+            me: expect_context::<ChatSocket>().key,
+            open: RwSignal::new(open),
+            notice: live.notice,
+        }
+    }
+
+    /// Sends `msg` over the live connection and closes the open action; with no
+    /// connection, says so.
+    fn send(self, msg: ClientMsg) {
+        if expect_context::<ChatSocket>().change(&msg) {
+            self.notice.set(None);
+            self.open.set(None);
+        } else {
+            self.notice.set(Some(
+                "Not connected right now; try again in a moment.".into(),
+            ));
+        }
+    }
+}
+
+/// A form naming a message: its room and sequence number as hidden fields.
+fn message_fields(room: &RoomId, seq: Seq) -> impl IntoView {
+    view! {
+        <input type="hidden" name="room" value=room.0.clone() />
+        <input type="hidden" name="seq" value=seq.0 />
+    }
+}
+
+/// The buttons under a message: "Add reaction" for everyone, "Edit message" and "Delete
+/// message" for its author. Without JavaScript each is a link-like GET form that opens the
+/// action on the page; with it, the action opens in place.
+fn message_actions(m: &ChatMessage, acts: Acts) -> impl IntoView {
+    let seq = m.seq;
+    let author = m.key.clone();
+    let text = m.text.clone();
+    let room = acts.room.get_value();
+    let opener = move |act: Act, name: &'static str, label: &'static str| {
+        view! {
+            <form
+                method="get"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    acts.open.set(Some((seq, act)));
+                }
+            >
+                <input type="hidden" name=name value=seq.0 />
+                <button type="submit">{label}</button>
+            </form>
+        }
+    };
+    let own = Signal::derive(move || {
+        acts.me
+            .with(|me| me.as_ref() == Some(&author) && !author.is_empty())
+    });
+    let open = move |act: Act| acts.open.get() == Some((seq, act));
+    let close = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        acts.open.set(None);
+    };
+    let back = format!("/r/{}", room.0);
+    let back_too = back.clone();
+    view! {
+        <div class="actions">
+            {opener(Act::React, "react", "Add reaction")}
+            <Show when=move || own.get()>
+                {opener(Act::Edit, "edit", "Edit message")}
+                {opener(Act::Delete, "delete", "Delete message")}
+            </Show>
+        </div>
+        <Show when=move || open(Act::React)>
+            <div class="picker" role="group" aria-label="Reactions">
+                {REACTIONS
+                    .iter()
+                    .map(|emoji| reaction_form(acts, seq, emoji, true, emoji.to_string(), None))
+                    .collect_view()}
+            </div>
+        </Show>
+        <Show when=move || open(Act::Edit) && own.get()>
+            {edit_form(acts, seq, text.clone(), back.clone())}
+        </Show>
+        <Show when=move || open(Act::Delete) && own.get()>
+            <div class="confirm" role="dialog" aria-label="Delete message?">
+                <p>"Delete this message for everyone? This cannot be undone."</p>
+                <form
+                    method="post"
+                    action=DeleteMessage::PATH
+                    on:submit=move |ev| {
+                        ev.prevent_default();
+                        acts.send(ClientMsg::Delete {
+                            room: acts.room.get_value(),
+                            seq,
+                        });
+                    }
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Escape" {
+                            acts.open.set(None);
+                        }
+                    }
+                >
+                    {message_fields(&acts.room.get_value(), seq)}
+                    <button type="submit" autofocus>"Delete"</button>
+                    <a href=back_too.clone() on:click=close>"Cancel"</a>
+                </form>
+            </div>
+        </Show>
+    }
+}
+
+/// The box that edits a message: Enter saves, Shift+Enter starts a new line, Escape cancels.
+fn edit_form(acts: Acts, seq: Seq, text: String, back: String) -> impl IntoView {
+    let draft = RwSignal::new(text.clone());
+    let save = move || match crate::names::clean_message(&draft.get_untracked()) {
+        Ok(text) => acts.send(ClientMsg::Edit {
+            room: acts.room.get_value(),
+            seq,
+            text,
+        }),
+        Err(problem) => acts.notice.set(Some(problem.sentence())),
+    };
+    view! {
+        <form
+            class="edit"
+            method="post"
+            action=EditMessage::PATH
+            on:submit=move |ev| {
+                ev.prevent_default();
+                save();
+            }
+        >
+            {message_fields(&acts.room.get_value(), seq)}
+            <textarea
+                name="text"
+                aria-label="Edit message"
+                autofocus
+                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                        ev.prevent_default();
+                        save();
+                    } else if ev.key() == "Escape" {
+                        acts.open.set(None);
+                    }
+                }
+            >
+                {text}
+            </textarea>
+            <button type="submit">"Save"</button>
+            <a
+                href=back
+                on:click=move |ev| {
+                    ev.prevent_default();
+                    acts.open.set(None);
+                }
+            >
+                "Cancel"
+            </a>
+        </form>
+    }
+}
+
+/// One reaction button as a form: it sets this person's `emoji` to `on`. `label` is the
+/// button's text (and so its name): "👍 2" for a reaction shown, "👍" in the picker.
+fn reaction_form(
+    acts: Acts,
+    seq: Seq,
+    emoji: &str,
+    on: bool,
+    label: String,
+    pressed: Option<(Signal<bool>, String)>,
+) -> impl IntoView {
+    let emoji = emoji.to_string();
+    let sent = emoji.clone();
+    let (pressed, who) = match pressed {
+        Some((pressed, who)) => (Some(pressed), Some(who)),
+        None => (None, None),
+    };
+    view! {
+        <form
+            method="post"
+            action=React::PATH
+            on:submit=move |ev| {
+                ev.prevent_default();
+                let on = pressed.map_or(on, |p| !p.get_untracked());
+                acts.send(ClientMsg::React {
+                    room: acts.room.get_value(),
+                    seq,
+                    emoji: sent.clone(),
+                    on,
+                });
+            }
+        >
+            {message_fields(&acts.room.get_value(), seq)}
+            <input type="hidden" name="emoji" value=emoji />
+            <input
+                type="hidden"
+                name="on"
+                value=move || pressed.map_or(on, |p| !p.get()).to_string()
+            />
+            <button
+                type="submit"
+                class="reaction"
+                title=who
+                aria-pressed=move || pressed.map(|p| p.get().to_string())
+            >
+                {label}
+            </button>
+        </form>
+    }
+}
+
+/// A message's reactions as toggles: each emoji with its count ("👍 2"), pressed when it
+/// includes the viewer, who chose it in its tooltip.
+fn reaction_toggles(m: &ChatMessage, acts: Acts) -> impl IntoView {
+    let seq = m.seq;
+    m.reactions
+        .iter()
+        .map(|r| {
+            let keys: Vec<AuthorKey> = r.people.iter().map(|p| p.key.clone()).collect();
+            let mine = Signal::derive(move || {
+                acts.me
+                    .with(|me| me.as_ref().is_some_and(|me| keys.contains(me)))
+            });
+            let who: Vec<&str> = r.people.iter().map(|p| p.name.0.as_str()).collect();
+            let label = format!("{} {}", r.emoji, r.people.len());
+            reaction_form(
+                acts,
+                seq,
+                &r.emoji,
+                true,
+                label,
+                Some((mine, who.join(", "))),
+            )
+        })
+        .collect_view()
 }
 
 /// A message's reactions: each emoji with how many people chose it, and who (its tooltip).
@@ -648,7 +946,7 @@ fn Archive(data: RoomData) -> impl IntoView {
                 }),
             }}
             <ol class="messages" role="log" aria-label="Messages">
-                {placed_rows(&data.messages, fixed_zone(Zone::Utc), None)}
+                {placed_rows(&data.messages, fixed_zone(Zone::Utc), None, None)}
             </ol>
         </div>
     }
@@ -798,7 +1096,8 @@ mod tests {
             message(1, "\u{202e}Mallory", "\u{202e}txt.exe"),
             message(2, "Bob", "after"),
         ];
-        let html = Owner::new().with(|| placed_rows(&list, fixed_zone(Zone::Utc), None).to_html());
+        let html =
+            Owner::new().with(|| placed_rows(&list, fixed_zone(Zone::Utc), None, None).to_html());
         for piece in ["\u{202e}Mallory", "\u{202e}txt.exe", "Bob", "after"] {
             let at = html.find(piece).unwrap();
             let open = html[..at].rfind('<').unwrap();
@@ -828,8 +1127,9 @@ mod tests {
         let mut liked = message(4, "Bob", "ship it");
         liked.react("👍", &person("Ada"), true);
         liked.react("👍", &person("Cy"), true);
-        let html = Owner::new()
-            .with(|| placed_rows(&[edited, deleted, liked], fixed_zone(Zone::Utc), None).to_html());
+        let html = Owner::new().with(|| {
+            placed_rows(&[edited, deleted, liked], fixed_zone(Zone::Utc), None, None).to_html()
+        });
         assert!(
             html.contains("fixed typo</bdi><span class=\"edited\"> (edited)</span>"),
             "{html}"
