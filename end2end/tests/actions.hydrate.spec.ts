@@ -36,6 +36,7 @@ test("edit and delete one's own message, seen live and after a reload", async ({
   await messageEntries(a.page, typo).getByRole("button", { name: "Edit message" }).click();
   const box = a.page.getByRole("textbox", { name: "Edit message" });
   await expect(box).toHaveValue(typo);
+  await expect(box).toBeFocused();
   await box.fill(fixed);
   await box.press("Enter");
   await expect(box).toHaveCount(0);
@@ -54,6 +55,7 @@ test("edit and delete one's own message, seen live and after a reload", async ({
   await messageEntries(a.page, secret).getByRole("button", { name: "Delete message" }).click();
   const dialog = a.page.getByRole("dialog");
   await expect(dialog).toBeVisible();
+  await expect(dialog.getByRole("button", { name: "Delete", exact: true })).toBeFocused();
   await dialog.getByRole("button", { name: "Delete", exact: true }).click();
   for (const page of [a.page, b.page]) {
     await expect(messageEntries(page, secret)).toHaveCount(0);

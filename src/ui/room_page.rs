@@ -8,8 +8,8 @@ use super::time::{self, Placement, Zone};
 use crate::api::{load_room, DeleteMessage, EditMessage, Invite, PostMessage, React, SetName};
 use crate::client::{typing_sentence, ChatSocket, ConnState, LiveRoom};
 use crate::model::{AppError, PageJson, RoomPage as RoomData, SidebarRoom, Visibility};
-use crate::protocol::{AuthorKey, ChatMessage, ClientMsg, RoomId, Seq, UserName, REACTIONS};
-use leptos::either::{Either, EitherOf3};
+use crate::protocol::{AuthorKey, ChatMessage, RoomId, Seq, UserName, REACTIONS};
+use leptos::either::{Either, EitherOf3, EitherOf4};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -452,7 +452,24 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
             <p class="notice" role="alert">
                 {move || live.notice.get()}
             </p>
-            <ol class="messages" role="log" aria-label="Messages" aria-live="polite">
+            <ol
+                class="messages"
+                role="log"
+                aria-label="Messages"
+                aria-live="polite"
+                on:submit=move |ev| {
+                    #[cfg(feature = "hydrate")]
+                    act_on_submit(ev, acts);
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = ev;
+                }
+                on:keydown=move |ev| {
+                    #[cfg(feature = "hydrate")]
+                    act_on_key(ev, acts);
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = ev;
+                }
+            >
                 {message_rows(live, zone.into(), acts)}
                 <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
                     <li class="message pending">
@@ -631,6 +648,7 @@ struct Acts {
     room: StoredValue<RoomId>,
     me: RwSignal<Option<AuthorKey>>,
     open: RwSignal<Option<(Seq, Act)>>,
+    #[cfg(feature = "hydrate")]
     notice: RwSignal<Option<String>>,
 }
 
@@ -659,13 +677,15 @@ impl Acts {
             room: live.room,
             me: expect_context::<ChatSocket>().key,
             open: RwSignal::new(open),
+            #[cfg(feature = "hydrate")]
             notice: live.notice,
         }
     }
 
     /// Sends `msg` over the live connection and closes the open action; with no
     /// connection, says so.
-    fn send(self, msg: ClientMsg) {
+    #[cfg(feature = "hydrate")]
+    fn send(self, msg: crate::protocol::ClientMsg) {
         if expect_context::<ChatSocket>().change(&msg) {
             self.notice.set(None);
             self.open.set(None);
@@ -686,180 +706,187 @@ fn message_fields(room: &RoomId, seq: Seq) -> impl IntoView {
 }
 
 /// The buttons under a message: "Add reaction" for everyone, "Edit message" and "Delete
-/// message" for its author. Without JavaScript each is a link-like GET form that opens the
-/// action on the page; with it, the action opens in place.
+/// message" for its author, and below them the action that is open. Each is a plain form:
+/// the buttons are GET forms that open the action on the page (`?edit=43`), the actions
+/// POST to their server function. With JavaScript the log handles every one of them in
+/// place ([`act_on_submit`]).
 fn message_actions(m: &ChatMessage, acts: Acts) -> impl IntoView {
     let seq = m.seq;
-    let author = m.key.clone();
-    let text = m.text.clone();
-    let room = acts.room.get_value();
-    let opener = move |act: Act, name: &'static str, label: &'static str| {
+    // Static per row: a row is made again whenever its message changes, and a person's key
+    // only ever appears after they have no messages yet (a guest naming themselves).
+    let own = !m.key.is_empty() && acts.me.with_untracked(|me| me.as_ref() == Some(&m.key));
+    let opener = |name: &'static str, label: &'static str| {
         view! {
-            <form
-                method="get"
-                on:submit=move |ev| {
-                    ev.prevent_default();
-                    acts.open.set(Some((seq, act)));
-                }
-            >
+            <form method="get">
                 <input type="hidden" name=name value=seq.0 />
                 <button type="submit">{label}</button>
             </form>
         }
     };
-    let own = Signal::derive(move || {
-        acts.me
-            .with(|me| me.as_ref() == Some(&author) && !author.is_empty())
-    });
-    let open = move |act: Act| acts.open.get() == Some((seq, act));
-    let close = move |ev: leptos::ev::MouseEvent| {
-        ev.prevent_default();
-        acts.open.set(None);
+    let text = m.text.clone();
+    let open = move || {
+        let back = format!("/r/{}", acts.room.get_value());
+        let room = acts.room.get_value();
+        match acts.open.get() {
+            Some((s, Act::React)) if s == seq => EitherOf4::A(view! {
+                <div class="picker" role="group" aria-label="Reactions">
+                    {REACTIONS
+                        .iter()
+                        .map(|emoji| reaction_form(&room, seq, emoji, true, emoji.to_string(), None))
+                        .collect_view()}
+                </div>
+            }),
+            Some((s, Act::Edit)) if s == seq && own => EitherOf4::B(view! {
+                <form class="edit" method="post" action=EditMessage::PATH>
+                    {message_fields(&room, seq)}
+                    <textarea name="text" aria-label="Edit message" autofocus>
+                        {text.clone()}
+                    </textarea>
+                    <button type="submit">"Save"</button>
+                    <button type="submit" name="cancel" formmethod="get" formaction=back>
+                        "Cancel"
+                    </button>
+                </form>
+            }),
+            Some((s, Act::Delete)) if s == seq && own => EitherOf4::C(view! {
+                <div class="confirm" role="dialog" aria-label="Delete message?">
+                    <p>"Delete this message for everyone? This cannot be undone."</p>
+                    <form method="post" action=DeleteMessage::PATH>
+                        {message_fields(&room, seq)}
+                        <button type="submit" autofocus>"Delete"</button>
+                        <button type="submit" name="cancel" formmethod="get" formaction=back>
+                            "Cancel"
+                        </button>
+                    </form>
+                </div>
+            }),
+            _ => EitherOf4::D(()),
+        }
     };
-    let back = format!("/r/{}", room.0);
-    let back_too = back.clone();
     view! {
         <div class="actions">
-            {opener(Act::React, "react", "Add reaction")}
-            <Show when=move || own.get()>
-                {opener(Act::Edit, "edit", "Edit message")}
-                {opener(Act::Delete, "delete", "Delete message")}
-            </Show>
+            {opener("react", "Add reaction")}
+            {own.then(|| view! {
+                {opener("edit", "Edit message")}
+                {opener("delete", "Delete message")}
+            })}
         </div>
-        <Show when=move || open(Act::React)>
-            <div class="picker" role="group" aria-label="Reactions">
-                {REACTIONS
-                    .iter()
-                    .map(|emoji| reaction_form(acts, seq, emoji, true, emoji.to_string(), None))
-                    .collect_view()}
-            </div>
-        </Show>
-        <Show when=move || open(Act::Edit) && own.get()>
-            {edit_form(acts, seq, text.clone(), back.clone())}
-        </Show>
-        <Show when=move || open(Act::Delete) && own.get()>
-            <div class="confirm" role="dialog" aria-label="Delete message?">
-                <p>"Delete this message for everyone? This cannot be undone."</p>
-                <form
-                    method="post"
-                    action=DeleteMessage::PATH
-                    on:submit=move |ev| {
-                        ev.prevent_default();
-                        acts.send(ClientMsg::Delete {
-                            room: acts.room.get_value(),
-                            seq,
-                        });
-                    }
-                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                        if ev.key() == "Escape" {
-                            acts.open.set(None);
-                        }
-                    }
-                >
-                    {message_fields(&acts.room.get_value(), seq)}
-                    <button type="submit" autofocus>"Delete"</button>
-                    <a href=back_too.clone() on:click=close>"Cancel"</a>
-                </form>
-            </div>
-        </Show>
+        {open}
     }
 }
 
-/// The box that edits a message: Enter saves, Shift+Enter starts a new line, Escape cancels.
-fn edit_form(acts: Acts, seq: Seq, text: String, back: String) -> impl IntoView {
-    let draft = RwSignal::new(text.clone());
-    let save = move || match crate::names::clean_message(&draft.get_untracked()) {
-        Ok(text) => acts.send(ClientMsg::Edit {
-            room: acts.room.get_value(),
-            seq,
-            text,
-        }),
-        Err(problem) => acts.notice.set(Some(problem.sentence())),
+/// Handles a submit from any form in the log once hydrated: an action opened, saved or
+/// cancelled in place, a change sent over the live connection. The same forms work as
+/// plain HTML without JavaScript; one listener on the log serves every row.
+#[cfg(feature = "hydrate")]
+fn act_on_submit(ev: leptos::ev::SubmitEvent, acts: Acts) {
+    use crate::protocol::ClientMsg;
+    use wasm_bindgen::JsCast;
+    let Some(form) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+    else {
+        return;
     };
-    view! {
-        <form
-            class="edit"
-            method="post"
-            action=EditMessage::PATH
-            on:submit=move |ev| {
-                ev.prevent_default();
-                save();
+    let Ok(fields) = web_sys::FormData::new_with_form(&form) else {
+        return;
+    };
+    let field = |name: &str| fields.get(name).as_string();
+    ev.prevent_default();
+    let cancelled = ev
+        .submitter()
+        .is_some_and(|b| b.get_attribute("name").as_deref() == Some("cancel"));
+    if cancelled {
+        acts.open.set(None);
+        return;
+    }
+    let opened = [
+        ("edit", Act::Edit),
+        ("delete", Act::Delete),
+        ("react", Act::React),
+    ]
+    .into_iter()
+    .find_map(|(name, act)| Some((Seq(field(name)?.parse().ok()?), act)));
+    if let Some(opened) = opened {
+        acts.open.set(Some(opened));
+        // Into the box or onto the button the action opened with.
+        let row = form.closest("li").ok().flatten();
+        request_animation_frame(move || {
+            let target = row.and_then(|row| row.query_selector("[autofocus]").ok().flatten());
+            if let Some(el) = target.and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok()) {
+                let _ = el.focus();
             }
-        >
-            {message_fields(&acts.room.get_value(), seq)}
-            <textarea
-                name="text"
-                aria-label="Edit message"
-                autofocus
-                on:input=move |ev| draft.set(event_target_value(&ev))
-                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
-                        ev.prevent_default();
-                        save();
-                    } else if ev.key() == "Escape" {
-                        acts.open.set(None);
-                    }
-                }
-            >
-                {text}
-            </textarea>
-            <button type="submit">"Save"</button>
-            <a
-                href=back
-                on:click=move |ev| {
-                    ev.prevent_default();
-                    acts.open.set(None);
-                }
-            >
-                "Cancel"
-            </a>
-        </form>
+        });
+        return;
+    }
+    let (Some(seq), room) = (
+        field("seq").and_then(|s| s.parse().ok()).map(Seq),
+        acts.room.get_value(),
+    ) else {
+        return;
+    };
+    let path = form.get_attribute("action").unwrap_or_default();
+    let msg = if path == EditMessage::PATH {
+        match crate::names::clean_message(&field("text").unwrap_or_default()) {
+            Ok(text) => ClientMsg::Edit { room, seq, text },
+            Err(problem) => return acts.notice.set(Some(problem.sentence())),
+        }
+    } else if path == DeleteMessage::PATH {
+        ClientMsg::Delete { room, seq }
+    } else if path == React::PATH {
+        ClientMsg::React {
+            room,
+            seq,
+            emoji: field("emoji").unwrap_or_default(),
+            on: field("on").as_deref() == Some("true"),
+        }
+    } else {
+        return;
+    };
+    acts.send(msg);
+}
+
+/// In the log, once hydrated: Enter saves an edit (Shift+Enter starts a new line) and
+/// Escape closes the open action.
+#[cfg(feature = "hydrate")]
+fn act_on_key(ev: leptos::ev::KeyboardEvent, acts: Acts) {
+    use wasm_bindgen::JsCast;
+    if ev.key() == "Escape" && acts.open.get_untracked().is_some() {
+        acts.open.set(None);
+    } else if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+        let form = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
+            .and_then(|area| area.form());
+        if let Some(form) = form {
+            ev.prevent_default();
+            let _ = form.request_submit();
+        }
     }
 }
 
 /// One reaction button as a form: it sets this person's `emoji` to `on`. `label` is the
-/// button's text (and so its name): "👍 2" for a reaction shown, "👍" in the picker.
+/// button's text (and so its name): "👍 2" for a reaction shown, "👍" in the picker; a
+/// reaction shown says whether it includes the viewer (`aria-pressed`) and who chose it.
 fn reaction_form(
-    acts: Acts,
+    room: &RoomId,
     seq: Seq,
     emoji: &str,
     on: bool,
     label: String,
-    pressed: Option<(Signal<bool>, String)>,
+    shown: Option<(bool, String)>,
 ) -> impl IntoView {
-    let emoji = emoji.to_string();
-    let sent = emoji.clone();
-    let (pressed, who) = match pressed {
-        Some((pressed, who)) => (Some(pressed), Some(who)),
-        None => (None, None),
-    };
+    let (pressed, who) = shown.unzip();
     view! {
-        <form
-            method="post"
-            action=React::PATH
-            on:submit=move |ev| {
-                ev.prevent_default();
-                let on = pressed.map_or(on, |p| !p.get_untracked());
-                acts.send(ClientMsg::React {
-                    room: acts.room.get_value(),
-                    seq,
-                    emoji: sent.clone(),
-                    on,
-                });
-            }
-        >
-            {message_fields(&acts.room.get_value(), seq)}
-            <input type="hidden" name="emoji" value=emoji />
-            <input
-                type="hidden"
-                name="on"
-                value=move || pressed.map_or(on, |p| !p.get()).to_string()
-            />
+        <form method="post" action=React::PATH>
+            {message_fields(room, seq)}
+            <input type="hidden" name="emoji" value=emoji.to_string() />
+            <input type="hidden" name="on" value=on.to_string() />
             <button
                 type="submit"
                 class="reaction"
                 title=who
-                aria-pressed=move || pressed.map(|p| p.get().to_string())
+                aria-pressed=pressed.map(|p| p.to_string())
             >
                 {label}
             </button>
@@ -868,24 +895,23 @@ fn reaction_form(
 }
 
 /// A message's reactions as toggles: each emoji with its count ("👍 2"), pressed when it
-/// includes the viewer, who chose it in its tooltip.
+/// includes the viewer (a click takes theirs back), who chose it in its tooltip.
 fn reaction_toggles(m: &ChatMessage, acts: Acts) -> impl IntoView {
-    let seq = m.seq;
+    let room = acts.room.get_value();
+    let me = acts.me.get_untracked();
     m.reactions
         .iter()
         .map(|r| {
-            let keys: Vec<AuthorKey> = r.people.iter().map(|p| p.key.clone()).collect();
-            let mine = Signal::derive(move || {
-                acts.me
-                    .with(|me| me.as_ref().is_some_and(|me| keys.contains(me)))
-            });
+            let mine = me
+                .as_ref()
+                .is_some_and(|me| r.people.iter().any(|p| p.key == *me));
             let who: Vec<&str> = r.people.iter().map(|p| p.name.0.as_str()).collect();
             let label = format!("{} {}", r.emoji, r.people.len());
             reaction_form(
-                acts,
-                seq,
+                &room,
+                m.seq,
                 &r.emoji,
-                true,
+                !mine,
                 label,
                 Some((mine, who.join(", "))),
             )
