@@ -137,13 +137,16 @@ fn RoomsNav(current: RoomId) -> impl IntoView {
     view! {
         <nav class="sidebar" id="rooms-menu" aria-label="Rooms">
             <ul>
-                <For
-                    each=move || socket.sidebar.get()
-                    key=|e| (e.room.clone(), e.title.clone(), e.last_seq, e.read)
-                    let:entry
-                >
-                    {room_link(entry, &current)}
-                </For>
+                // At most 64 links, drawn again whole when a count changes (a keyed list's
+                // machinery is not worth its bundle bytes here).
+                {move || {
+                    socket
+                        .sidebar
+                        .get()
+                        .into_iter()
+                        .map(|entry| room_link(entry, &current))
+                        .collect_view()
+                }}
             </ul>
         </nav>
     }
@@ -242,8 +245,9 @@ fn Menus(rooms: RwSignal<bool>, people: RwSignal<bool>) -> impl IntoView {
             menu.update(|open| *open = !*open);
         }
     };
-    view! {
-        <Show when=move || hydrated.get()>
+    move || {
+        hydrated.get().then(|| {
+            view! {
             <span class="menus">
                 <button
                     type="button"
@@ -262,7 +266,8 @@ fn Menus(rooms: RwSignal<bool>, people: RwSignal<bool>) -> impl IntoView {
                     "People"
                 </button>
             </span>
-        </Show>
+            }
+        })
     }
 }
 
@@ -278,12 +283,14 @@ fn EnableNotifications() -> impl IntoView {
         #[cfg(feature = "hydrate")]
         crate::client::notify::ask(move |_| askable.set(false));
     };
-    view! {
-        <Show when=move || askable.get()>
-            <button type="button" class="notify" on:click=ask>
-                "Enable notifications"
-            </button>
-        </Show>
+    move || {
+        askable.get().then(|| {
+            view! {
+                <button type="button" class="notify" on:click=ask>
+                    "Enable notifications"
+                </button>
+            }
+        })
     }
 }
 
@@ -314,15 +321,17 @@ fn TypingNote(live: LiveRoom) -> impl IntoView {
 #[component]
 fn GapNotice(live: LiveRoom) -> impl IntoView {
     let socket = expect_context::<ChatSocket>();
-    view! {
-        <Show when=move || live.gap.get()>
-            <p class="gap" role="alert">
-                "Some messages may be missing — "
-                <button type="button" on:click=move |_| socket.reload_history(live)>
-                    "Reload history"
-                </button>
-            </p>
-        </Show>
+    move || {
+        live.gap.get().then(|| {
+            view! {
+                <p class="gap" role="alert">
+                    "Some messages may be missing — "
+                    <button type="button" on:click=move |_| socket.reload_history(live)>
+                        "Reload history"
+                    </button>
+                </p>
+            }
+        })
     }
 }
 
@@ -471,18 +480,28 @@ fn MessageList(live: LiveRoom) -> impl IntoView {
                 }
             >
                 {message_rows(live, zone.into(), acts)}
-                <For each=move || live.pending.get() key=|p| p.client_id.clone() let:pending>
-                    <li class="message pending">
-                        <span class="author">"You"</span>
-                        <bdi class="text">{pending.text}</bdi>
-                        <span class="state">
-                            {match pending.failed {
-                                Some(why) => format!("Not sent: {why}"),
-                                None => "Sending…".to_string(),
-                            }}
-                        </span>
-                    </li>
-                </For>
+                // Rarely more than a message or two: drawn again whole when they change (a
+                // keyed list's machinery is not worth its bundle bytes here).
+                {move || {
+                    live.pending
+                        .get()
+                        .into_iter()
+                        .map(|pending| {
+                            view! {
+                                <li class="message pending">
+                                    <span class="author">"You"</span>
+                                    <bdi class="text">{pending.text}</bdi>
+                                    <span class="state">
+                                        {match pending.failed {
+                                            Some(why) => format!("Not sent: {why}"),
+                                            None => "Sending…".to_string(),
+                                        }}
+                                    </span>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
             </ol>
         </div>
     }
@@ -622,10 +641,11 @@ fn message_row(
                 Either::Right(markdown::message_text(m.text.clone(), m.rich.clone()))
             }}
             {(m.edited && !m.deleted).then(|| view! { <span class="edited">" (edited)"</span> })}
-            {match acts {
-                Some(acts) => Either::Left(reaction_toggles(m, acts)),
-                None => Either::Right(reactions(&m.reactions)),
-            }}
+            {(!m.reactions.is_empty())
+                .then(|| match acts {
+                    Some(acts) => Either::Left(reaction_toggles(m, acts)),
+                    None => Either::Right(reactions(&m.reactions)),
+                })}
             {acts.filter(|_| !m.deleted).map(|acts| message_actions(m, acts))}
         </li>
     }
@@ -648,6 +668,10 @@ struct Acts {
     room: StoredValue<RoomId>,
     me: RwSignal<Option<AuthorKey>>,
     open: RwSignal<Option<(Seq, Act)>>,
+    /// True once hydrated: "Add reaction" needs JavaScript, so the server's page (read by
+    /// every visitor) carries no such button on every row.
+    #[cfg(not(feature = "ssr"))]
+    hydrated: RwSignal<bool>,
     #[cfg(feature = "hydrate")]
     notice: RwSignal<Option<String>>,
 }
@@ -673,10 +697,16 @@ impl Acts {
         if refused.is_some() {
             live.notice.set(refused);
         }
+        #[cfg(not(feature = "ssr"))]
+        let hydrated = RwSignal::new(false);
+        #[cfg(feature = "hydrate")]
+        Effect::new(move |_| hydrated.set(true));
         Acts {
             room: live.room,
             me: expect_context::<ChatSocket>().key,
             open: RwSignal::new(open),
+            #[cfg(not(feature = "ssr"))]
+            hydrated,
             #[cfg(feature = "hydrate")]
             notice: live.notice,
         }
@@ -705,45 +735,45 @@ fn message_fields(room: &RoomId, seq: Seq) -> impl IntoView {
     }
 }
 
-/// The buttons under a message: "Add reaction" for everyone, "Edit message" and "Delete
-/// message" for its author, and below them the action that is open. Each is a plain form:
-/// the buttons are GET forms that open the action on the page (`?edit=43`), the actions
-/// POST to their server function. With JavaScript the log handles every one of them in
-/// place ([`act_on_submit`]).
+/// The buttons under a message: "Edit message" and "Delete message" for its author, "Add
+/// reaction" for everyone once hydrated, and below them the action that is open. Each is a
+/// plain form: the buttons are GET forms that open the action on the page (`?edit=43`),
+/// the actions POST to their server function. With JavaScript the log handles every one of
+/// them in place ([`act_on_submit`]).
 fn message_actions(m: &ChatMessage, acts: Acts) -> impl IntoView {
     let seq = m.seq;
     // Static per row: a row is made again whenever its message changes, and a person's key
     // only ever appears after they have no messages yet (a guest naming themselves).
     let own = !m.key.is_empty() && acts.me.with_untracked(|me| me.as_ref() == Some(&m.key));
-    let opener = |name: &'static str, label: &'static str| {
+    // One GET form; the button pressed names the action (`?edit=43`).
+    let opener = move |name: &'static str, label: &'static str| {
         view! {
-            <form method="get">
-                <input type="hidden" name=name value=seq.0 />
-                <button type="submit">{label}</button>
-            </form>
+            <button type="submit" name=name value=seq.0>
+                {label}
+            </button>
         }
     };
     let text = m.text.clone();
     let open = move || {
-        let back = format!("/r/{}", acts.room.get_value());
-        let room = acts.room.get_value();
+        let room = || acts.room.get_value();
+        let back = || format!("/r/{}", acts.room.get_value());
         match acts.open.get() {
             Some((s, Act::React)) if s == seq => EitherOf4::A(view! {
                 <div class="picker" role="group" aria-label="Reactions">
                     {REACTIONS
                         .iter()
-                        .map(|emoji| reaction_form(&room, seq, emoji, true, emoji.to_string(), None))
+                        .map(|emoji| reaction_form(&room(), seq, emoji, true, emoji.to_string(), None))
                         .collect_view()}
                 </div>
             }),
             Some((s, Act::Edit)) if s == seq && own => EitherOf4::B(view! {
                 <form class="edit" method="post" action=EditMessage::PATH>
-                    {message_fields(&room, seq)}
+                    {message_fields(&room(), seq)}
                     <textarea name="text" aria-label="Edit message" autofocus>
                         {text.clone()}
                     </textarea>
                     <button type="submit">"Save"</button>
-                    <button type="submit" name="cancel" formmethod="get" formaction=back>
+                    <button type="submit" name="cancel" formmethod="get" formaction=back()>
                         "Cancel"
                     </button>
                 </form>
@@ -752,9 +782,9 @@ fn message_actions(m: &ChatMessage, acts: Acts) -> impl IntoView {
                 <div class="confirm" role="dialog" aria-label="Delete message?">
                     <p>"Delete this message for everyone? This cannot be undone."</p>
                     <form method="post" action=DeleteMessage::PATH>
-                        {message_fields(&room, seq)}
+                        {message_fields(&room(), seq)}
                         <button type="submit" autofocus>"Delete"</button>
-                        <button type="submit" name="cancel" formmethod="get" formaction=back>
+                        <button type="submit" name="cancel" formmethod="get" formaction=back()>
                             "Cancel"
                         </button>
                     </form>
@@ -763,14 +793,20 @@ fn message_actions(m: &ChatMessage, acts: Acts) -> impl IntoView {
             _ => EitherOf4::D(()),
         }
     };
+    // The server's page cannot change: it writes the open action (if any) once, and no
+    // "Add reaction"; in the browser both follow their signals.
+    #[cfg(feature = "ssr")]
+    let (open, add_reaction) = (open(), None::<()>);
+    #[cfg(not(feature = "ssr"))]
+    let add_reaction = move || acts.hydrated.get().then(|| opener("react", "Add reaction"));
     view! {
-        <div class="actions">
-            {opener("react", "Add reaction")}
+        <form class="actions" method="get">
+            {add_reaction}
             {own.then(|| view! {
                 {opener("edit", "Edit message")}
                 {opener("delete", "Delete message")}
             })}
-        </div>
+        </form>
         {open}
     }
 }
@@ -793,10 +829,9 @@ fn act_on_submit(ev: leptos::ev::SubmitEvent, acts: Acts) {
     };
     let field = |name: &str| fields.get(name).as_string();
     ev.prevent_default();
-    let cancelled = ev
-        .submitter()
-        .is_some_and(|b| b.get_attribute("name").as_deref() == Some("cancel"));
-    if cancelled {
+    // The button pressed: "cancel", or the action it opens with the message's number.
+    let pressed = |attr: &str| ev.submitter().and_then(|b| b.get_attribute(attr));
+    if pressed("name").as_deref() == Some("cancel") {
         acts.open.set(None);
         return;
     }
@@ -806,7 +841,8 @@ fn act_on_submit(ev: leptos::ev::SubmitEvent, acts: Acts) {
         ("react", Act::React),
     ]
     .into_iter()
-    .find_map(|(name, act)| Some((Seq(field(name)?.parse().ok()?), act)));
+    .find(|(name, _)| pressed("name").as_deref() == Some(*name))
+    .and_then(|(_, act)| Some((Seq(pressed("value")?.parse().ok()?), act)));
     if let Some(opened) = opened {
         acts.open.set(Some(opened));
         // Into the box or onto the button the action opened with.
@@ -1086,11 +1122,14 @@ fn PresenceList(live: LiveRoom) -> impl IntoView {
 fn NameList(names: RwSignal<Vec<UserName>>, labelledby: &'static str) -> impl IntoView {
     view! {
         <ul aria-labelledby=labelledby>
-            <For each=move || names.get() key=|u| u.0.clone() let:user>
-                <li>
-                    <bdi>{user.0}</bdi>
-                </li>
-            </For>
+            // A room's members, drawn again whole when one is invited.
+            {move || {
+                names
+                    .get()
+                    .into_iter()
+                    .map(|user| view! { <li><bdi>{user.0}</bdi></li> })
+                    .collect_view()
+            }}
         </ul>
     }
 }
