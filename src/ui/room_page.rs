@@ -642,9 +642,11 @@ fn message_row(
             }}
             {(m.edited && !m.deleted).then(|| view! { <span class="edited">" (edited)"</span> })}
             {(!m.reactions.is_empty())
-                .then(|| match acts {
-                    Some(acts) => Either::Left(reaction_toggles(m, acts)),
-                    None => Either::Right(reactions(&m.reactions)),
+                .then(|| {
+                    // An older page (no actions) shows them as toggles too: without
+                    // JavaScript each adds the viewer's reaction.
+                    let me = acts.and_then(|acts| acts.me.get_untracked());
+                    reaction_toggles(m, me.as_ref())
                 })}
             {acts.filter(|_| !m.deleted).map(|acts| message_actions(m, acts))}
         </li>
@@ -932,42 +934,22 @@ fn reaction_form(
 
 /// A message's reactions as toggles: each emoji with its count ("👍 2"), pressed when it
 /// includes the viewer (a click takes theirs back), who chose it in its tooltip.
-fn reaction_toggles(m: &ChatMessage, acts: Acts) -> impl IntoView {
-    let room = acts.room.get_value();
-    let me = acts.me.get_untracked();
+fn reaction_toggles(m: &ChatMessage, me: Option<&AuthorKey>) -> impl IntoView {
+    let room = &m.room;
     m.reactions
         .iter()
         .map(|r| {
-            let mine = me
-                .as_ref()
-                .is_some_and(|me| r.people.iter().any(|p| p.key == *me));
+            let mine = me.is_some_and(|me| r.people.iter().any(|p| p.key == *me));
             let who: Vec<&str> = r.people.iter().map(|p| p.name.0.as_str()).collect();
             let label = format!("{} {}", r.emoji, r.people.len());
             reaction_form(
-                &room,
+                room,
                 m.seq,
                 &r.emoji,
                 !mine,
                 label,
                 Some((mine, who.join(", "))),
             )
-        })
-        .collect_view()
-}
-
-/// A message's reactions: each emoji with how many people chose it, and who (its tooltip).
-fn reactions(list: &[crate::protocol::Reaction]) -> impl IntoView {
-    list.iter()
-        .map(|r| {
-            let count = r.people.len();
-            let who: Vec<&str> = r.people.iter().map(|p| p.name.0.as_str()).collect();
-            let name = format!("{} {count}", r.emoji);
-            let label = name.clone();
-            view! {
-                <span class="reaction" role="img" aria-label=label title=who.join(", ")>
-                    {name}
-                </span>
-            }
         })
         .collect_view()
 }
@@ -1202,7 +1184,7 @@ mod tests {
         assert!(html.contains(">This message was deleted.</i>"), "{html}");
         assert_eq!(html.matches("(edited)").count(), 1, "{html}");
         assert!(
-            html.contains(r#"aria-label="👍 2" title="Ada, Cy" class="reaction">👍 2</span>"#),
+            html.contains(r#"title="Ada, Cy" aria-pressed="false" class="reaction">👍 2</button>"#),
             "{html}"
         );
     }
