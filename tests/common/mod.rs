@@ -273,7 +273,7 @@ pub async fn try_http(
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
         .await
-        .expect("HTTP response within 30 s")?;
+        .unwrap_or_else(|_| panic!("no HTTP response to {method} {path:.80} within 30 s"))?;
     let raw = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let mut lines = head.lines();
