@@ -533,17 +533,8 @@ impl Reader {
                 Step::Continue
             }
             ClientMsg::Typing { room } => {
-                if !self.joined.contains(&room) {
-                    return self.refuse(
-                        ErrorCode::NotJoined,
-                        "Join the room before typing in it.".into(),
-                        Some(room),
-                    );
-                }
-                if !self.accounts.may_enter(&room, Some(&self.identity)) {
-                    self.joined.remove(&room);
-                    self.hub.leave(&self.conn, &room).await;
-                    return self.forbidden(room);
+                if let Some(refused) = self.in_room(&room, "typing in it").await {
+                    return refused;
                 }
                 if let Err(err) = self.hub.typing(&self.conn, &room).await {
                     tracing::error!(%room, %err, "typing failed");
@@ -587,18 +578,8 @@ impl Reader {
                 client_id,
                 text,
             } => {
-                if !self.joined.contains(&room) {
-                    return self.refuse(
-                        ErrorCode::NotJoined,
-                        "Join the room before sending to it.".into(),
-                        Some(room),
-                    );
-                }
-                // Membership can change while joined; the check is an in-memory lookup.
-                if !self.accounts.may_enter(&room, Some(&self.identity)) {
-                    self.joined.remove(&room);
-                    self.hub.leave(&self.conn, &room).await;
-                    return self.forbidden(room);
+                if let Some(refused) = self.in_room(&room, "sending to it").await {
+                    return refused;
                 }
                 if !valid_client_id(&client_id) {
                     return self.refuse(
@@ -644,6 +625,25 @@ impl Reader {
         Step::Continue
     }
 
+    /// The refusal for a frame about `room` (`doing` says what it asked for), unless the
+    /// connection has joined it and its person may still enter it. Membership can change
+    /// while joined; the check is an in-memory lookup, and a person who lost it leaves.
+    async fn in_room(&mut self, room: &RoomId, doing: &str) -> Option<Step> {
+        if !self.joined.contains(room) {
+            return Some(self.refuse(
+                ErrorCode::NotJoined,
+                format!("Join the room before {doing}."),
+                Some(room.clone()),
+            ));
+        }
+        if !self.accounts.may_enter(room, Some(&self.identity)) {
+            self.joined.remove(room);
+            self.hub.leave(&self.conn, room).await;
+            return Some(self.forbidden(room.clone()));
+        }
+        None
+    }
+
     /// Hands an edit, deletion or reaction to the room, after the checks every frame about
     /// a room's messages gets (joined, still allowed in).
     async fn change(
@@ -655,17 +655,8 @@ impl Reader {
         emoji: Option<String>,
         on: bool,
     ) -> Step {
-        if !self.joined.contains(&room) {
-            return self.refuse(
-                ErrorCode::NotJoined,
-                "Join the room before changing its messages.".into(),
-                Some(room),
-            );
-        }
-        if !self.accounts.may_enter(&room, Some(&self.identity)) {
-            self.joined.remove(&room);
-            self.hub.leave(&self.conn, &room).await;
-            return self.forbidden(room);
+        if let Some(refused) = self.in_room(&room, "changing its messages").await {
+            return refused;
         }
         let change = NewChange {
             seq,
