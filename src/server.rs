@@ -29,9 +29,9 @@ use axum::routing::get;
 use axum::Router;
 use hub::Hub;
 use leptos::prelude::*;
-use leptos_axum::LeptosRoutes;
+use leptos_axum::{AxumRouteListing, LeptosRoutes};
 use limits::Limits;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -47,6 +47,13 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// The app's routes, listed once per process. Listing runs the app with resource loading
+/// suppressed through a process-wide flag, and a resource first polled while that flag is
+/// up never loads (leptos issue 4773): building a second router beside a rendering one (as
+/// the integration tests do, one server per test) would otherwise hang that render.
+static ROUTES: LazyLock<Vec<AxumRouteListing>> =
+    LazyLock::new(|| leptos_axum::generate_route_list(App));
+
 /// The whole HTTP surface: `/ws`, the server functions, the pages, and static files.
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the per-IP limits
@@ -58,7 +65,7 @@ pub fn router(state: AppState) -> Router {
     };
     let options = state.leptos_options.clone();
     let limits = state.limits.clone();
-    let routes = leptos_axum::generate_route_list(App);
+    let routes = ROUTES.clone();
     Router::new()
         .route("/ws", get(ws_upgrade))
         // The pages (each rendered whole before the first byte goes out, see `ui::App`) and

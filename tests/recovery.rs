@@ -1,7 +1,7 @@
 //! Recovery over a real port: a room page carries exactly its messages and the position to
 //! subscribe from, a rejoin with `since` replays exactly the gap before any live message, a
 //! resend is stored once, a position from another history is told to reload, and a slow
-//! consumer is resynced instead of being dropped or holding the room back.
+//! consumer is resynced instead of being dropped or holding the room back. And pages keep answering while routers are built beside them.
 
 mod common;
 
@@ -543,4 +543,33 @@ async fn a_slow_consumer_is_resynced_and_ends_with_every_message_once() {
     slow_seen.push((m.seq.0, m.client_id.0));
     assert_eq!(slow_seen, expected, "every message exactly once, in order");
     slow.expect_nothing_pending().await;
+}
+
+/// Building a router lists the app's routes, which suppresses resource loading process-wide
+/// while it runs; a page whose resource first polled inside that window never finished. So
+/// routers are built here over and over on another thread while pages are fetched, each of
+/// which must answer (the helper fails a request unanswered within 30 s).
+#[tokio::test]
+async fn pages_answer_while_other_routers_are_built() {
+    let server = common::start(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let building = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let builder = std::thread::spawn({
+        let building = building.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            while building.load(std::sync::atomic::Ordering::Relaxed) {
+                runtime.block_on(common::start(quick_config()));
+            }
+        }
+    });
+    for _ in 0..200 {
+        let page = http(server.addr, "GET", "/r/lobby", None, &[("Cookie", &cookie)]).await;
+        assert_eq!(page.status, 200);
+    }
+    building.store(false, std::sync::atomic::Ordering::Relaxed);
+    builder.join().unwrap();
 }
