@@ -1,7 +1,8 @@
 //! Recovery over a real port: a room page carries exactly its messages and the position to
 //! subscribe from, a rejoin with `since` replays exactly the gap before any live message, a
 //! resend is stored once, a position from another history is told to reload, and a slow
-//! consumer is resynced instead of being dropped or holding the room back. And pages keep answering while routers are built beside them.
+//! consumer is resynced instead of being dropped or holding the room back. Pages keep
+//! answering while other routers are built beside them.
 
 mod common;
 
