@@ -121,6 +121,8 @@ pub struct ChatSocket {
     pub sidebar: RwSignal<Vec<SidebarRoom>>,
     /// Who this tab's person is: their messages are the ones they may edit and delete.
     pub key: RwSignal<Option<crate::protocol::AuthorKey>>,
+    /// And their name: messages that mention it are theirs to notice.
+    pub name: RwSignal<Option<UserName>>,
 }
 
 /// Provides the tab's [`ChatSocket`]; call once, in the root component.
@@ -129,6 +131,7 @@ pub fn provide_chat_socket() {
         status: RwSignal::new(ConnState::Offline),
         sidebar: RwSignal::new(Vec::new()),
         key: RwSignal::new(None),
+        name: RwSignal::new(None),
     });
     // The rooms' signals are created under this owner (see `ChatSocket::open_room`).
     #[cfg(feature = "hydrate")]
@@ -147,6 +150,7 @@ impl ChatSocket {
         self.sidebar.set(std::mem::take(&mut page.sidebar));
         if page.my_key.is_some() {
             self.key.set(page.my_key.clone());
+            self.name.set(page.me.clone());
         }
         #[cfg(feature = "hydrate")]
         {

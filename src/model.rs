@@ -223,6 +223,10 @@ pub struct SidebarRoom {
     pub last_seq: Seq,
     /// How far the viewer has read it.
     pub read: Seq,
+    /// Messages that mention the viewer (see [`ChatMessage::mentions`]), newest
+    /// [`MENTIONS_KEPT`] at most; those after `read` are unread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Seq>,
 }
 
 impl SidebarRoom {
@@ -230,7 +234,28 @@ impl SidebarRoom {
     pub fn unread(&self) -> u64 {
         self.last_seq.0.saturating_sub(self.read.0)
     }
+
+    /// Unread messages that mention the viewer.
+    pub fn unread_mentions(&self) -> usize {
+        self.mentions.iter().filter(|s| **s > self.read).count()
+    }
+
+    /// Counts `seqs` as mentions of the viewer too.
+    pub fn mentioned(&mut self, seqs: &[Seq]) {
+        self.mentions
+            .extend(seqs.iter().filter(|s| **s > self.read));
+        self.mentions.sort_unstable();
+        self.mentions.dedup();
+        let read = self.read;
+        self.mentions.retain(|s| *s > read);
+        let over = self.mentions.len().saturating_sub(MENTIONS_KEPT);
+        self.mentions.drain(..over);
+    }
 }
+
+/// Most unread mentions a sidebar room counts (and the most unread messages the server looks
+/// through for them).
+pub const MENTIONS_KEPT: usize = 200;
 
 /// Most rooms a sidebar lists.
 pub const SIDEBAR_ROOMS: usize = 64;

@@ -132,9 +132,50 @@ pub fn valid_client_id(id: &ClientId) -> bool {
     (1..=64).contains(&id.0.len()) && id.0.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The word that mentions everyone online in a room.
+pub const HERE: &str = "here";
+
+/// Whether `text` mentions `name`: `@` and the name in any case, with the `@` not inside a
+/// word or an address (`ada@example.org`) and the name not the start of a longer word
+/// (`@Adam` is not `Ada`). Display names may hold spaces: `@Ada Lovelace` mentions
+/// "Ada Lovelace", and also "Ada".
+pub fn mentions(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut before = None;
+    for (at, c) in text.char_indices() {
+        if c == '@' && !before.is_some_and(|b: char| word(b) || b == '@') {
+            let mut rest = text[at + 1..].chars();
+            let same = name.chars().all(|n| {
+                rest.next()
+                    .is_some_and(|t| t.to_lowercase().eq(n.to_lowercase()))
+            });
+            if same && !name.is_empty() && !rest.next().is_some_and(word) {
+                return true;
+            }
+        }
+        before = Some(c);
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_are_whole_names_after_an_at_sign() {
+        assert!(mentions("@Ada can you look?", "Ada"));
+        assert!(mentions("thanks @ada.", "Ada"));
+        assert!(mentions("cc @Ada Lovelace", "Ada Lovelace"));
+        assert!(mentions("cc @ÉLOÏSE", "éloïse"));
+        assert!(mentions("(@here) standup", HERE));
+        assert!(!mentions("@Adam can you look?", "Ada"));
+        assert!(!mentions("mail ada@example.org", "example"));
+        assert!(!mentions("Ada, no at sign", "Ada"));
+        assert!(!mentions("@@Ada", "Ada"));
+        assert!(!mentions("@", "Ada"));
+        assert!(!mentions("@Ad", "Ada"));
+    }
 
     #[test]
     fn room_names_follow_the_rule() {

@@ -203,6 +203,16 @@ pub struct Change {
 }
 
 impl ChatMessage {
+    /// Whether this message calls on `person` (`@name`, or `@here` for someone
+    /// `online` in the room); never their own message, never a deleted one.
+    pub fn mentions(&self, person: &UserName, key: &AuthorKey, online: bool) -> bool {
+        !self.deleted
+            && self.key != *key
+            && self.text.contains('@')
+            && (crate::names::mentions(&self.text, &person.0)
+                || (online && crate::names::mentions(&self.text, crate::names::HERE)))
+    }
+
     /// Applies `change` (which names this message); idempotent.
     pub fn apply(&mut self, change: &Change) {
         match change.kind {
@@ -374,7 +384,14 @@ pub enum ServerMsg {
     /// A change to a message (edit, deletion, reaction), live or replayed.
     Change(Change),
     /// A followed room's latest sequence number: sent on `watch` and after every new message.
-    Activity { room: RoomId, last_seq: Seq },
+    /// `mentioned` lists the messages since (on `watch`: after the person's read mark) that
+    /// mention the person (see [`ChatMessage::mentions`]); absent when none do.
+    Activity {
+        room: RoomId,
+        last_seq: Seq,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentioned: Vec<Seq>,
+    },
     /// This person read `room` up to `seq` on another connection.
     Read { room: RoomId, seq: Seq },
     /// Someone else in the room is typing (sent for each of their `typing` frames; it lapses
@@ -455,6 +472,8 @@ struct ServerFrame {
     deleted: bool,
     #[serde(default)]
     reactions: Vec<Reaction>,
+    #[serde(default)]
+    mentioned: Vec<Seq>,
     last_eseq: Option<Seq>,
     eseq: Option<Seq>,
     #[serde(rename = "kind")]
@@ -529,6 +548,7 @@ impl TryFrom<ServerFrame> for ServerMsg {
             "activity" => ServerMsg::Activity {
                 room: f.room.ok_or_else(need("room"))?,
                 last_seq: f.last_seq.ok_or_else(need("last_seq"))?,
+                mentioned: f.mentioned,
             },
             "read" => ServerMsg::Read {
                 room: f.room.ok_or_else(need("room"))?,
@@ -792,6 +812,12 @@ mod tests {
             ServerMsg::Activity {
                 room: room(),
                 last_seq: Seq(12),
+                mentioned: vec![],
+            },
+            ServerMsg::Activity {
+                room: room(),
+                last_seq: Seq(14),
+                mentioned: vec![Seq(13), Seq(14)],
             },
             ServerMsg::Read {
                 room: room(),

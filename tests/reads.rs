@@ -1,6 +1,7 @@
 //! Read marks and followed rooms over a real port: `read` raises the person's mark and tells
 //! their other connections (never anyone else), marks are kept for the next visit, `watch`
-//! follows rooms' latest sequence numbers without joining them, and bad uses are refused.
+//! follows rooms' latest sequence numbers without joining them (and which new messages
+//! mention the person), and bad uses are refused.
 
 mod common;
 
@@ -129,7 +130,9 @@ async fn a_followed_room_tells_each_new_sequence_number_until_unfollowed() {
 
     ada.send(&watch(&["design", "design"])).await;
     match ada.next_non_presence().await {
-        ServerMsg::Activity { room: r, last_seq } => {
+        ServerMsg::Activity {
+            room: r, last_seq, ..
+        } => {
             assert_eq!((r, last_seq), (room("design"), Seq(1)))
         }
         other => panic!("expected activity, got {other:?}"),
@@ -197,7 +200,7 @@ async fn a_tab_that_was_away_learns_the_marks_of_the_rooms_it_follows_again() {
     let (mut activity, mut marks) = (Vec::new(), Vec::new());
     while activity.len() < 2 || marks.is_empty() {
         match next_other(&mut back).await {
-            ServerMsg::Activity { room, last_seq } => activity.push((room.0, last_seq.0)),
+            ServerMsg::Activity { room, last_seq, .. } => activity.push((room.0, last_seq.0)),
             ServerMsg::Read { room, seq } => marks.push((room.0, seq.0)),
             other => panic!("expected activity or read, got {other:?}"),
         }
@@ -208,4 +211,105 @@ async fn a_tab_that_was_away_learns_the_marks_of_the_rooms_it_follows_again() {
     assert_eq!(marks, [("design".to_string(), 3)]);
     back.send(&watch(&["design", "ops"])).await;
     back.expect_nothing_pending().await;
+}
+
+async fn say_text(client: &mut Client, room_name: &str, id: &str, text: &str) -> Seq {
+    client
+        .send(&ClientMsg::Send {
+            room: room(room_name),
+            client_id: ClientId(id.into()),
+            text: text.into(),
+        })
+        .await;
+    match client.next_non_presence().await {
+        ServerMsg::Ack { seq, .. } => seq,
+        ServerMsg::Message(_) => match client.next_non_presence().await {
+            ServerMsg::Ack { seq, .. } => seq,
+            other => panic!("expected ack, got {other:?}"),
+        },
+        other => panic!("expected ack, got {other:?}"),
+    }
+}
+
+/// The next `activity` for `client` (past the `read` that may come with one): its latest
+/// sequence number and mentions.
+async fn activity(client: &mut Client) -> (Seq, Vec<Seq>) {
+    loop {
+        match next_other(client).await {
+            ServerMsg::Activity {
+                last_seq,
+                mentioned,
+                ..
+            } => return (last_seq, mentioned),
+            ServerMsg::Read { .. } => continue,
+            other => panic!("{}: expected activity, got {other:?}", client.name),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_followed_room_says_which_new_messages_mention_the_follower() {
+    let server = start(quick_config()).await;
+    let mut ada = connect(&server, "Ada").await;
+    let cy_cookie = guest_cookie(server.addr, "Cy").await;
+    let mut cy = connect_cookie(server.addr, &cy_cookie).await;
+    let mut bob = connect(&server, "Bob").await;
+    bob.join("design").await;
+    for follower in [&mut ada, &mut cy] {
+        follower.send(&watch(&["design"])).await;
+        assert_eq!(activity(follower).await, (Seq(0), vec![]));
+    }
+
+    let s1 = say_text(&mut bob, "design", "b1", "@ada can you look?").await;
+    assert_eq!(activity(&mut ada).await, (s1, vec![s1]));
+    assert_eq!(activity(&mut cy).await, (s1, vec![]));
+    // Not a mention: inside an address, or a longer name.
+    let s2 = say_text(&mut bob, "design", "b2", "mail bob@ada.org, or @Adam").await;
+    assert_eq!(activity(&mut ada).await, (s2, vec![]));
+    assert_eq!(activity(&mut cy).await, (s2, vec![]));
+
+    // `@here` calls on those online in the room: Cy is, on another tab; Ada is not.
+    let mut cy_in_room = connect_cookie(server.addr, &cy_cookie).await;
+    cy_in_room.join("design").await;
+    let s3 = say_text(&mut bob, "design", "b3", "standup in 5 @here").await;
+    assert_eq!(activity(&mut ada).await, (s3, vec![]));
+    assert_eq!(activity(&mut cy).await, (s3, vec![s3]));
+}
+
+#[tokio::test]
+async fn following_again_and_the_room_page_count_the_unread_mentions() {
+    let server = start(quick_config()).await;
+    let cookie = guest_cookie(server.addr, "Ada").await;
+    let mut ada = connect_cookie(server.addr, &cookie).await;
+    let mut bob = connect(&server, "Bob").await;
+    ada.join("design").await;
+    bob.join("design").await;
+    let s1 = say_text(&mut bob, "design", "b1", "@Ada first").await;
+    ada.send(&read("design", s1.0)).await;
+    ada.send(&ClientMsg::Leave {
+        room: room("design"),
+    })
+    .await;
+    let s2 = say_text(&mut bob, "design", "b2", "@ADA second").await;
+    say_text(&mut bob, "design", "b3", "nobody").await;
+    let s4 = say_text(&mut bob, "design", "b4", "and @ada third").await;
+    // Ada's own mention of herself is not one.
+    let mut ada_tab = connect_cookie(server.addr, &cookie).await;
+    ada_tab.join("design").await;
+    say_text(&mut ada_tab, "design", "a1", "@Ada note to self").await;
+
+    // A tab that starts following is told the ones after the read mark.
+    let mut sidebar_tab = connect_cookie(server.addr, &cookie).await;
+    sidebar_tab.send(&watch(&["design"])).await;
+    assert_eq!(activity(&mut sidebar_tab).await, (Seq(5), vec![s2, s4]));
+
+    // So is a page of another room, in its sidebar.
+    let page = common::http(server.addr, "GET", "/r/lobby", None, &[("Cookie", &cookie)]).await;
+    let data = common::page_data(&page.body).expect("the room loads");
+    let design = data.sidebar.iter().find(|e| e.room == room("design"));
+    let design = design.expect("design is in the sidebar");
+    assert_eq!((design.unread(), design.unread_mentions()), (4, 2));
+    assert!(page
+        .body
+        .contains(r#"aria-label="design, 4 unread, 2 mentions""#));
 }

@@ -12,7 +12,7 @@
 use super::{merge_messages, ChatSocket, ConnState, LiveRoom, PendingMessage, Typist};
 use crate::model::{Messages, RoomPage, SidebarRoom};
 use crate::protocol::{
-    ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName, TYPING_INTERVAL_MS,
+    ChatMessage, ClientId, ClientMsg, Person, RoomId, Seq, ServerMsg, UserName, TYPING_INTERVAL_MS,
     TYPING_LAPSE_MS,
 };
 use gloo_timers::callback::{Interval, Timeout};
@@ -106,6 +106,12 @@ fn sidebar_update(
             }
         });
     }))
+}
+
+/// Whether `msg`, in a room this tab is in, mentions its person.
+fn mentions_me(d: &Driver, msg: &ChatMessage) -> bool {
+    let key = d.key.and_then(|k| k.get_untracked()).unwrap_or_default();
+    d.me.as_ref().is_some_and(|me| msg.mentions(me, &key, true))
 }
 
 /// Follows the sidebar's rooms that are not open (open ones hear their messages).
@@ -705,13 +711,21 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             }
             send_watch(d);
         }
-        ServerMsg::Activity { room, last_seq } => {
+        ServerMsg::Activity {
+            room,
+            last_seq,
+            mentioned,
+        } => {
             updates.extend(sidebar_update(d, &room, move |e| {
-                e.last_seq = e.last_seq.max(last_seq)
+                e.last_seq = e.last_seq.max(last_seq);
+                e.mentioned(&mentioned);
             }));
         }
         ServerMsg::Read { room, seq } => {
-            updates.extend(sidebar_update(d, &room, move |e| e.read = e.read.max(seq)));
+            updates.extend(sidebar_update(d, &room, move |e| {
+                e.read = e.read.max(seq);
+                e.mentioned(&[]);
+            }));
         }
         ServerMsg::Joined {
             room,
@@ -781,6 +795,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             }
         }
         ServerMsg::Message(msg) => {
+            let called = mentions_me(d, &msg);
             let Some(slot) = d.rooms.get_mut(&msg.room) else {
                 return updates;
             };
@@ -795,7 +810,7 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             }
             let mine = d.me.as_ref() == Some(&msg.author);
             let unseen = new && !mine && super::notify::hidden();
-            if unseen && slot.direct {
+            if unseen && (slot.direct || called) {
                 super::notify::show(&msg.author.0, &msg.text);
             }
             if mine {

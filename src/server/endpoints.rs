@@ -4,8 +4,8 @@
 //! sentence and a status code.
 
 use crate::model::{
-    AppError, Me, Messages, RoomEntry, RoomList, RoomPage, SidebarRoom, Visibility, PAGE_MESSAGES,
-    SIDEBAR_ROOMS,
+    AppError, Me, Messages, RoomEntry, RoomList, RoomPage, SidebarRoom, Visibility, MENTIONS_KEPT,
+    PAGE_MESSAGES, SIDEBAR_ROOMS,
 };
 use crate::protocol::ChatMessage;
 use crate::protocol::{RoomId, Seq, UserName};
@@ -480,6 +480,7 @@ pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, Ap
                 visibility,
                 last_seq: snapshot.last_seq,
                 read: snapshot.last_seq,
+                mentions: Vec::new(),
             }],
         ),
         (_, Some(_)) => (None, Vec::new()),
@@ -535,12 +536,14 @@ async fn sidebar(
                 }
             }
         };
+        let mentions = unread_mentions(hub, who, &room, last_seq, read).await;
         entries.push(SidebarRoom {
             room,
             title,
             visibility,
             last_seq,
             read,
+            mentions,
         });
     }
     // Direct conversations after the rooms, each group by what it is called.
@@ -550,6 +553,33 @@ async fn sidebar(
     });
     entries.truncate(SIDEBAR_ROOMS);
     entries
+}
+
+/// The unread messages of `room` (after `read`, up to `last_seq`) that mention `who` by
+/// name, among the newest [`MENTIONS_KEPT`]; looked for only in rooms with unread messages.
+async fn unread_mentions(
+    hub: &Hub,
+    who: &Identity,
+    room: &RoomId,
+    last_seq: Seq,
+    read: Seq,
+) -> Vec<Seq> {
+    let unread = (last_seq.0.saturating_sub(read.0) as usize).min(MENTIONS_KEPT);
+    if unread == 0 {
+        return Vec::new();
+    }
+    let key = who.author_key();
+    match hub.store().latest(room, None, unread).await {
+        Ok(messages) => messages
+            .iter()
+            .filter(|m| m.seq > read && m.mentions(&who.name, &key, false))
+            .map(|m| m.seq)
+            .collect(),
+        Err(err) => {
+            tracing::error!(%room, %err, "mentions not counted");
+            Vec::new()
+        }
+    }
 }
 
 /// Up to one page of messages before `before`, oldest first (scrolling back in a room).

@@ -378,10 +378,14 @@ impl Hub {
         Ok(())
     }
 
-    /// Starts telling `conn` each new sequence number of `room` (`activity`).
-    pub async fn watch(&self, conn: &ConnHandle, room: &RoomId) -> Result<(), HubError> {
+    /// Starts telling `conn` each new sequence number of `room` (`activity`), whose person
+    /// has read it up to `read`.
+    pub async fn watch(&self, conn: &ConnHandle, room: &RoomId, read: Seq) -> Result<(), HubError> {
         self.room(room)
-            .send(RoomCmd::Watch { conn: conn.clone() })
+            .send(RoomCmd::Watch {
+                conn: conn.clone(),
+                read,
+            })
             .await
     }
 

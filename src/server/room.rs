@@ -18,7 +18,7 @@
 //! join is decided here too, when the join is handled: checked in the actor's order, a
 //! room's access rules cannot change between the check and the admission.
 
-use crate::model::Messages;
+use crate::model::{Messages, MENTIONS_KEPT};
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{
     AuthorKey, Change, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
@@ -28,7 +28,7 @@ use crate::server::broker::Broker;
 use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
 use crate::server::hub::{now_ms, HubConfig, HubError};
 use crate::server::presence::{ConnId, Presence, Removal};
-use crate::server::store::{Appended, Changed, NewChange, NewMessage, Store};
+use crate::server::store::{Appended, Changed, NewChange, NewMessage, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -111,8 +111,10 @@ pub enum RoomCmd {
         seq: Seq,
     },
     /// `conn` follows the room's latest sequence number (its sidebar) without joining it.
+    /// `read` is how far its person has read here.
     Watch {
         conn: ConnHandle,
+        read: Seq,
     },
     Unwatch {
         conn: ConnHandle,
@@ -438,22 +440,13 @@ impl RoomActor {
                 RoomCmd::Typing { conn } => self.typing(&conn),
                 RoomCmd::Change { origin, change } => self.change(origin, change).await,
                 RoomCmd::Read { conn, seq } => self.read(&conn, seq),
-                RoomCmd::Watch { conn } => {
-                    let last_seq = match self.recent.as_ref() {
-                        Some(recent) => Ok(recent.last_seq),
-                        None => self.store.last_seq(&self.id).await,
-                    };
-                    match last_seq {
-                        Ok(last_seq) => {
-                            conn.deliver(
-                                &RoomId(String::new()),
-                                Outbound::Frame(self.activity(last_seq)),
-                            );
-                            self.watchers.insert(conn.id, conn);
-                        }
-                        Err(err) => tracing::error!(room = %self.id, %err, "watch failed"),
+                RoomCmd::Watch { conn, read } => match self.watched(&conn.person, read).await {
+                    Ok(activity) => {
+                        conn.deliver(&RoomId(String::new()), Outbound::Frame(activity));
+                        self.watchers.insert(conn.id, conn);
                     }
-                }
+                    Err(err) => tracing::error!(room = %self.id, %err, "watch failed"),
+                },
                 RoomCmd::Unwatch { conn } => {
                     self.watchers.remove(&conn.id);
                 }
@@ -855,6 +848,8 @@ impl RoomActor {
         };
 
         let mut newest = None;
+        // Messages that may mention someone, for the watchers' `activity`.
+        let mut calling = Vec::new();
         for (send, result) in accepted.into_iter().zip(results) {
             let (seq, stored) = match result {
                 Appended::Stored(msg) => (msg.seq, Some(msg)),
@@ -879,28 +874,66 @@ impl RoomActor {
                 }
                 self.broker.publish(&msg);
                 newest = Some(msg.seq);
+                if msg.text.contains('@') {
+                    calling.push(msg.clone());
+                }
                 let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
                 self.broadcast(&frame);
             }
         }
         if let Some(last_seq) = newest.filter(|_| !self.watchers.is_empty()) {
-            let activity = self.activity(last_seq);
+            let activity = self.activity(last_seq, Vec::new());
             for watcher in self.watchers.values() {
-                watcher.deliver(&RoomId(String::new()), Outbound::Frame(activity.clone()));
+                let mentioned = self.mentioned(&calling, &watcher.person);
+                let frame = if mentioned.is_empty() {
+                    activity.clone()
+                } else {
+                    self.activity(last_seq, mentioned)
+                };
+                watcher.deliver(&RoomId(String::new()), Outbound::Frame(frame));
             }
         }
     }
 
     /// The `activity` frame for the room's latest sequence number. Queued as a frame of no
     /// room: a connection too far behind to take it gets the next one.
-    fn activity(&self, last_seq: Seq) -> Utf8Bytes {
+    fn activity(&self, last_seq: Seq, mentioned: Vec<Seq>) -> Utf8Bytes {
         Utf8Bytes::from(
             ServerMsg::Activity {
                 room: self.id.clone(),
                 last_seq,
+                mentioned,
             }
             .encode(),
         )
+    }
+
+    /// Which of `messages` mention `person` (`@here` while they are online here).
+    fn mentioned(&self, messages: &[ChatMessage], person: &Person) -> Vec<Seq> {
+        let online = !messages.is_empty() && self.presence.contains(&person.key);
+        messages
+            .iter()
+            .filter(|m| m.mentions(&person.name, &person.key, online))
+            .map(|m| m.seq)
+            .collect()
+    }
+
+    /// What a new watcher who read up to `read` is told: the latest sequence number and the
+    /// unread messages that mention them (the newest [`MENTIONS_KEPT`] unread at most).
+    async fn watched(&self, person: &Person, read: Seq) -> Result<Utf8Bytes, StoreError> {
+        let last_seq = match self.recent.as_ref() {
+            Some(recent) => recent.last_seq,
+            None => self.store.last_seq(&self.id).await?,
+        };
+        let unread = (last_seq.0.saturating_sub(read.0) as usize).min(MENTIONS_KEPT);
+        let messages = match self.recent.as_ref().filter(|r| r.messages.len() >= unread) {
+            Some(recent) => recent.messages.iter().rev().take(unread).cloned().collect(),
+            None if unread > 0 => self.store.latest(&self.id, None, unread).await?,
+            None => Vec::new(),
+        };
+        let mut mentioned = self.mentioned(&messages, person);
+        mentioned.sort_unstable();
+        Ok(self.activity(last_seq, mentioned))
     }
 
     /// Tells `conn`'s person's other connections here (members and watchers) that they have

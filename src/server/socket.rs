@@ -519,7 +519,8 @@ impl Reader {
                         })
                 };
                 for room in &new {
-                    if let Err(err) = self.hub.watch(&self.conn, room).await {
+                    let read = marks.get(room).copied().unwrap_or_default();
+                    if let Err(err) = self.hub.watch(&self.conn, room, read).await {
                         tracing::error!(%room, %err, "watch failed");
                     }
                     if let Some(&seq) = marks.get(room).filter(|s| s.0 > 0) {

@@ -154,18 +154,27 @@ fn RoomsNav(current: RoomId) -> impl IntoView {
 
 fn room_link(entry: SidebarRoom, current: &RoomId) -> impl IntoView {
     let unread = entry.unread();
-    let name = if unread > 0 {
-        format!("{}, {unread} unread", entry.title)
-    } else {
-        entry.title.clone()
-    };
+    let mentions = entry.unread_mentions();
+    let mut name = entry.title.clone();
+    if unread > 0 {
+        name.push_str(&format!(", {unread} unread"));
+    }
+    match mentions {
+        0 => {}
+        1 => name.push_str(", 1 mention"),
+        n => name.push_str(&format!(", {n} mentions")),
+    }
     let mark = if entry.visibility == Visibility::Direct {
         "@ "
     } else {
         "# "
     };
     let here = (entry.room == *current).then_some("page");
-    let class = if unread > 0 { "unread" } else { "" };
+    let class = match (unread > 0, mentions > 0) {
+        (_, true) => "unread mentioned",
+        (true, false) => "unread",
+        _ => "",
+    };
     view! {
         <li>
             <a href=format!("/r/{}", entry.room) aria-label=name aria-current=here class=class>
@@ -624,10 +633,11 @@ fn message_row(
         });
         (divider, unread)
     });
-    let class = if placed.continues {
-        "message continued"
-    } else {
-        "message"
+    let class = match (placed.continues, acts.is_some_and(|acts| acts.calls_on(m))) {
+        (false, false) => "message",
+        (true, false) => "message continued",
+        (false, true) => "message mention",
+        (true, true) => "message continued mention",
     };
     view! {
         {separators}
@@ -669,6 +679,7 @@ enum Act {
 struct Acts {
     room: StoredValue<RoomId>,
     me: RwSignal<Option<AuthorKey>>,
+    name: RwSignal<Option<UserName>>,
     open: RwSignal<Option<(Seq, Act)>>,
     /// True once hydrated: "Add reaction" needs JavaScript, so the server's page (read by
     /// every visitor) carries no such button on every row.
@@ -703,15 +714,24 @@ impl Acts {
         let hydrated = RwSignal::new(false);
         #[cfg(feature = "hydrate")]
         Effect::new(move |_| hydrated.set(true));
+        let socket = expect_context::<ChatSocket>();
         Acts {
             room: live.room,
-            me: expect_context::<ChatSocket>().key,
+            me: socket.key,
+            name: socket.name,
             open: RwSignal::new(open),
             #[cfg(not(feature = "ssr"))]
             hydrated,
             #[cfg(feature = "hydrate")]
             notice: live.notice,
         }
+    }
+
+    /// Whether `m` mentions the viewer, who is here (so `@here` does too): it is highlighted.
+    fn calls_on(self, m: &ChatMessage) -> bool {
+        let key = self.me.get_untracked().unwrap_or_default();
+        self.name
+            .with_untracked(|name| name.as_ref().is_some_and(|n| m.mentions(n, &key, true)))
     }
 
     /// Sends `msg` over the live connection and closes the open action; with no
@@ -1018,11 +1038,42 @@ fn Composer(live: LiveRoom) -> impl IntoView {
         }
     };
 
+    // The "@name" being typed, and the people it may name ("Mention someone").
+    let typed = RwSignal::new(None::<(usize, String)>);
+    let active = RwSignal::new(0usize);
+    let input = NodeRef::<leptos::html::Textarea>::new();
+    let matches = Memo::new(move |_| {
+        let (_, typed) = typed.get()?;
+        mention_candidates(live, socket.name.get_untracked(), &typed)
+    });
+    // Puts "@name " in place of what was typed after the `@`.
+    let complete = move |name: &str| {
+        #[cfg(feature = "hydrate")]
+        if let (Some(el), Some((at, _))) = (input.get_untracked(), typed.get_untracked()) {
+            let text = el.value();
+            let caret = byte_at(&text, el.selection_start().ok().flatten().unwrap_or(0));
+            let text = format!("{}@{name} {}", &text[..at], &text[caret.max(at)..]);
+            let end = (text[..at].encode_utf16().count() + name.encode_utf16().count() + 2) as u32;
+            el.set_value(&text);
+            draft.set(text);
+            let _ = el.set_selection_range(end, end);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = name;
+        typed.set(None);
+    };
+
     let on_input = move |ev: leptos::ev::Event| {
         let text = event_target_value(&ev);
         if !text.trim().is_empty() {
             socket.typing(&live.room.get_value());
         }
+        #[cfg(feature = "hydrate")]
+        typed.set(input.get_untracked().and_then(|el| {
+            let caret = el.selection_start().ok().flatten()?;
+            mention_typed(&text, byte_at(&text, caret))
+        }));
+        active.set(0);
         draft.set(text);
     };
     // The server renders the single-line input; once hydrated it becomes a textarea, so that
@@ -1052,15 +1103,71 @@ fn Composer(live: LiveRoom) -> impl IntoView {
                             name="text"
                             rows="1"
                             autocomplete="off"
+                            aria-autocomplete="list"
+                            aria-controls="mentions"
+                            aria-activedescendant=move || {
+                                matches.with(|m| m.as_ref().map(|_| format!("mention-{}", active.get())))
+                            }
+                            node_ref=input
                             prop:value=move || draft.get()
                             on:input=on_input
                             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                                if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                                let key = ev.key();
+                                if let Some(names) = matches.get_untracked() {
+                                    // Arrows choose whom to mention, Enter or Tab completes the
+                                    // name, Escape closes the list.
+                                    let n = names.len();
+                                    let step = match key.as_str() {
+                                        "ArrowDown" => 1,
+                                        "ArrowUp" => n - 1,
+                                        "Enter" | "Tab" => {
+                                            complete(&names[active.get_untracked().min(n - 1)]);
+                                            0
+                                        }
+                                        "Escape" => {
+                                            typed.set(None);
+                                            0
+                                        }
+                                        _ => return,
+                                    };
+                                    ev.prevent_default();
+                                    active.update(|a| *a = (*a + step) % n);
+                                    return;
+                                }
+                                if key == "Enter" && !ev.shift_key() && !ev.is_composing() {
                                     ev.prevent_default();
                                     submit();
                                 }
                             }
                         ></textarea>
+                        {move || {
+                            matches
+                                .get()
+                                .map(|names| {
+                                    view! {
+                                        <ul id="mentions" role="listbox" aria-label="Mention someone">
+                                            {names
+                                                .into_iter()
+                                                .enumerate()
+                                                .map(|(i, name)| {
+                                                    let pick = name.clone();
+                                                    view! {
+                                                        <li
+                                                            id=format!("mention-{i}")
+                                                            role="option"
+                                                            aria-selected=move || (active.get() == i).to_string()
+                                                            on:mousedown=|ev| ev.prevent_default()
+                                                            on:click=move |_| complete(&pick)
+                                                        >
+                                                            {name}
+                                                        </li>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </ul>
+                                    }
+                                })
+                        }}
                     })
                 } else {
                     // Without it, a single-line input: Enter submits the form natively.
@@ -1080,6 +1187,54 @@ fn Composer(live: LiveRoom) -> impl IntoView {
             <FormError message=Signal::derive(post_error) />
         </form>
     }
+}
+
+/// The "@name" being typed before byte `caret` of `text`: where its `@` is, and what follows
+/// it (lower-cased). The `@` starts a word; a name typed so far has no spaces.
+#[cfg(any(feature = "hydrate", test))]
+fn mention_typed(text: &str, caret: usize) -> Option<(usize, String)> {
+    let before = text.get(..caret)?;
+    let at = before.rfind('@')?;
+    let typed = &before[at + 1..];
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let starts = !before[..at].chars().next_back().is_some_and(word);
+    let name_so_far = typed.chars().count() <= 32 && typed.chars().all(|c| word(c) || c == '-');
+    (starts && name_so_far).then(|| (at, typed.to_lowercase()))
+}
+
+/// The byte of `text` at `units` UTF-16 code units (what the browser's caret counts).
+#[cfg(feature = "hydrate")]
+fn byte_at(text: &str, units: u32) -> usize {
+    let mut seen = 0;
+    for (i, c) in text.char_indices() {
+        if seen >= units as usize {
+            return i;
+        }
+        seen += c.len_utf16();
+    }
+    text.len()
+}
+
+/// Whom "@" and `typed` may mention here: people online, then the authors of the messages
+/// shown (latest first), then `here`; never the viewer; at most eight.
+fn mention_candidates(live: LiveRoom, me: Option<UserName>, typed: &str) -> Option<Vec<String>> {
+    let mut names: Vec<String> = live
+        .online
+        .with(|o| o.iter().map(|p| p.name.0.clone()).collect());
+    live.messages
+        .with(|list| names.extend(list.iter().rev().map(|m| m.author.0.clone())));
+    names.push(crate::names::HERE.to_string());
+    let mut shown: Vec<String> = Vec::new();
+    for name in names {
+        let fits = name.to_lowercase().starts_with(typed);
+        if fits && me.as_ref().is_none_or(|me| me.0 != name) && !shown.contains(&name) {
+            shown.push(name);
+        }
+        if shown.len() == 8 {
+            break;
+        }
+    }
+    (!shown.is_empty()).then_some(shown)
 }
 
 #[component]
@@ -1187,5 +1342,15 @@ mod tests {
             html.contains(r#"title="Ada, Cy" aria-pressed="false" class="reaction">👍 2</button>"#),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_mention_is_being_typed_after_an_at_sign_that_starts_a_word() {
+        assert_eq!(mention_typed("hi @Ad", 6), Some((3, "ad".into())));
+        assert_eq!(mention_typed("@", 1), Some((0, String::new())));
+        assert_eq!(mention_typed("hi @Ad and more", 6), Some((3, "ad".into())));
+        assert_eq!(mention_typed("mail ada@exa", 12), None);
+        assert_eq!(mention_typed("hi @Ada Lovelace", 16), None);
+        assert_eq!(mention_typed("no at sign", 10), None);
     }
 }
