@@ -122,7 +122,7 @@ pub struct ChatSocket {
     /// Who this tab's person is: their messages are the ones they may edit and delete.
     pub key: RwSignal<Option<crate::protocol::AuthorKey>>,
     /// And their name: messages that mention it are theirs to notice.
-    pub name: RwSignal<Option<UserName>>,
+    pub name: RwSignal<Option<String>>,
 }
 
 /// Provides the tab's [`ChatSocket`]; call once, in the root component.
@@ -150,7 +150,7 @@ impl ChatSocket {
         self.sidebar.set(std::mem::take(&mut page.sidebar));
         if page.my_key.is_some() {
             self.key.set(page.my_key.clone());
-            self.name.set(page.me.clone());
+            self.name.set(page.me.clone().map(|n| n.0));
         }
         #[cfg(feature = "hydrate")]
         {

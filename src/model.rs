@@ -242,12 +242,13 @@ impl SidebarRoom {
 
     /// Counts `seqs` as mentions of the viewer too.
     pub fn mentioned(&mut self, seqs: &[Seq]) {
-        self.mentions
-            .extend(seqs.iter().filter(|s| **s > self.read));
-        self.mentions.sort_unstable();
-        self.mentions.dedup();
         let read = self.read;
         self.mentions.retain(|s| *s > read);
+        for &seq in seqs.iter().filter(|s| **s > read) {
+            if let Err(at) = self.mentions.binary_search(&seq) {
+                self.mentions.insert(at, seq);
+            }
+        }
         let over = self.mentions.len().saturating_sub(MENTIONS_KEPT);
         self.mentions.drain(..over);
     }

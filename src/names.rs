@@ -140,22 +140,42 @@ pub const HERE: &str = "here";
 /// (`@Adam` is not `Ada`). Display names may hold spaces: `@Ada Lovelace` mentions
 /// "Ada Lovelace", and also "Ada".
 pub fn mentions(text: &str, name: &str) -> bool {
-    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let (text, name) = (lower(text), lower(name));
     let mut before = None;
     for (at, c) in text.char_indices() {
-        if c == '@' && !before.is_some_and(|b: char| word(b) || b == '@') {
-            let mut rest = text[at + 1..].chars();
-            let same = name.chars().all(|n| {
-                rest.next()
-                    .is_some_and(|t| t.to_lowercase().eq(n.to_lowercase()))
-            });
-            if same && !name.is_empty() && !rest.next().is_some_and(word) {
-                return true;
+        if c == '@' && !name.is_empty() && !before.is_some_and(|b| is_word(b) || b == '@') {
+            if let Some(rest) = text[at + 1..].strip_prefix(name.as_str()) {
+                if !rest.chars().next().is_some_and(is_word) {
+                    return true;
+                }
             }
         }
         before = Some(c);
     }
     false
+}
+
+/// Whether `c` belongs to a word: ASCII letters, digits and `_`, and every character beyond
+/// ASCII but spaces and the general and CJK punctuation blocks (so `@Ada’s` and `@Ada、`
+/// mention Ada). Not `char::is_alphanumeric`: its tables would add kilobytes to the bundle.
+pub fn is_word(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || c == '_'
+        || (!c.is_ascii()
+            && !c.is_whitespace()
+            && !matches!(c, '\u{2000}'..='\u{206F}' | '\u{3000}'..='\u{303F}'))
+}
+
+/// `s` in lower case, for comparing names. The browser asks JavaScript: Rust's case tables
+/// would add about 10 KB to the bundle, and both follow Unicode's default case mapping.
+#[cfg(not(feature = "hydrate"))]
+pub fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+#[cfg(feature = "hydrate")]
+pub fn lower(s: &str) -> String {
+    js_sys::JsString::from(s).to_lower_case().into()
 }
 
 #[cfg(test)]
@@ -175,6 +195,8 @@ mod tests {
         assert!(!mentions("@@Ada", "Ada"));
         assert!(!mentions("@", "Ada"));
         assert!(!mentions("@Ad", "Ada"));
+        assert!(mentions("@Ada’s turn", "Ada"));
+        assert!(!mentions("@Adaé", "Ada"));
     }
 
     #[test]

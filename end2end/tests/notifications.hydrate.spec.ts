@@ -1,11 +1,22 @@
 // While the tab is hidden: messages from others count in the title, and a direct message
-// raises a desktop notification once the person has enabled them.
+// raises a desktop notification once the person has enabled them, as does a message that
+// mentions them.
 //
 // The browser's Notification API and the tab's visibility are replaced in the page (before
 // any script) by stand-ins that record what Hearth does with them: headless Chromium has no
 // desktop to show a notification on and never hides a tab.
 
-import { expect, registerAccount, sendMessage, test, uniqueName, uniqueText, waitUntilInRoom } from "./fixtures";
+import {
+  expect,
+  openRoom,
+  registerAccount,
+  sendMessage,
+  test,
+  uniqueName,
+  uniqueRoom,
+  uniqueText,
+  waitUntilInRoom,
+} from "./fixtures";
 import type { Page } from "@playwright/test";
 
 interface Recorded {
@@ -98,4 +109,26 @@ test("a direct message to a hidden tab counts in the title and raises a notifica
   await expect(b.page).toHaveTitle("Hearth");
   // The sender's own tab never counted its own messages.
   await expect(a.page).toHaveTitle("Hearth");
+});
+
+test("a message that mentions someone raises a notification in their hidden tab", async ({ users }) => {
+  const room = uniqueRoom("notify");
+  const [ada, bob] = [uniqueName("Ada"), uniqueName("Bob")];
+  const a = await users.open();
+  const b = await users.open();
+  await a.context.addInitScript(standIns);
+  await openRoom(a.page, room, ada);
+  await openRoom(b.page, room, bob);
+  await a.page.getByRole("button", { name: "Enable notifications" }).click();
+  await expect(a.page.getByRole("button", { name: "Enable notifications" })).toHaveCount(0);
+
+  await setHidden(a.page, true);
+  const plain = uniqueText("for everyone");
+  await sendMessage(b.page, plain);
+  await expect(a.page).toHaveTitle("(1) Hearth");
+  const called = uniqueText(`@${ada} over to you`);
+  await sendMessage(b.page, called);
+  await expect(a.page).toHaveTitle("(2) Hearth");
+  // Only the mention raised one.
+  await expect.poll(() => shown(a.page)).toEqual([{ title: bob, body: called, closed: false }]);
 });

@@ -55,6 +55,8 @@ struct Driver {
     sidebar: Option<RwSignal<Vec<SidebarRoom>>>,
     /// The tab's person ([`ChatSocket::key`]), told by `welcome`.
     key: Option<RwSignal<Option<crate::protocol::AuthorKey>>>,
+    /// And their name ([`ChatSocket::name`]).
+    name: Option<RwSignal<Option<String>>>,
 }
 
 struct Live {
@@ -111,7 +113,8 @@ fn sidebar_update(
 /// Whether `msg`, in a room this tab is in, mentions its person.
 fn mentions_me(d: &Driver, msg: &ChatMessage) -> bool {
     let key = d.key.and_then(|k| k.get_untracked()).unwrap_or_default();
-    d.me.as_ref().is_some_and(|me| msg.mentions(me, &key, true))
+    d.me.as_ref()
+        .is_some_and(|me| msg.mentions(&me.0, &key, true))
 }
 
 /// Follows the sidebar's rooms that are not open (open ones hear their messages).
@@ -225,6 +228,7 @@ pub fn open_room(socket: ChatSocket, page: &mut RoomPage) -> LiveRoom {
         d.status = Some(status);
         d.sidebar = Some(socket.sidebar);
         d.key = Some(socket.key);
+        d.name = Some(socket.name);
         // A room reopened keeps the messages still waiting in its outbox, from this tab or
         // from before a reload.
         let mut outbox = d
@@ -691,12 +695,14 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             key,
             ..
         } => {
-            d.me = Some(user);
-            if let Some(me) = d.key {
+            if let (Some(me), Some(name)) = (d.key, d.name) {
+                let user = user.0.clone();
                 updates.push(Box::new(move || {
                     let _ = me.try_set((!key.is_empty()).then_some(key));
+                    let _ = name.try_set(Some(user));
                 }));
             }
+            d.me = Some(user);
             d.attempt = 0;
             d.connected_once = true;
             if let Some(live) = d.socket.as_mut() {

@@ -1,6 +1,7 @@
 //! Desktop notifications and the tab title while the tab is hidden (browser only).
 //!
-//! A direct message that arrives while the tab is hidden raises a notification, once the
+//! A direct message, or a message that mentions the person (`@name`, or `@here` in a room
+//! they are in), that arrives while the tab is hidden raises a notification, once the
 //! person has allowed them (the room's "Enable notifications" button asks); a click on it
 //! brings the tab, which shows that conversation, to the front. Every message from someone
 //! else that arrives while the tab is hidden counts in the title ("(3) Hearth") until the tab

@@ -572,7 +572,7 @@ async fn unread_mentions(
     match hub.store().latest(room, None, unread).await {
         Ok(messages) => messages
             .iter()
-            .filter(|m| m.seq > read && m.mentions(&who.name, &key, false))
+            .filter(|m| m.seq > read && m.mentions(&who.name.0, &key, false))
             .map(|m| m.seq)
             .collect(),
         Err(err) => {

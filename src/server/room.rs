@@ -913,7 +913,7 @@ impl RoomActor {
         let online = !messages.is_empty() && self.presence.contains(&person.key);
         messages
             .iter()
-            .filter(|m| m.mentions(&person.name, &person.key, online))
+            .filter(|m| m.mentions(&person.name.0, &person.key, online))
             .map(|m| m.seq)
             .collect()
     }

@@ -6,11 +6,10 @@ use leptos::prelude::*;
 /// A form's error, announced by screen readers when it appears.
 #[component]
 pub fn FormError(message: Signal<Option<String>>) -> impl IntoView {
-    view! {
-        <Show when=move || message.with(Option::is_some)>
-            <p class="error" role="alert">
-                {move || message.get()}
-            </p>
-        </Show>
+    // A plain closure rather than `Show`: the same, for fewer bundle bytes.
+    move || {
+        message
+            .get()
+            .map(|m| view! { <p class="error" role="alert">{m}</p> })
     }
 }

@@ -281,7 +281,8 @@ fn Menus(rooms: RwSignal<bool>, people: RwSignal<bool>) -> impl IntoView {
 }
 
 /// "Enable notifications", while the browser has not been asked yet (so never without
-/// JavaScript): a direct message arriving while the tab is hidden then raises one.
+/// JavaScript): a direct message, or one that mentions the person, arriving while the tab is
+/// hidden then raises one.
 #[component]
 fn EnableNotifications() -> impl IntoView {
     // Known only in the browser, after hydrating: the server renders no button.
@@ -679,7 +680,7 @@ enum Act {
 struct Acts {
     room: StoredValue<RoomId>,
     me: RwSignal<Option<AuthorKey>>,
-    name: RwSignal<Option<UserName>>,
+    name: RwSignal<Option<String>>,
     open: RwSignal<Option<(Seq, Act)>>,
     /// True once hydrated: "Add reaction" needs JavaScript, so the server's page (read by
     /// every visitor) carries no such button on every row.
@@ -1039,21 +1040,20 @@ fn Composer(live: LiveRoom) -> impl IntoView {
     };
 
     // The "@name" being typed, and the people it may name ("Mention someone").
-    let typed = RwSignal::new(None::<(usize, String)>);
-    let active = RwSignal::new(0usize);
-    let input = NodeRef::<leptos::html::Textarea>::new();
-    let matches = Memo::new(move |_| {
-        let (_, typed) = typed.get()?;
-        mention_candidates(live, socket.name.get_untracked(), &typed)
-    });
+    let typed = RwSignal::new(None::<String>);
+    let active = RwSignal::new(0u32);
+    let matches = move || mention_candidates(live, socket.name.get_untracked(), &typed.get()?);
     // Puts "@name " in place of what was typed after the `@`.
     let complete = move |name: &str| {
         #[cfg(feature = "hydrate")]
-        if let (Some(el), Some((at, _))) = (input.get_untracked(), typed.get_untracked()) {
+        if let Some(el) = message_box() {
             let text = el.value();
             let caret = byte_at(&text, el.selection_start().ok().flatten().unwrap_or(0));
-            let text = format!("{}@{name} {}", &text[..at], &text[caret.max(at)..]);
-            let end = (text[..at].encode_utf16().count() + name.encode_utf16().count() + 2) as u32;
+            let Some((at, _)) = mention_typed(&text, caret) else {
+                return typed.set(None);
+            };
+            let text = format!("{}@{name} {}", &text[..at], &text[caret..]);
+            let end = text[..at + name.len() + 2].encode_utf16().count() as u32;
             el.set_value(&text);
             draft.set(text);
             let _ = el.set_selection_range(end, end);
@@ -1069,9 +1069,9 @@ fn Composer(live: LiveRoom) -> impl IntoView {
             socket.typing(&live.room.get_value());
         }
         #[cfg(feature = "hydrate")]
-        typed.set(input.get_untracked().and_then(|el| {
+        typed.set(message_box().and_then(|el| {
             let caret = el.selection_start().ok().flatten()?;
-            mention_typed(&text, byte_at(&text, caret))
+            mention_typed(&text, byte_at(&text, caret)).map(|(_, typed)| typed)
         }));
         active.set(0);
         draft.set(text);
@@ -1106,22 +1106,21 @@ fn Composer(live: LiveRoom) -> impl IntoView {
                             aria-autocomplete="list"
                             aria-controls="mentions"
                             aria-activedescendant=move || {
-                                matches.with(|m| m.as_ref().map(|_| format!("mention-{}", active.get())))
+                                typed.with(Option::is_some).then(|| format!("mention-{}", active.get()))
                             }
-                            node_ref=input
                             prop:value=move || draft.get()
                             on:input=on_input
                             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                                 let key = ev.key();
-                                if let Some(names) = matches.get_untracked() {
+                                if let Some(names) = matches() {
                                     // Arrows choose whom to mention, Enter or Tab completes the
                                     // name, Escape closes the list.
-                                    let n = names.len();
+                                    let n = names.len() as u32;
                                     let step = match key.as_str() {
                                         "ArrowDown" => 1,
                                         "ArrowUp" => n - 1,
                                         "Enter" | "Tab" => {
-                                            complete(&names[active.get_untracked().min(n - 1)]);
+                                            complete(&names[active.get_untracked().min(n - 1) as usize]);
                                             0
                                         }
                                         "Escape" => {
@@ -1140,30 +1139,33 @@ fn Composer(live: LiveRoom) -> impl IntoView {
                                 }
                             }
                         ></textarea>
+                        // Drawn again whole as it changes: eight names at most. A press on
+                        // a name completes it, and keeps the focus in the textbox.
                         {move || {
-                            matches
-                                .get()
+                            matches()
                                 .map(|names| {
+                                    let chosen = active.get() as usize;
+                                    let options = name_rows(
+                                        names
+                                            .iter()
+                                            .enumerate()
+                                            .map(|(i, name)| (name.clone(), false, Some((i, i == chosen))))
+                                            .collect(),
+                                    );
                                     view! {
-                                        <ul id="mentions" role="listbox" aria-label="Mention someone">
-                                            {names
-                                                .into_iter()
-                                                .enumerate()
-                                                .map(|(i, name)| {
-                                                    let pick = name.clone();
-                                                    view! {
-                                                        <li
-                                                            id=format!("mention-{i}")
-                                                            role="option"
-                                                            aria-selected=move || (active.get() == i).to_string()
-                                                            on:mousedown=|ev| ev.prevent_default()
-                                                            on:click=move |_| complete(&pick)
-                                                        >
-                                                            {name}
-                                                        </li>
-                                                    }
-                                                })
-                                                .collect_view()}
+                                        <ul
+                                            id="mentions"
+                                            role="listbox"
+                                            aria-label="Mention someone"
+                                            on:mousedown=move |ev| {
+                                                ev.prevent_default();
+                                                let picked = pressed_name(&ev).filter(|n| names.contains(n));
+                                                if let Some(name) = picked {
+                                                    complete(&name);
+                                                }
+                                            }
+                                        >
+                                            {options}
                                         </ul>
                                     }
                                 })
@@ -1194,12 +1196,36 @@ fn Composer(live: LiveRoom) -> impl IntoView {
 #[cfg(any(feature = "hydrate", test))]
 fn mention_typed(text: &str, caret: usize) -> Option<(usize, String)> {
     let before = text.get(..caret)?;
-    let at = before.rfind('@')?;
+    let at = before.bytes().rposition(|b| b == b'@')?;
     let typed = &before[at + 1..];
-    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let word = crate::names::is_word;
     let starts = !before[..at].chars().next_back().is_some_and(word);
-    let name_so_far = typed.chars().count() <= 32 && typed.chars().all(|c| word(c) || c == '-');
-    (starts && name_so_far).then(|| (at, typed.to_lowercase()))
+    let name_so_far = typed.len() <= 128 && typed.chars().all(|c| word(c) || c == '-');
+    (starts && name_so_far).then(|| (at, crate::names::lower(typed)))
+}
+
+/// The composer's textarea, found by its id (the label's `for`) rather than through a
+/// `NodeRef`: one signal type fewer in the bundle.
+#[cfg(feature = "hydrate")]
+fn message_box() -> Option<web_sys::HtmlTextAreaElement> {
+    use wasm_bindgen::JsCast;
+    let el = web_sys::window()?
+        .document()?
+        .get_element_by_id("message")?;
+    el.dyn_into().ok()
+}
+
+/// The name on the option of the mention list that a press landed on.
+fn pressed_name(ev: &leptos::ev::MouseEvent) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        event_target::<web_sys::Element>(ev).text_content()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        None
+    }
 }
 
 /// The byte of `text` at `units` UTF-16 code units (what the browser's caret counts).
@@ -1217,7 +1243,7 @@ fn byte_at(text: &str, units: u32) -> usize {
 
 /// Whom "@" and `typed` may mention here: people online, then the authors of the messages
 /// shown (latest first), then `here`; never the viewer; at most eight.
-fn mention_candidates(live: LiveRoom, me: Option<UserName>, typed: &str) -> Option<Vec<String>> {
+fn mention_candidates(live: LiveRoom, me: Option<String>, typed: &str) -> Option<Vec<String>> {
     let mut names: Vec<String> = live
         .online
         .with(|o| o.iter().map(|p| p.name.0.clone()).collect());
@@ -1226,8 +1252,8 @@ fn mention_candidates(live: LiveRoom, me: Option<UserName>, typed: &str) -> Opti
     names.push(crate::names::HERE.to_string());
     let mut shown: Vec<String> = Vec::new();
     for name in names {
-        let fits = name.to_lowercase().starts_with(typed);
-        if fits && me.as_ref().is_none_or(|me| me.0 != name) && !shown.contains(&name) {
+        let fits = crate::names::lower(&name).starts_with(typed);
+        if fits && me.as_ref().is_none_or(|me| *me != name) && !shown.contains(&name) {
             shown.push(name);
         }
         if shown.len() == 8 {
@@ -1243,15 +1269,37 @@ fn PresenceList(live: LiveRoom) -> impl IntoView {
         <aside class="presence" aria-labelledby="online-heading">
             <h2 id="online-heading">"Online"</h2>
             <ul aria-labelledby="online-heading">
-                <For each=move || live.online.get() key=|p| p.key.clone() let:person>
-                    <li>
-                        <bdi>{person.name.0}</bdi>
-                        {person.guest.then(guest_badge)}
-                    </li>
-                </For>
+                // Drawn again whole when someone comes or goes, which is far rarer than a
+                // message: a keyed list here costs the bundle about a kilobyte.
+                {move || {
+                    name_rows(live.online.get().into_iter().map(|p| (p.name.0, p.guest, None)).collect())
+                }}
             </ul>
         </aside>
     }
+}
+
+/// A name, whether it is a guest's, and (an option of the mention list) its place and
+/// whether it is the one chosen.
+type NameRow = (String, bool, Option<(usize, bool)>);
+
+/// Names as list items: in the Online and Members lists (a guest's marked), and as the
+/// options of the mention list (`option`: its place, and whether it is the one chosen). One
+/// row type for the three lists, so the bundle carries one list of them.
+fn name_rows(rows: Vec<NameRow>) -> Vec<impl IntoView> {
+    rows.into_iter()
+        .map(|(name, guest, option)| {
+            let id = option.map(|(i, _)| format!("mention-{i}"));
+            let role = option.map(|_| "option");
+            let chosen = option.map(|(_, on)| on.to_string());
+            view! {
+                <li id=id role=role aria-selected=chosen>
+                    <bdi>{name}</bdi>
+                    {guest.then(guest_badge)}
+                </li>
+            }
+        })
+        .collect()
 }
 
 /// A list of account names, named by the heading `labelledby` points at.
@@ -1261,11 +1309,7 @@ fn NameList(names: RwSignal<Vec<UserName>>, labelledby: &'static str) -> impl In
         <ul aria-labelledby=labelledby>
             // A room's members, drawn again whole when one is invited.
             {move || {
-                names
-                    .get()
-                    .into_iter()
-                    .map(|user| view! { <li><bdi>{user.0}</bdi></li> })
-                    .collect_view()
+                name_rows(names.get().into_iter().map(|user| (user.0, false, None)).collect())
             }}
         </ul>
     }
