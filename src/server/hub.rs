@@ -487,10 +487,19 @@ impl Hub {
         })
     }
 
-    /// Delivers a message stored by another node to this node's members of the room.
+    /// Delivers a message stored by another node to this node's members of the room, in
+    /// order and once (a repeat or an old one is dropped, a gap is filled from the store).
     pub async fn deliver_remote(&self, msg: ChatMessage) {
         if let Some(handle) = self.existing_room(&msg.room) {
             let _ = handle.send(RoomCmd::Remote(msg)).await;
+        }
+    }
+
+    /// Brings `room`'s members up to the store's latest message: the check that needs no
+    /// broker message at all (after a broker outage, or a message it lost).
+    pub async fn catch_up(&self, room: &RoomId) {
+        if let Some(handle) = self.existing_room(room) {
+            let _ = handle.send(RoomCmd::CatchUp).await;
         }
     }
 }
@@ -1196,5 +1205,77 @@ mod tests {
             ),
             "{frames:?}"
         );
+    }
+
+    /// A broker that keeps what it is given, for a test to deliver as it likes.
+    struct Recorder(std::sync::Mutex<Vec<ChatMessage>>);
+
+    impl Broker for Recorder {
+        fn publish(&self, msg: &ChatMessage) {
+            self.0.lock().unwrap().push(msg.clone());
+        }
+    }
+
+    /// The sequence numbers of the messages among `frames`.
+    fn seqs(frames: &[ServerMsg]) -> Vec<u64> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                ServerMsg::Message(m) => Some(m.seq.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_shows_another_nodes_messages_once_and_in_order_whatever_the_broker_does() {
+        // Two nodes on one store; node A's broker hands its messages to the test, which
+        // brings them to node B dropped, repeated and out of order.
+        let store = Arc::new(MemoryStore::new(7, 10_000));
+        let broker = Arc::new(Recorder(std::sync::Mutex::new(Vec::new())));
+        let a = Hub::new(store.clone(), broker.clone(), unbatched());
+        let b = Hub::new(store, Arc::new(SingleNode), unbatched());
+        let (reader, mut reader_rx) = b.connect(user("reader"));
+        b.join(&reader, &room("x"), None, None).await.unwrap();
+        let (writer, _writer_rx) = a.connect(user("writer"));
+        a.join(&writer, &room("x"), None, None).await.unwrap();
+        drain(&mut reader_rx).await;
+
+        let mut shown = Vec::new();
+        let mut next = 1u64;
+        for round in 0..6u64 {
+            for i in 0..10 {
+                let id = ClientId(format!("m{round}-{i}"));
+                a.send(&writer, &room("x"), id, format!("{round}.{i}"))
+                    .await
+                    .unwrap();
+            }
+            drain(&mut reader_rx).await;
+            let mut sent: Vec<ChatMessage> = std::mem::take(&mut *broker.0.lock().unwrap());
+            // A fixed mix per round: every third lost, every fourth twice, pairs swapped.
+            sent = sent
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !(i + round as usize).is_multiple_of(3))
+                .flat_map(|(i, m)| vec![m; if i.is_multiple_of(4) { 2 } else { 1 }])
+                .collect();
+            for pair in sent.chunks_mut(2) {
+                pair.reverse();
+            }
+            if !round.is_multiple_of(2) {
+                // Some rounds the last messages are lost with nothing after them to show it.
+                sent.truncate(sent.len().saturating_sub(3));
+            }
+            for msg in sent {
+                b.deliver_remote(msg).await;
+            }
+            // The periodic check, which needs no broker message.
+            b.catch_up(&room("x")).await;
+            let got = seqs(&drain(&mut reader_rx).await);
+            assert_eq!(got, (next..next + 10).collect::<Vec<_>>(), "round {round}");
+            next += 10;
+            shown.extend(got);
+        }
+        assert_eq!(shown, (1..=60).collect::<Vec<_>>());
     }
 }

@@ -28,7 +28,7 @@ use crate::server::broker::Broker;
 use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
 use crate::server::hub::{now_ms, HubConfig, HubError};
 use crate::server::presence::{ConnId, Presence, Removal};
-use crate::server::store::{Appended, Changed, NewChange, NewMessage, Store, StoreError};
+use crate::server::store::{Appended, Changed, NewChange, NewMessage, Replay, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -96,6 +96,8 @@ pub enum RoomCmd {
     },
     /// A message another node stored.
     Remote(ChatMessage),
+    /// Check the store for messages the members have not been sent (see `Room::deliver`).
+    CatchUp,
     /// `conn`'s person is typing: tell the room's other people, now or never.
     Typing {
         conn: ConnHandle,
@@ -434,9 +436,16 @@ impl RoomActor {
                     }));
                 }
                 RoomCmd::Remote(msg) => {
-                    let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
-                    self.broadcast(&frame);
+                    let seq = msg.seq;
+                    let calling = if msg.text.contains('@') {
+                        vec![msg.clone()]
+                    } else {
+                        Vec::new()
+                    };
+                    self.deliver(msg).await;
+                    self.tell_watchers(seq, &calling);
                 }
+                RoomCmd::CatchUp => self.catch_up().await,
                 RoomCmd::Typing { conn } => self.typing(&conn),
                 RoomCmd::Change { origin, change } => self.change(origin, change).await,
                 RoomCmd::Read { conn, seq } => self.read(&conn, seq),
@@ -869,29 +878,112 @@ impl RoomActor {
                 }
             }
             if let Some(msg) = stored {
-                if let Some(recent) = self.recent.as_mut() {
-                    recent.push(msg.clone());
-                }
                 self.broker.publish(&msg);
                 newest = Some(msg.seq);
                 if msg.text.contains('@') {
                     calling.push(msg.clone());
                 }
-                let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
-                self.broadcast(&frame);
+                self.deliver(msg).await;
             }
         }
-        if let Some(last_seq) = newest.filter(|_| !self.watchers.is_empty()) {
-            let activity = self.activity(last_seq, Vec::new());
-            for watcher in self.watchers.values() {
-                let mentioned = self.mentioned(&calling, &watcher.person);
-                let frame = if mentioned.is_empty() {
-                    activity.clone()
-                } else {
-                    self.activity(last_seq, mentioned)
-                };
-                watcher.deliver(&RoomId(String::new()), Outbound::Frame(frame));
+        if let Some(last_seq) = newest {
+            self.tell_watchers(last_seq, &calling);
+        }
+    }
+
+    /// Tells the watchers the room's latest sequence number, each with which of `calling`
+    /// (new messages) mention them.
+    fn tell_watchers(&self, last_seq: Seq, calling: &[ChatMessage]) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        let activity = self.activity(last_seq, Vec::new());
+        for watcher in self.watchers.values() {
+            let mentioned = self.mentioned(calling, &watcher.person);
+            let frame = if mentioned.is_empty() {
+                activity.clone()
+            } else {
+                self.activity(last_seq, mentioned)
+            };
+            watcher.deliver(&RoomId(String::new()), Outbound::Frame(frame));
+        }
+    }
+
+    /// Hands a stored message (stored here, or by another node and brought by the broker) to
+    /// the members, each message once and in sequence order. The tail's last sequence number
+    /// is the cursor: a message at or below it went out already and is dropped; the next one
+    /// is appended and sent; one further ahead means others came first (another node's
+    /// writes, or a broker message that was lost), so what the store holds after the cursor
+    /// goes out first. Correctness never rests on the broker: a lost message is filled in by
+    /// the next one, or by [`RoomCmd::CatchUp`].
+    async fn deliver(&mut self, msg: ChatMessage) {
+        let Some(last) = self.recent.as_ref().map(|r| r.last_seq) else {
+            // No tail is kept until someone joins (a join loads it): nobody to keep in order.
+            if !self.members.is_empty() {
+                self.broadcast(&Utf8Bytes::from(ServerMsg::Message(msg).encode()));
             }
+            return;
+        };
+        if msg.seq <= last {
+            return;
+        }
+        if msg.seq.0 == last.0 + 1 {
+            return self.append(msg);
+        }
+        self.fill(last).await;
+    }
+
+    /// Sends what the store holds after `last` (the cursor), in order. A gap the store can no
+    /// longer fill (beyond its retention, or more than a tail's worth) reloads the tail and
+    /// tells every member to `resync`: each joins again from what it has.
+    async fn fill(&mut self, last: Seq) {
+        match self.store.since(&self.id, last, RECENT).await {
+            Ok(Replay::Complete(missing)) => {
+                for msg in missing {
+                    self.append(msg);
+                }
+            }
+            outcome => {
+                if let Err(err) = outcome {
+                    tracing::error!(room = %self.id, %err, "filling a gap failed; members resync");
+                }
+                self.recent = None;
+                if let Err(err) = self.recent().await {
+                    tracing::error!(room = %self.id, %err, "reloading the tail failed");
+                }
+                let resync = Utf8Bytes::from(
+                    ServerMsg::Resync {
+                        room: self.id.clone(),
+                    }
+                    .encode(),
+                );
+                self.broadcast(&resync);
+            }
+        }
+    }
+
+    /// Appends the next message to the tail and sends it to the members.
+    fn append(&mut self, msg: ChatMessage) {
+        let frame = Utf8Bytes::from(ServerMsg::Message(msg.clone()).encode());
+        if let Some(recent) = self.recent.as_mut() {
+            recent.push(msg);
+        }
+        self.broadcast(&frame);
+    }
+
+    /// Brings the members up to the store's latest message, if they are behind it (a broker
+    /// message lost and no later one to reveal the gap).
+    async fn catch_up(&mut self) {
+        let Some(last) = self.recent.as_ref().map(|r| r.last_seq) else {
+            return;
+        };
+        match self.store.last_seq(&self.id).await {
+            Ok(latest) if latest > last => {
+                self.fill(last).await;
+                self.tell_watchers(latest, &[]);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(room = %self.id, %err, "catching up failed"),
         }
     }
 
