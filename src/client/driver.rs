@@ -55,8 +55,6 @@ struct Driver {
     sidebar: Option<RwSignal<Vec<SidebarRoom>>>,
     /// The tab's person ([`ChatSocket::key`]), told by `welcome`.
     key: Option<RwSignal<Option<crate::protocol::AuthorKey>>>,
-    /// And their name ([`ChatSocket::name`]).
-    name: Option<RwSignal<Option<String>>>,
 }
 
 struct Live {
@@ -228,7 +226,6 @@ pub fn open_room(socket: ChatSocket, page: &mut RoomPage) -> LiveRoom {
         d.status = Some(status);
         d.sidebar = Some(socket.sidebar);
         d.key = Some(socket.key);
-        d.name = Some(socket.name);
         // A room reopened keeps the messages still waiting in its outbox, from this tab or
         // from before a reload.
         let mut outbox = d
@@ -695,14 +692,12 @@ fn handle(d: &mut Driver, generation: u64, msg: ServerMsg) -> Vec<Deferred> {
             key,
             ..
         } => {
-            if let (Some(me), Some(name)) = (d.key, d.name) {
-                let user = user.0.clone();
+            d.me = Some(user);
+            if let Some(me) = d.key {
                 updates.push(Box::new(move || {
                     let _ = me.try_set((!key.is_empty()).then_some(key));
-                    let _ = name.try_set(Some(user));
                 }));
             }
-            d.me = Some(user);
             d.attempt = 0;
             d.connected_once = true;
             if let Some(live) = d.socket.as_mut() {

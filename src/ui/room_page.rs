@@ -66,8 +66,9 @@ fn Room(mut data: RoomData) -> impl IntoView {
     });
 
     let named = RwSignal::new(data.me.is_some());
-    let set_name = Posted::new(SetName::PATH).on_done(move |_| {
+    let set_name = Posted::new(SetName::PATH).on_done(move |name| {
         named.set(true);
+        socket.name.set(Some(name));
         socket.reconnect_now();
     });
     let me = data.me.clone().map(|n| n.0);
