@@ -1,22 +1,26 @@
 //! The seam between this node's hub and other nodes.
 //!
-//! A room actor announces every message it stored with [`Broker::publish`]; a broker that
+//! A room actor announces every message it stored with [`Broker::publish`] (and every change
+//! with [`Broker::publish_change`]); a broker that
 //! connects nodes forwards it, and the receiving node hands it to
 //! [`crate::server::hub::Hub::deliver_remote`] so its own members see it. Sequence numbers
 //! come from the shared store, so every node shows the same order. A broker may lose, repeat
 //! or reorder messages: each room keeps a cursor (the last sequence number its members were
-//! sent) and fills any gap from the store, and [`crate::server::hub::Hub::catch_up`] checks
+//! sent, and the last `eseq` for changes) and fills any gap from the store, and [`crate::server::hub::Hub::catch_up`] checks
 //! the store with no broker message at all, so the store is the truth and the broker only a
 //! signal.
 //!
 //! The embedded default is a single node, where there is nobody to forward to.
 
-use crate::protocol::ChatMessage;
+use crate::protocol::{Change, ChatMessage};
 
 pub trait Broker: Send + Sync + 'static {
     /// Called once per stored message, after its sequence number is known. Must not block:
     /// it runs on the room actor.
     fn publish(&self, msg: &ChatMessage);
+    /// Called once per stored change (edit, deletion, reaction), after its `eseq` is known;
+    /// the receiving node hands it to [`crate::server::hub::Hub::deliver_remote_change`].
+    fn publish_change(&self, change: &Change);
 }
 
 /// One process serves every connection: stored messages need no forwarding.
@@ -24,4 +28,5 @@ pub struct SingleNode;
 
 impl Broker for SingleNode {
     fn publish(&self, _msg: &ChatMessage) {}
+    fn publish_change(&self, _change: &Change) {}
 }

@@ -29,7 +29,9 @@
 
 use super::queue;
 use crate::model::Messages;
-use crate::protocol::{AuthorKey, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, UserName};
+use crate::protocol::{
+    AuthorKey, Change, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, UserName,
+};
 use crate::server::broker::Broker;
 use crate::server::conn::{ConnHandle, Outbound};
 use crate::server::reads::ReadMarks;
@@ -492,6 +494,13 @@ impl Hub {
     pub async fn deliver_remote(&self, msg: ChatMessage) {
         if let Some(handle) = self.existing_room(&msg.room) {
             let _ = handle.send(RoomCmd::Remote(msg)).await;
+        }
+    }
+
+    /// Delivers a change stored by another node, in `eseq` order and once.
+    pub async fn deliver_remote_change(&self, change: Change) {
+        if let Some(handle) = self.existing_room(&change.room) {
+            let _ = handle.send(RoomCmd::RemoteChange(change)).await;
         }
     }
 
@@ -1208,12 +1217,38 @@ mod tests {
     }
 
     /// A broker that keeps what it is given, for a test to deliver as it likes.
-    struct Recorder(std::sync::Mutex<Vec<ChatMessage>>);
+    #[derive(Default)]
+    struct Recorder {
+        messages: std::sync::Mutex<Vec<ChatMessage>>,
+        changes: std::sync::Mutex<Vec<Change>>,
+    }
 
     impl Broker for Recorder {
         fn publish(&self, msg: &ChatMessage) {
-            self.0.lock().unwrap().push(msg.clone());
+            self.messages.lock().unwrap().push(msg.clone());
         }
+        fn publish_change(&self, change: &Change) {
+            self.changes.lock().unwrap().push(change.clone());
+        }
+    }
+
+    /// What a broker that loses, repeats and reorders makes of `sent` in `round`: every
+    /// third lost, every fourth twice, pairs swapped, and in odd rounds the last three lost
+    /// with nothing after them to show it.
+    fn mangled<T: Clone>(sent: Vec<T>, round: usize) -> Vec<T> {
+        let mut out: Vec<T> = sent
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !(i + round).is_multiple_of(3))
+            .flat_map(|(i, m)| vec![m; if i.is_multiple_of(4) { 2 } else { 1 }])
+            .collect();
+        for pair in out.chunks_mut(2) {
+            pair.reverse();
+        }
+        if !round.is_multiple_of(2) {
+            out.truncate(out.len().saturating_sub(3));
+        }
+        out
     }
 
     /// The sequence numbers of the messages among `frames`.
@@ -1232,7 +1267,7 @@ mod tests {
         // Two nodes on one store; node A's broker hands its messages to the test, which
         // brings them to node B dropped, repeated and out of order.
         let store = Arc::new(MemoryStore::new(7, 10_000));
-        let broker = Arc::new(Recorder(std::sync::Mutex::new(Vec::new())));
+        let broker = Arc::new(Recorder::default());
         let a = Hub::new(store.clone(), broker.clone(), unbatched());
         let b = Hub::new(store, Arc::new(SingleNode), unbatched());
         let (reader, mut reader_rx) = b.connect(user("reader"));
@@ -1251,22 +1286,8 @@ mod tests {
                     .unwrap();
             }
             drain(&mut reader_rx).await;
-            let mut sent: Vec<ChatMessage> = std::mem::take(&mut *broker.0.lock().unwrap());
-            // A fixed mix per round: every third lost, every fourth twice, pairs swapped.
-            sent = sent
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !(i + round as usize).is_multiple_of(3))
-                .flat_map(|(i, m)| vec![m; if i.is_multiple_of(4) { 2 } else { 1 }])
-                .collect();
-            for pair in sent.chunks_mut(2) {
-                pair.reverse();
-            }
-            if !round.is_multiple_of(2) {
-                // Some rounds the last messages are lost with nothing after them to show it.
-                sent.truncate(sent.len().saturating_sub(3));
-            }
-            for msg in sent {
+            let sent = std::mem::take(&mut *broker.messages.lock().unwrap());
+            for msg in mangled(sent, round as usize) {
                 b.deliver_remote(msg).await;
             }
             // The periodic check, which needs no broker message.
@@ -1277,5 +1298,65 @@ mod tests {
             shown.extend(got);
         }
         assert_eq!(shown, (1..=60).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_applies_another_nodes_changes_once_and_in_order_whatever_the_broker_does() {
+        let store = Arc::new(MemoryStore::new(7, 10_000));
+        let broker = Arc::new(Recorder::default());
+        let a = Hub::new(store.clone(), broker.clone(), unbatched());
+        let b = Hub::new(store, Arc::new(SingleNode), unbatched());
+        let writer = named(user("writer"));
+        for i in 1..=3 {
+            a.post(
+                user("writer"),
+                &room("x"),
+                ClientId(format!("m{i}")),
+                format!("m{i}"),
+            )
+            .await
+            .unwrap();
+        }
+        let (reader, mut reader_rx) = b.connect(user("reader"));
+        b.join(&reader, &room("x"), None, None).await.unwrap();
+        drain(&mut reader_rx).await;
+
+        let mut shown = Vec::new();
+        for round in 0..4usize {
+            for i in 0..10u64 {
+                let change = NewChange {
+                    seq: Seq(1 + i % 3),
+                    by: writer.clone(),
+                    kind: crate::protocol::ChangeKind::Edit,
+                    text: Some(format!("edit {round}.{i}")),
+                    emoji: None,
+                    on: false,
+                    ts: 0,
+                };
+                let done = a.change_as(&room("x"), change).await.unwrap();
+                assert!(matches!(done, crate::server::store::Changed::Done(_)));
+            }
+            let sent = std::mem::take(&mut *broker.changes.lock().unwrap());
+            for change in mangled(sent, round) {
+                b.deliver_remote_change(change).await;
+            }
+            b.catch_up(&room("x")).await;
+            let got: Vec<u64> = drain(&mut reader_rx)
+                .await
+                .iter()
+                .filter_map(|f| match f {
+                    ServerMsg::Change(c) => Some(c.eseq.0),
+                    _ => None,
+                })
+                .collect();
+            let first = round as u64 * 10 + 1;
+            assert_eq!(
+                got,
+                (first..first + 10).collect::<Vec<_>>(),
+                "round {round}"
+            );
+            shown.extend(got);
+        }
+        assert_eq!(shown, (1..=40).collect::<Vec<_>>());
     }
 }

@@ -96,7 +96,10 @@ pub enum RoomCmd {
     },
     /// A message another node stored.
     Remote(ChatMessage),
-    /// Check the store for messages the members have not been sent (see `Room::deliver`).
+    /// A change stored by another node.
+    RemoteChange(Change),
+    /// Check the store for messages and changes the members have not been sent (see
+    /// `Room::deliver`).
     CatchUp,
     /// `conn`'s person is typing: tell the room's other people, now or never.
     Typing {
@@ -445,6 +448,7 @@ impl RoomActor {
                     self.deliver(msg).await;
                     self.tell_watchers(seq, &calling);
                 }
+                RoomCmd::RemoteChange(change) => self.changed(change).await,
                 RoomCmd::CatchUp => self.catch_up().await,
                 RoomCmd::Typing { conn } => self.typing(&conn),
                 RoomCmd::Change { origin, change } => self.change(origin, change).await,
@@ -719,7 +723,8 @@ impl RoomActor {
             ChangeOrigin::Reply(reply) => {
                 let outcome = self.store.change(&self.id, change).await;
                 if let Ok(Changed::Done(done)) = &outcome {
-                    self.changed(done.clone());
+                    self.broker.publish_change(done);
+                    self.changed(done.clone()).await;
                 }
                 let _ = reply.send(outcome.map_err(HubError::from));
                 return;
@@ -737,7 +742,10 @@ impl RoomActor {
             );
         };
         match self.store.change(&self.id, change).await {
-            Ok(Changed::Done(done)) => self.changed(done),
+            Ok(Changed::Done(done)) => {
+                self.broker.publish_change(&done);
+                self.changed(done).await;
+            }
             Ok(Changed::Unchanged) => {}
             Ok(Changed::NotFound) => refuse(
                 ErrorCode::NotFound,
@@ -757,14 +765,55 @@ impl RoomActor {
         }
     }
 
-    /// A stored change: into the tail, and to everyone in the room.
-    fn changed(&mut self, done: Change) {
+    /// A stored change (made here, or by another node and brought by the broker): into the
+    /// tail and to everyone in the room, each once and in `eseq` order. As [`Room::deliver`]
+    /// does for messages, with the tail's `last_eseq` as the cursor: at or below it is
+    /// dropped, the next is applied, and one further ahead first brings what the store holds
+    /// in between.
+    async fn changed(&mut self, done: Change) {
         self.last_active = tokio::time::Instant::now();
+        let Some(last) = self.recent.as_ref().map(|r| r.last_eseq) else {
+            if !self.members.is_empty() {
+                self.broadcast(&Utf8Bytes::from(ServerMsg::Change(done).encode()));
+            }
+            return;
+        };
+        if done.eseq <= last {
+            return;
+        }
+        if done.eseq.0 == last.0 + 1 {
+            return self.apply_change(done);
+        }
+        self.fill_changes(last).await;
+    }
+
+    /// Applies the next change to the tail and sends it to the members.
+    fn apply_change(&mut self, done: Change) {
         if let Some(recent) = self.recent.as_mut() {
             recent.apply(&done);
         }
-        let frame = Utf8Bytes::from(ServerMsg::Change(done).encode());
-        self.broadcast(&frame);
+        self.broadcast(&Utf8Bytes::from(ServerMsg::Change(done).encode()));
+    }
+
+    /// Sends the changes the store holds after `last` (the change cursor), in order; a gap
+    /// it cannot fill is handled as for messages ([`Room::resync_all`]).
+    async fn fill_changes(&mut self, last: Seq) {
+        match self
+            .store
+            .changes_since(&self.id, last, MAX_CHANGE_REPLAY)
+            .await
+        {
+            Ok(Some(missing)) => {
+                for change in missing {
+                    self.apply_change(change);
+                }
+            }
+            Ok(None) => self.resync_all().await,
+            Err(err) => {
+                tracing::error!(room = %self.id, %err, "filling a gap in changes failed");
+                self.resync_all().await;
+            }
+        }
     }
 
     fn leave(&mut self, conn: &ConnHandle, explicit: bool) {
@@ -947,19 +996,25 @@ impl RoomActor {
                 if let Err(err) = outcome {
                     tracing::error!(room = %self.id, %err, "filling a gap failed; members resync");
                 }
-                self.recent = None;
-                if let Err(err) = self.recent().await {
-                    tracing::error!(room = %self.id, %err, "reloading the tail failed");
-                }
-                let resync = Utf8Bytes::from(
-                    ServerMsg::Resync {
-                        room: self.id.clone(),
-                    }
-                    .encode(),
-                );
-                self.broadcast(&resync);
+                self.resync_all().await;
             }
         }
+    }
+
+    /// What cannot be sent in order is not sent at all: the tail is loaded again from the
+    /// store and every member is told to `resync`, so each joins again from what it has.
+    async fn resync_all(&mut self) {
+        self.recent = None;
+        if let Err(err) = self.recent().await {
+            tracing::error!(room = %self.id, %err, "reloading the tail failed");
+        }
+        let resync = Utf8Bytes::from(
+            ServerMsg::Resync {
+                room: self.id.clone(),
+            }
+            .encode(),
+        );
+        self.broadcast(&resync);
     }
 
     /// Appends the next message to the tail and sends it to the members.
@@ -974,7 +1029,8 @@ impl RoomActor {
     /// Brings the members up to the store's latest message, if they are behind it (a broker
     /// message lost and no later one to reveal the gap).
     async fn catch_up(&mut self) {
-        let Some(last) = self.recent.as_ref().map(|r| r.last_seq) else {
+        let Some((last, last_eseq)) = self.recent.as_ref().map(|r| (r.last_seq, r.last_eseq))
+        else {
             return;
         };
         match self.store.last_seq(&self.id).await {
@@ -984,6 +1040,11 @@ impl RoomActor {
             }
             Ok(_) => {}
             Err(err) => tracing::error!(room = %self.id, %err, "catching up failed"),
+        }
+        match self.store.last_eseq(&self.id).await {
+            Ok(latest) if latest > last_eseq => self.fill_changes(last_eseq).await,
+            Ok(_) => {}
+            Err(err) => tracing::error!(room = %self.id, %err, "catching up on changes failed"),
         }
     }
 
