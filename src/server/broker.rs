@@ -1,14 +1,13 @@
 //! The seam between this node's hub and other nodes.
 //!
-//! A room actor announces every message it stored with [`Broker::publish`] (and every change
-//! with [`Broker::publish_change`]); a broker that
-//! connects nodes forwards it, and the receiving node hands it to
-//! [`crate::server::hub::Hub::deliver_remote`] so its own members see it. Sequence numbers
-//! come from the shared store, so every node shows the same order. A broker may lose, repeat
-//! or reorder messages: each room keeps a cursor (the last sequence number its members were
-//! sent, and the last `eseq` for changes) and fills any gap from the store, and [`crate::server::hub::Hub::catch_up`] checks
-//! the store with no broker message at all, so the store is the truth and the broker only a
-//! signal.
+//! A room actor announces every message it stored with [`Broker::publish`], and every change
+//! with [`Broker::publish_change`]; a broker that connects nodes forwards them, and the
+//! receiving node hands them to [`crate::server::hub::Hub::deliver_remote`] (and
+//! `deliver_remote_change`) so its own members see them. Sequence numbers come from the shared
+//! store, so every node shows the same order. A broker may lose, repeat or reorder: each room
+//! keeps a cursor (the last sequence number its members were sent, and the last `eseq` for
+//! changes) and fills any gap from the store, and [`crate::server::hub::Hub::catch_up`] checks
+//! the store with no broker message at all. The store is the truth, the broker only a signal.
 //!
 //! The embedded default is a single node, where there is nobody to forward to.
 
