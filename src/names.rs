@@ -135,16 +135,16 @@ pub fn valid_client_id(id: &ClientId) -> bool {
 /// The word that mentions everyone online in a room.
 pub const HERE: &str = "here";
 
-/// Whether `text` mentions `name`: `@` and the name in any case, with the `@` not inside a
-/// word or an address (`ada@example.org`) and the name not the start of a longer word
-/// (`@Adam` is not `Ada`). Display names may hold spaces: `@Ada Lovelace` mentions
-/// "Ada Lovelace", and also "Ada".
+/// Whether `text` mentions `name`, both already in lower case ([`lower`]; a text checked
+/// against many people is lowered once): `@` and the name, with the `@` not inside a word or
+/// an address (`ada@example.org`) and the name not the start of a longer word (`@adam` is not
+/// `ada`). Display names may hold spaces: `@ada lovelace` mentions "ada lovelace", and also
+/// "ada".
 pub fn mentions(text: &str, name: &str) -> bool {
-    let (text, name) = (lower(text), lower(name));
     let mut before = None;
     for (at, c) in text.char_indices() {
         if c == '@' && !name.is_empty() && !before.is_some_and(|b| is_word(b) || b == '@') {
-            if let Some(rest) = text[at + 1..].strip_prefix(name.as_str()) {
+            if let Some(rest) = text[at + 1..].strip_prefix(name) {
                 if !rest.chars().next().is_some_and(is_word) {
                     return true;
                 }
@@ -184,6 +184,7 @@ mod tests {
 
     #[test]
     fn mentions_are_whole_names_after_an_at_sign() {
+        let mentions = |text: &str, name: &str| mentions(&lower(text), &lower(name));
         assert!(mentions("@Ada can you look?", "Ada"));
         assert!(mentions("thanks @ada.", "Ada"));
         assert!(mentions("cc @Ada Lovelace", "Ada Lovelace"));

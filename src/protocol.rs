@@ -161,6 +161,28 @@ pub struct ChatMessage {
     pub reactions: Vec<Reaction>,
 }
 
+/// A message that may mention people ([`ChatMessage::mentioning`]).
+pub struct Mentioning<'a> {
+    msg: &'a ChatMessage,
+    /// The text in lower case.
+    text: String,
+    /// It says `@here`.
+    here: bool,
+}
+
+impl Mentioning<'_> {
+    pub fn seq(&self) -> Seq {
+        self.msg.seq
+    }
+
+    /// See [`ChatMessage::mentions`].
+    pub fn calls(&self, name: &str, key: &AuthorKey, online: bool) -> bool {
+        self.msg.key != *key
+            && ((online && self.here)
+                || crate::names::mentions(&self.text, &crate::names::lower(name)))
+    }
+}
+
 /// One emoji on a message and the people who chose it (never empty).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reaction {
@@ -207,11 +229,23 @@ impl ChatMessage {
     /// Whether this message calls on the person named `name` with `key` (`@name`, or `@here`
     /// while they are `online` in the room); never their own message, never a deleted one.
     pub fn mentions(&self, name: &str, key: &AuthorKey, online: bool) -> bool {
-        !self.deleted
-            && self.key != *key
-            && self.text.contains('@')
-            && (crate::names::mentions(&self.text, name)
-                || (online && crate::names::mentions(&self.text, crate::names::HERE)))
+        self.mentioning()
+            .is_some_and(|m| m.calls(name, key, online))
+    }
+
+    /// This message as mentions are looked for in it, its text lowered once for however
+    /// many people are checked; `None` when it can mention nobody (no `@`, or deleted).
+    pub fn mentioning(&self) -> Option<Mentioning<'_>> {
+        if self.deleted || !self.text.contains('@') {
+            return None;
+        }
+        let text = crate::names::lower(&self.text);
+        let here = crate::names::mentions(&text, crate::names::HERE);
+        Some(Mentioning {
+            msg: self,
+            text,
+            here,
+        })
     }
 
     /// Applies `change` (which names this message); idempotent.

@@ -26,14 +26,7 @@ fn watch(rooms: &[&str]) -> ClientMsg {
 }
 
 async fn say(client: &mut Client, room_name: &str, id: &str) {
-    client
-        .send(&ClientMsg::Send {
-            room: room(room_name),
-            client_id: ClientId(id.into()),
-            text: format!("text {id}"),
-        })
-        .await;
-    client.acks(1).await;
+    say_text(client, room_name, id, &format!("text {id}")).await;
 }
 
 /// The key of the person a `joined` answer lists under `name`.
@@ -221,14 +214,7 @@ async fn say_text(client: &mut Client, room_name: &str, id: &str, text: &str) ->
             text: text.into(),
         })
         .await;
-    match client.next_non_presence().await {
-        ServerMsg::Ack { seq, .. } => seq,
-        ServerMsg::Message(_) => match client.next_non_presence().await {
-            ServerMsg::Ack { seq, .. } => seq,
-            other => panic!("expected ack, got {other:?}"),
-        },
-        other => panic!("expected ack, got {other:?}"),
-    }
+    Seq(client.acks(1).await[0].1)
 }
 
 /// The next `activity` for `client` (past the `read` that may come with one): its latest

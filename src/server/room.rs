@@ -21,8 +21,8 @@
 use crate::model::{Messages, MENTIONS_KEPT};
 use crate::names::{clean_message, valid_client_id};
 use crate::protocol::{
-    AuthorKey, Change, ChatMessage, ClientId, ErrorCode, Person, RoomId, Seq, ServerMsg,
-    MAX_CHANGE_REPLAY, TYPING_INTERVAL_MS,
+    AuthorKey, Change, ChatMessage, ClientId, ErrorCode, Mentioning, Person, RoomId, Seq,
+    ServerMsg, MAX_CHANGE_REPLAY, TYPING_INTERVAL_MS,
 };
 use crate::server::broker::Broker;
 use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
@@ -947,8 +947,9 @@ impl RoomActor {
             return;
         }
         let activity = self.activity(last_seq, Vec::new());
+        let calling: Vec<Mentioning> = calling.iter().filter_map(ChatMessage::mentioning).collect();
         for watcher in self.watchers.values() {
-            let mentioned = self.mentioned(calling, &watcher.person);
+            let mentioned = self.mentioned(&calling, &watcher.person);
             let frame = if mentioned.is_empty() {
                 activity.clone()
             } else {
@@ -1062,12 +1063,12 @@ impl RoomActor {
     }
 
     /// Which of `messages` mention `person` (`@here` while they are online here).
-    fn mentioned(&self, messages: &[ChatMessage], person: &Person) -> Vec<Seq> {
+    fn mentioned(&self, messages: &[Mentioning], person: &Person) -> Vec<Seq> {
         let online = !messages.is_empty() && self.presence.contains(&person.key);
         messages
             .iter()
-            .filter(|m| m.mentions(&person.name.0, &person.key, online))
-            .map(|m| m.seq)
+            .filter(|m| m.calls(&person.name.0, &person.key, online))
+            .map(Mentioning::seq)
             .collect()
     }
 
@@ -1079,14 +1080,23 @@ impl RoomActor {
             None => self.store.last_seq(&self.id).await?,
         };
         let unread = (last_seq.0.saturating_sub(read.0) as usize).min(MENTIONS_KEPT);
-        let messages = match self.recent.as_ref().filter(|r| r.messages.len() >= unread) {
-            Some(recent) => recent.messages.iter().rev().take(unread).cloned().collect(),
-            None if unread > 0 => self.store.latest(&self.id, None, unread).await?,
-            None => Vec::new(),
-        };
-        let mut mentioned = self.mentioned(&messages, person);
-        mentioned.sort_unstable();
-        Ok(self.activity(last_seq, mentioned))
+        let stored;
+        let mentioning: Vec<Mentioning> =
+            match self.recent.as_ref().filter(|r| r.messages.len() >= unread) {
+                Some(recent) => {
+                    let first = recent.messages.len() - unread;
+                    let unread = recent.messages.range(first..);
+                    unread.filter_map(ChatMessage::mentioning).collect()
+                }
+                None => {
+                    stored = match unread {
+                        0 => Vec::new(),
+                        n => self.store.latest(&self.id, None, n).await?,
+                    };
+                    stored.iter().filter_map(ChatMessage::mentioning).collect()
+                }
+            };
+        Ok(self.activity(last_seq, self.mentioned(&mentioning, person)))
     }
 
     /// Tells `conn`'s person's other connections here (members and watchers) that they have

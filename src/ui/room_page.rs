@@ -1251,15 +1251,20 @@ fn mention_candidates(live: LiveRoom, me: Option<String>, typed: &str) -> Option
     live.messages
         .with(|list| names.extend(list.iter().rev().map(|m| m.author.0.clone())));
     names.push(crate::names::HERE.to_string());
+    // Each name is lowered once, however many messages it wrote.
+    let mut seen: Vec<String> = me.into_iter().collect();
     let mut shown: Vec<String> = Vec::new();
     for name in names {
-        let fits = crate::names::lower(&name).starts_with(typed);
-        if fits && me.as_ref().is_none_or(|me| *me != name) && !shown.contains(&name) {
-            shown.push(name);
+        if seen.contains(&name) {
+            continue;
         }
-        if shown.len() == 8 {
-            break;
+        if crate::names::lower(&name).starts_with(typed) {
+            shown.push(name.clone());
+            if shown.len() == 8 {
+                break;
+            }
         }
+        seen.push(name);
     }
     (!shown.is_empty()).then_some(shown)
 }
