@@ -10,7 +10,7 @@ use hearth::protocol::{AuthorKey, ClientId, RoomId, UserName};
 use hearth::server::broker::SingleNode;
 use hearth::server::conn::Outbound;
 use hearth::server::hub::{Hub, HubConfig};
-use hearth::server::store::{sqlite::SqliteStore, MemoryStore, NewMessage, Store};
+use hearth::server::store::{sql::SqlStore, MemoryStore, NewMessage, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,11 +44,7 @@ fn room() -> RoomId {
 }
 
 async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    Arc::new(
-        SqliteStore::open(dir.path(), 0)
-            .await
-            .expect("open the store"),
-    )
+    Arc::new(SqlStore::open(dir.path(), 0).await.expect("open the store"))
 }
 
 /// Takes the next message number, or `None` once the case has sent or spent enough.

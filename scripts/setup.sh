@@ -82,6 +82,19 @@ else
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
+# --- PostgreSQL and nats-server, for the cluster tests --------------------------------
+# The test command starts private instances of both; nothing here starts them.
+PACKAGES=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
+command -v nats-server >/dev/null || PACKAGES+=(nats-server)
+if [ "${#PACKAGES[@]}" -eq 0 ]; then
+  step "postgresql, nats" "present"
+else
+  step "postgresql, nats" "installing ${PACKAGES[*]} from Debian"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}"
+fi
+
 # --- Playwright (npm) -------------------------------------------------------------
 # npm ci wipes and reinstalls node_modules; only do it when the lockfile is
 # newer than the last install (npm writes node_modules/.package-lock.json).

@@ -2,7 +2,8 @@
 # The project's whole check, as CI runs it: formatting, lints for both the
 # server and the browser build, unit + integration tests, a bounded property-test
 # (fuzz) run over the decoder and input validation, the site build, and
-# the Playwright suite in Chromium (with and without JavaScript).
+# the Playwright suite in Chromium (with and without JavaScript). PostgreSQL and
+# nats-server run for the cluster tests (scripts/services.sh), stopped at the end.
 # Stops at the first failure with a non-zero exit.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ START_ALL=$SECONDS
 
 summary() {
   local status=$?
+  services_stop
   echo
   echo "---- timing ----"
   local line
@@ -46,6 +48,9 @@ run() {
 }
 
 run setup        bash "$ROOT/scripts/setup.sh"
+# shellcheck source=scripts/services.sh
+source "$ROOT/scripts/services.sh"
+run services     services_start
 run fmt          cargo fmt --check
 run clippy-ssr   cargo clippy --features ssr --all-targets -- -D warnings
 run clippy-wasm  cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings

@@ -13,12 +13,15 @@ async fn main() -> anyhow::Result<()> {
     use clap::Parser;
     use hearth::server::{
         accounts::Accounts,
-        broker::SingleNode,
+        broker::{
+            nats::{NatsBroker, NatsSettings},
+            Broker, SingleNode,
+        },
         config::{Config, StoreKind},
         hub::Hub,
         limits::Limits,
         router,
-        store::{sqlite::SqliteStore, MemoryStore, Store},
+        store::{sql::SqlStore, MemoryStore, Store},
         AppState,
     };
     use leptos::config::get_configuration;
@@ -37,9 +40,25 @@ async fn main() -> anyhow::Result<()> {
     let addr = config.addr.unwrap_or(leptos_options.site_addr);
 
     let security = config.security();
-    let (store, accounts): (Arc<dyn Store>, Accounts) = match config.store {
-        StoreKind::Sqlite => {
-            let store = SqliteStore::open(&config.data_dir, config.retain_messages)
+    if config.nats_url.is_some() && config.database_url.is_none() {
+        anyhow::bail!(
+            "hearth: HEARTH_NATS_URL connects nodes that share one database; set \
+             HEARTH_DATABASE_URL=postgres://… too"
+        );
+    }
+    let (store, accounts): (Arc<dyn Store>, Accounts) = match (&config.database_url, config.store) {
+        (Some(url), _) => {
+            let store = SqlStore::connect(url, config.retain_messages)
+                .await
+                .map_err(|e| anyhow::anyhow!("hearth: cannot use the database at {url}: {e}"))?;
+            tracing::info!("history and accounts in PostgreSQL");
+            let accounts = Accounts::open(store.db().clone(), security.session_ttl)
+                .await?
+                .with_guest_ttl(security.guest_session_ttl);
+            (Arc::new(store), accounts)
+        }
+        (None, StoreKind::Sqlite) => {
+            let store = SqlStore::open(&config.data_dir, config.retain_messages)
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -49,14 +68,14 @@ async fn main() -> anyhow::Result<()> {
                 })?;
             tracing::info!(dir = %config.data_dir.display(), "history and accounts in SQLite");
             store.spawn_checkpoints(Duration::from_secs(config.wal_checkpoint_secs));
-            let accounts = Accounts::open(store.pool().clone(), security.session_ttl)
+            let accounts = Accounts::open(store.db().clone(), security.session_ttl)
                 .await?
                 .with_guest_ttl(security.guest_session_ttl);
             (Arc::new(store), accounts)
         }
         // The epoch tells reconnecting clients whether their sequence numbers still mean
         // anything: the in-memory history starts over with every process.
-        StoreKind::Memory => (
+        (None, StoreKind::Memory) => (
             Arc::new(MemoryStore::new(
                 hearth::server::hub::now_ms(),
                 match config.retain_messages {
@@ -71,7 +90,24 @@ async fn main() -> anyhow::Result<()> {
     };
     let accounts = Arc::new(accounts);
     accounts.spawn_expiry_sweeps(Duration::from_secs(3600));
-    let hub = Hub::new(store, Arc::new(SingleNode), config.hub());
+    let (broker, link): (Arc<dyn Broker>, _) = match &config.nats_url {
+        Some(url) => {
+            let settings = NatsSettings {
+                buffer: config.broker_buffer,
+                catch_up: Duration::from_millis(config.catch_up_ms),
+            };
+            let (broker, link) = NatsBroker::connect(url, store.epoch(), settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("hearth: cannot use NATS at {url}: {e}"))?;
+            tracing::info!(%url, "sharing rooms with other nodes through NATS");
+            (broker as Arc<dyn Broker>, Some(link))
+        }
+        None => (Arc::new(SingleNode), None),
+    };
+    let hub = Hub::new(store, broker, config.hub());
+    if let Some(link) = link {
+        link.run(hub.clone());
+    }
     // `general` exists before anyone could claim its name for a private room.
     hub.create_room(&hearth::protocol::RoomId(
         hearth::names::DEFAULT_ROOM.to_string(),

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod broker;
 pub mod config;
 pub mod conn;
+pub mod db;
 pub mod endpoints;
 pub mod http;
 pub mod hub;

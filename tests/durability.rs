@@ -9,7 +9,7 @@ use common::{connect_cookie, guest_cookie, joined, Client};
 use futures_util::{SinkExt, StreamExt};
 use hearth::protocol::{ChatMessage, ClientId, ClientMsg, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
-use hearth::server::store::{sqlite::SqliteStore, Replay, Store};
+use hearth::server::store::{sql::SqlStore, Replay, Store};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -243,9 +243,7 @@ async fn chat_until_the_crash(client: Client, progress: Arc<Progress>) -> Traffi
 /// The room's whole history, read from the database the server writes (while it runs), with
 /// its seqs checked to be 1, 2, 3, … without a hole.
 async fn history(data_dir: &Path, epoch: u64) -> Vec<ChatMessage> {
-    let store = SqliteStore::open(data_dir, 0)
-        .await
-        .expect("open the history");
+    let store = SqlStore::open(data_dir, 0).await.expect("open the history");
     assert_eq!(store.epoch(), epoch, "a restart keeps the history's epoch");
     let room = RoomId(ROOM.into());
     let Replay::Complete(list) = store.since(&room, Seq(0), 1_000_000).await.unwrap() else {

@@ -11,7 +11,7 @@ use common::{
 };
 use hearth::protocol::{ClientId, ClientMsg, RoomId, ServerMsg};
 use hearth::server::limits::SecurityConfig;
-use hearth::server::store::sqlite::SqliteStore;
+use hearth::server::store::sql::SqlStore;
 use hearth::server::store::{MemoryStore, Store};
 use std::sync::Arc;
 
@@ -114,7 +114,7 @@ async fn de_duplication_goes_by_author_so_two_guests_with_one_client_id_are_both
     let _ = std::fs::remove_dir_all(&dir);
     let stores: [Arc<dyn Store>; 2] = [
         Arc::new(MemoryStore::new(7, 10_000)),
-        Arc::new(SqliteStore::open(&dir, 0).await.unwrap()),
+        Arc::new(SqlStore::open(&dir, 0).await.unwrap()),
     ];
     for store in stores {
         let server = start_secured(store, quick_config(), no_limits()).await;

@@ -13,7 +13,7 @@ use common::{
 use hearth::model::AppError;
 use hearth::protocol::{ClientId, ClientMsg, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
-use hearth::server::store::{sqlite::SqliteStore, MemoryStore, Store};
+use hearth::server::store::{sql::SqlStore, MemoryStore, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +42,7 @@ fn join_since(room_name: &str, since: u64, epoch: u64) -> ClientMsg {
 /// A server over the SQLite store (the default), in a directory removed with the guard.
 async fn sqlite_server(config: HubConfig) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), 0)
-        .await
-        .expect("open the store");
+    let store = SqlStore::open(dir.path(), 0).await.expect("open the store");
     (start_with(Arc::new(store), config).await, dir)
 }
 

@@ -10,7 +10,7 @@ use common::{connect_to, joined, start, start_with, Client, TestServer};
 use futures_util::SinkExt;
 use hearth::protocol::{ClientId, ClientMsg, ErrorCode, RoomId, Seq, ServerMsg};
 use hearth::server::hub::HubConfig;
-use hearth::server::store::sqlite::SqliteStore;
+use hearth::server::store::sql::SqlStore;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -82,9 +82,7 @@ async fn a_rejoin_while_the_replay_is_queued_is_refused_and_the_replay_is_whole_
 #[tokio::test]
 async fn a_paged_replay_from_sqlite_is_whole_and_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), 0)
-        .await
-        .expect("open the store");
+    let store = SqlStore::open(dir.path(), 0).await.expect("open the store");
     early_rejoin_refused_and_replay_whole(start_with(Arc::new(store), unbatched()).await).await;
 }
 

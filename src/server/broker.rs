@@ -9,7 +9,10 @@
 //! changes) and fills any gap from the store, and [`crate::server::hub::Hub::catch_up`] checks
 //! the store with no broker message at all. The store is the truth, the broker only a signal.
 //!
-//! The embedded default is a single node, where there is nobody to forward to.
+//! The embedded default is a single node, where there is nobody to forward to; [`nats`]
+//! connects several.
+
+pub mod nats;
 
 use crate::protocol::{Change, ChatMessage};
 

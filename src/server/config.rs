@@ -26,9 +26,31 @@ pub struct Config {
     #[arg(long, env = "HEARTH_DATA_DIR", default_value = "data")]
     pub data_dir: std::path::PathBuf,
 
-    /// Where history lives: `sqlite` (a file under --data-dir) or `memory` (lost on exit).
+    /// Where history lives: `sqlite` (a file under --data-dir) or `memory` (lost on exit);
+    /// see also --database-url.
     #[arg(long, env = "HEARTH_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
+
+    /// PostgreSQL URL (`postgres://user:password@host:5432/hearth`). When set, history and
+    /// accounts live there, shared by every node given the same URL; --store and --data-dir
+    /// are not used.
+    #[arg(long, env = "HEARTH_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// NATS URL (`nats://host:4222`). When set, nodes sharing one database pass each stored
+    /// message to each other through it, so a room spread over nodes is one conversation.
+    #[arg(long, env = "HEARTH_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Messages waiting to go out to NATS, and NATS messages waiting to be delivered here,
+    /// before more are dropped (rooms then fill what was dropped from the database).
+    #[arg(long, env = "HEARTH_BROKER_BUFFER", default_value_t = 8192)]
+    pub broker_buffer: usize,
+
+    /// How often, in milliseconds, each room in memory checks the database for messages
+    /// that NATS did not bring (with several nodes).
+    #[arg(long, env = "HEARTH_CATCH_UP_MS", default_value_t = 1000)]
+    pub catch_up_ms: u64,
 
     /// How long a person stays listed as online after their last tab closes, in milliseconds.
     #[arg(long, env = "HEARTH_PRESENCE_GRACE_MS", default_value_t = 3000)]

@@ -511,6 +511,21 @@ impl Hub {
             let _ = handle.send(RoomCmd::CatchUp).await;
         }
     }
+
+    /// [`Hub::catch_up`] for every room in memory, without waiting on any: a room whose
+    /// queue is full is busy, and is checked at the next call.
+    pub fn catch_up_all(&self) {
+        let rooms: Vec<RoomHandle> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for handle in rooms {
+            let _ = handle.try_send(RoomCmd::CatchUp);
+        }
+    }
 }
 
 /// A person known only by name (no session: tools, tests), keyed `n:<name>` so the key never

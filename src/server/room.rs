@@ -247,6 +247,11 @@ impl RoomHandle {
         self.tx.send(cmd).await.map_err(|_| HubError::Closed)
     }
 
+    /// Sends without waiting; false when the actor's queue is full or it is gone.
+    pub fn try_send(&self, cmd: RoomCmd) -> bool {
+        self.tx.try_send(cmd).is_ok()
+    }
+
     pub fn online(&self) -> usize {
         self.online.load(Ordering::Relaxed)
     }

@@ -5,12 +5,13 @@
 //! on (author key, client id) — the person, not the display name — so a resend after a reconnect is stored once and answered with the
 //! original sequence number. Room actors call it with batches (group commit).
 //!
-//! [`sqlite::SqliteStore`] is the embedded default: one file under the data directory.
+//! [`sql::SqlStore`] keeps history in SQL: the embedded default is one SQLite file under the
+//! data directory; several nodes share one PostgreSQL database.
 //! [`MemoryStore`] keeps a bounded window per room in process memory. Its epoch is chosen at
 //! start-up, so clients that survive a restart learn that their `since` is from another
 //! history and reload instead of trusting a gap.
 
-pub mod sqlite;
+pub mod sql;
 
 use crate::protocol::{
     AuthorKey, Change, ChangeKind, ChatMessage, ClientId, Person, RoomId, Seq, UserName,

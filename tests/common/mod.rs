@@ -2,6 +2,7 @@
 //! client built on tokio-tungstenite.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod process;
 
 use futures_util::{SinkExt, StreamExt};
@@ -151,7 +152,7 @@ impl Client {
 }
 
 /// Starts the full router like [`start`], over the given store (for instance a
-/// `SqliteStore` in a temporary directory), with TCP_NODELAY on every connection as the
+/// `SqlStore` in a temporary directory), with TCP_NODELAY on every connection as the
 /// `hearth` binary sets it, and no rate limits.
 pub async fn start_with(
     store: Arc<dyn hearth::server::store::Store>,

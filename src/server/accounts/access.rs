@@ -2,10 +2,10 @@
 //! memory for the checks on every join, send and history load, and stored with the room.
 
 use super::{AccountError, Accounts, Identity};
+use crate::on_db;
 use crate::protocol::{RoomId, UserName};
 use crate::server::hub::now_ms;
 use crate::server::store::{Store, StoreError};
-use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 /// Prefix of direct-message room ids (`dm-<lower user id>-<higher user id>`).
@@ -35,16 +35,17 @@ pub fn is_reserved(room: &RoomId) -> bool {
 
 impl Accounts {
     pub(super) async fn load_restricted(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query(
-            "SELECT a.room, a.kind, u.id, u.name FROM room_access a \
-             JOIN room_members m ON m.room = a.room JOIN users u ON u.id = m.user_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String, i64, String)> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT a.room, a.kind, u.id, u.name FROM room_access a \
+                 JOIN room_members m ON m.room = a.room JOIN users u ON u.id = m.user_id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
         let mut map = self.write_restricted();
-        for row in rows {
-            let room = RoomId(row.get(0));
-            let kind: String = row.get(1);
+        for (room, kind, id, name) in rows {
+            let room = RoomId(room);
             let entry = map.entry(room).or_insert_with(|| Restricted {
                 kind: if kind == "direct" {
                     RoomKind::Direct
@@ -53,7 +54,7 @@ impl Accounts {
                 },
                 members: BTreeMap::new(),
             });
-            entry.members.insert(row.get(2), UserName(row.get(3)));
+            entry.members.insert(id, UserName(name));
         }
         Ok(())
     }
@@ -167,14 +168,14 @@ impl Accounts {
         if !self.history_here && !store.create_room(room).await? {
             return Ok(false);
         }
-        let mut tx = self.pool.begin().await?;
+        on_db!(&self.db, pool => {
+        let mut tx = pool.begin().await?;
         if self.history_here {
             let created = sqlx::query(
-                "INSERT INTO rooms (name, created_at, last_active) VALUES (?, ?, ?) \
+                "INSERT INTO rooms (name, created_at, last_active) VALUES ($1, $2, $2) \
                  ON CONFLICT (name) DO NOTHING",
             )
             .bind(room.as_str())
-            .bind(now)
             .bind(now)
             .execute(&mut *tx)
             .await?
@@ -185,7 +186,7 @@ impl Accounts {
             }
         }
         let created = sqlx::query(
-            "INSERT INTO room_access (room, kind, owner, created_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO room_access (room, kind, owner, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room) DO NOTHING",
         )
         .bind(room.as_str())
@@ -204,7 +205,7 @@ impl Accounts {
             return Ok(false);
         }
         for id in members.keys() {
-            sqlx::query("INSERT INTO room_members (room, user_id) VALUES (?, ?)")
+            sqlx::query("INSERT INTO room_members (room, user_id) VALUES ($1, $2)")
                 .bind(room.as_str())
                 .bind(id)
                 .execute(&mut *tx)
@@ -212,6 +213,7 @@ impl Accounts {
         }
         tx.commit().await?;
         Ok(true)
+        })
     }
 
     /// Adds the account called `name` to a private room `by` belongs to.
@@ -246,11 +248,15 @@ impl Accounts {
                 "There is no account called {name}; check the spelling (guests cannot be invited)."
             ))
         })?;
-        sqlx::query("INSERT OR IGNORE INTO room_members (room, user_id) VALUES (?, ?)")
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO room_members (room, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
             .bind(room.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
+        });
         if let Some(r) = self.write_restricted().get_mut(room) {
             r.members.insert(id, invitee.clone());
         }

@@ -20,11 +20,12 @@
 //!   so no join can find the room without its rules. The rules for who may create and enter
 //!   rooms are in `server::rooms`.
 
+use crate::on_db;
 use crate::protocol::{AuthorKey, Person, RoomId, UserName};
+use crate::server::db::Db;
 use crate::server::hub::now_ms;
 use crate::server::store::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -110,7 +111,7 @@ impl From<sqlx::Error> for AccountError {
 }
 
 pub struct Accounts {
-    pool: SqlitePool,
+    db: Db,
     session_ttl: Duration,
     /// How long a guest session lasts: guests cost a row each and need no password, so
     /// their rows go sooner.
@@ -130,18 +131,18 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Accounts in an existing, migrated database (the SQLite store's pool).
-    pub async fn open(pool: SqlitePool, session_ttl: Duration) -> Result<Accounts, StoreError> {
-        Accounts::open_with(pool, session_ttl, true).await
+    /// Accounts in an existing, migrated database (the store's).
+    pub async fn open(db: Db, session_ttl: Duration) -> Result<Accounts, StoreError> {
+        Accounts::open_with(db, session_ttl, true).await
     }
 
     async fn open_with(
-        pool: SqlitePool,
+        db: Db,
         session_ttl: Duration,
         history_here: bool,
     ) -> Result<Accounts, StoreError> {
         let accounts = Accounts {
-            pool,
+            db,
             history_here,
             session_ttl,
             guest_ttl: session_ttl.min(DEFAULT_GUEST_TTL),
@@ -173,7 +174,15 @@ impl Accounts {
             .connect_with(SqliteConnectOptions::new().in_memory(true))
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Accounts::open_with(pool, session_ttl, false).await
+        Accounts::open_with(Db::Sqlite(pool), session_ttl, false).await
+    }
+
+    #[cfg(test)]
+    fn sqlite_pool(&self) -> &sqlx::SqlitePool {
+        match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(_) => unreachable!("test accounts on PostgreSQL"),
+        }
     }
 
     /// Sets how long guest sessions last (at most as long as logins).
@@ -194,17 +203,19 @@ impl Accounts {
         let skeleton = name_skeleton(name);
         self.refuse_look_alike(name, &skeleton).await?;
         let hash = hash_password(&self.hashing, password.to_string()).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (name, name_key, name_skeleton, password_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (name_key) DO NOTHING RETURNING id",
-        )
-        .bind(name.as_str())
-        .bind(name_key(name))
-        .bind(&skeleton)
-        .bind(hash)
-        .bind(now_ms() as i64)
-        .fetch_optional(&self.pool)
-        .await;
+        let inserted: Result<Option<i64>, sqlx::Error> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO users (name, name_key, name_skeleton, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name_key) DO NOTHING RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(name_key(name))
+            .bind(&skeleton)
+            .bind(&hash)
+            .bind(now_ms() as i64)
+            .fetch_optional(pool)
+            .await
+        });
         let inserted = match inserted {
             Err(err)
                 if err
@@ -217,7 +228,7 @@ impl Accounts {
             }
             other => other?,
         };
-        let Some(row) = inserted else {
+        let Some(id) = inserted else {
             return Err(AccountError::Invalid(
                 "That user name is taken; choose another.".to_string(),
             ));
@@ -230,7 +241,7 @@ impl Accounts {
         );
         self.lock_cache()
             .retain(|_, c| !(c.identity.is_guest() && name_skeleton(&c.identity.name) == skeleton));
-        self.new_session(Some(row.get(0)), name.clone())
+        self.new_session(Some(id), name.clone())
             .await?
             .ok_or(AccountError::BadCredentials)
     }
@@ -238,13 +249,15 @@ impl Accounts {
     /// Refuses a new account whose name looks like an existing account's (a different
     /// name with the same skeleton), naming the account it looks like.
     async fn refuse_look_alike(&self, name: &UserName, skeleton: &str) -> Result<(), AccountError> {
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM users WHERE name_skeleton = ? AND name_key != ? LIMIT 1",
-        )
-        .bind(skeleton)
-        .bind(name_key(name))
-        .fetch_optional(&self.pool)
-        .await?;
+        let existing: Option<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT name FROM users WHERE name_skeleton = $1 AND name_key != $2 LIMIT 1",
+            )
+            .bind(skeleton)
+            .bind(name_key(name))
+            .fetch_optional(pool)
+            .await?
+        });
         match existing {
             Some(existing) => Err(AccountError::Invalid(format!(
                 "That name looks the same as the registered account {existing:?}; choose a \
@@ -257,18 +270,21 @@ impl Accounts {
     /// Gives accounts made before names had skeletons theirs. Two old accounts that look
     /// alike keep the first one's; the other stays without (and is logged), as it was.
     async fn fill_skeletons(&self) -> Result<(), StoreError> {
-        let rows =
-            sqlx::query("SELECT id, name FROM users WHERE name_skeleton IS NULL ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        for row in rows {
-            let id: i64 = row.get(0);
-            let name = UserName(row.get(1));
-            let done = sqlx::query("UPDATE users SET name_skeleton = ? WHERE id = ?")
-                .bind(name_skeleton(&name))
-                .bind(id)
-                .execute(&self.pool)
-                .await;
+        let rows: Vec<(i64, String)> = on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT id, name FROM users WHERE name_skeleton IS NULL ORDER BY id")
+                .fetch_all(pool)
+                .await?
+        });
+        for (id, name) in rows {
+            let name = UserName(name);
+            let done = on_db!(&self.db, pool => {
+                sqlx::query("UPDATE users SET name_skeleton = $1 WHERE id = $2")
+                    .bind(name_skeleton(&name))
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            });
             match done {
                 Ok(_) => {}
                 Err(err)
@@ -286,18 +302,16 @@ impl Accounts {
 
     /// Checks a user name and password and starts a session.
     pub async fn login(&self, name: &UserName, password: &str) -> Result<NewSession, AccountError> {
-        let row = sqlx::query("SELECT id, name, password_hash FROM users WHERE name_key = ?")
-            .bind(name_key(name))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(i64, String, String)> = on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT id, name, password_hash FROM users WHERE name_key = $1")
+                .bind(name_key(name))
+                .fetch_optional(pool)
+                .await?
+        });
         // An unknown name costs the same hash as a wrong password, so timing does not tell
         // which names exist.
         let (id, stored_name, hash) = match row {
-            Some(row) => (
-                Some(row.get::<i64, _>(0)),
-                row.get::<String, _>(1),
-                row.get(2),
-            ),
+            Some((id, name, hash)) => (Some(id), name, hash),
             None => (None, String::new(), dummy_hash().to_string()),
         };
         let ok = verify_password(&self.hashing, password.to_string(), hash).await?;
@@ -319,22 +333,26 @@ impl Accounts {
 
     /// Whether an account has this name, or one that looks the same.
     async fn account_looking_like(&self, name: &UserName) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM users WHERE name_key = ? OR name_skeleton = ? LIMIT 1",
-        )
-        .bind(name_key(name))
-        .bind(name_skeleton(name))
-        .fetch_optional(&self.pool)
-        .await?;
+        let found: Option<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM users WHERE name_key = $1 OR name_skeleton = $2 LIMIT 1",
+            )
+            .bind(name_key(name))
+            .bind(name_skeleton(name))
+            .fetch_optional(pool)
+            .await?
+        });
         Ok(found.is_some())
     }
 
     async fn account_named(&self, name: &UserName) -> Result<Option<(i64, UserName)>, StoreError> {
-        let row = sqlx::query("SELECT id, name FROM users WHERE name_key = ?")
-            .bind(name_key(name))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| (r.get(0), UserName(r.get(1)))))
+        let row: Option<(i64, String)> = on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT id, name FROM users WHERE name_key = $1")
+                .bind(name_key(name))
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(id, name)| (id, UserName(name))))
     }
 }
 
@@ -470,17 +488,17 @@ mod tests {
     #[tokio::test]
     async fn membership_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::server::store::sqlite::SqliteStore::open(dir.path(), 0)
+        let store = crate::server::store::sql::SqlStore::open(dir.path(), 0)
             .await
             .unwrap();
-        let a = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+        let a = Accounts::open(store.db().clone(), Duration::from_secs(60))
             .await
             .unwrap();
         let ada = a.register(&name("ada"), "password one").await.unwrap();
         let bob = a.register(&name("bob"), "password two").await.unwrap();
         let dm = a.direct(&ada.identity, &name("bob"), &store).await.unwrap();
         drop(a);
-        let b = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+        let b = Accounts::open(store.db().clone(), Duration::from_secs(60))
             .await
             .unwrap();
         assert!(b.may_enter(&dm, Some(&bob.identity)));
@@ -537,22 +555,22 @@ mod tests {
     #[tokio::test]
     async fn accounts_made_before_skeletons_get_theirs_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::server::store::sqlite::SqliteStore::open(dir.path(), 0)
+        let store = crate::server::store::sql::SqlStore::open(dir.path(), 0)
             .await
             .unwrap();
         sqlx::query(
             "INSERT INTO users (name, name_key, password_hash, created_at) \
              VALUES ('Ada', 'ada', 'x', 0), ('\u{410}da', '\u{430}da', 'x', 1)",
         )
-        .execute(store.pool())
+        .execute(store.sqlite_pool())
         .await
         .unwrap();
-        let a = Accounts::open(store.pool().clone(), Duration::from_secs(60))
+        let a = Accounts::open(store.db().clone(), Duration::from_secs(60))
             .await
             .unwrap();
         let skeletons: Vec<Option<String>> =
             sqlx::query_scalar("SELECT name_skeleton FROM users ORDER BY id")
-                .fetch_all(store.pool())
+                .fetch_all(store.sqlite_pool())
                 .await
                 .unwrap();
         assert_eq!(skeletons, vec![Some("ada".to_string()), None]);
@@ -577,14 +595,14 @@ mod tests {
         }
         let count = || async {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
-                .fetch_one(&a.pool)
+                .fetch_one(a.sqlite_pool())
                 .await
                 .unwrap()
         };
         assert_eq!(count().await, 101);
         // One guest stays; every guest and the account have read something.
         sqlx::query("UPDATE sessions SET expires_at = 1 << 60 WHERE guest_name = 'g0'")
-            .execute(&a.pool)
+            .execute(a.sqlite_pool())
             .await
             .unwrap();
         sqlx::query(
@@ -592,7 +610,7 @@ mod tests {
              SELECT CASE WHEN user_id IS NULL THEN 'g:' || id ELSE 'a:' || user_id END, \
              'design', 3 FROM sessions",
         )
-        .execute(&a.pool)
+        .execute(a.sqlite_pool())
         .await
         .unwrap();
         a.spawn_expiry_sweeps(Duration::from_millis(10));
@@ -612,11 +630,11 @@ mod tests {
         // One more sweep, so the marks statement of the sweep that took the sessions has run.
         a.sweep_expired().await.unwrap();
         let readers: Vec<String> = sqlx::query_scalar("SELECT reader FROM read_marks")
-            .fetch_all(&a.pool)
+            .fetch_all(a.sqlite_pool())
             .await
             .unwrap();
         let g0: i64 = sqlx::query_scalar("SELECT id FROM sessions WHERE guest_name = 'g0'")
-            .fetch_one(&a.pool)
+            .fetch_one(a.sqlite_pool())
             .await
             .unwrap();
         assert_eq!(readers.len(), 2, "{readers:?}");

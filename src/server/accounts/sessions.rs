@@ -3,11 +3,11 @@
 //! stored.
 
 use super::{name_key, name_skeleton, AccountError, Accounts, Identity};
+use crate::on_db;
 use crate::protocol::UserName;
 use crate::server::hub::now_ms;
 use crate::server::store::StoreError;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,23 +59,24 @@ impl Accounts {
             self.guest_ttl
         };
         let expires = now + ttl.as_millis() as u64;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
-             SELECT ?, ?, ?, ?, ? \
-             WHERE ? IS NOT NULL OR NOT EXISTS \
-             (SELECT 1 FROM users WHERE name_key = ? OR name_skeleton = ?) \
-             RETURNING id",
-        )
-        .bind(&hash)
-        .bind(user_id)
-        .bind(user_id.is_none().then(|| name.as_str().to_string()))
-        .bind(now as i64)
-        .bind(expires as i64)
-        .bind(user_id)
-        .bind(name_key(&name))
-        .bind(user_id.is_none().then(|| name_skeleton(&name)))
-        .fetch_optional(&self.pool)
-        .await?;
+        let id: Option<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO sessions (token_hash, user_id, guest_name, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4, $5 \
+                 WHERE $2 IS NOT NULL OR NOT EXISTS \
+                 (SELECT 1 FROM users WHERE name_key = $6 OR name_skeleton = $7) \
+                 RETURNING id",
+            )
+            .bind(&hash)
+            .bind(user_id)
+            .bind(user_id.is_none().then(|| name.as_str().to_string()))
+            .bind(now as i64)
+            .bind(expires as i64)
+            .bind(name_key(&name))
+            .bind(user_id.is_none().then(|| name_skeleton(&name)))
+            .fetch_optional(pool)
+            .await?
+        });
         let Some(id) = id else { return Ok(None) };
         let identity = Identity {
             name,
@@ -99,24 +100,23 @@ impl Accounts {
                 return Ok(Some(hit.identity.clone()));
             }
         }
-        let row = sqlx::query(
-            "SELECT s.id, s.user_id, u.name, s.guest_name, s.expires_at FROM sessions s \
-             LEFT JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ? AND s.expires_at > ?",
-        )
-        .bind(&hash)
-        .bind(now as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at = row.get::<i64, _>(4).max(0) as u64;
-        let session_id: i64 = row.get(0);
-        let user_id: Option<i64> = row.get(1);
-        let identity = match (
-            user_id,
-            row.get::<Option<String>, _>(2),
-            row.get::<Option<String>, _>(3),
-        ) {
+        type SessionRow = (i64, Option<i64>, Option<String>, Option<String>, i64);
+        let row: Option<SessionRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT s.id, s.user_id, u.name, s.guest_name, s.expires_at FROM sessions s \
+                 LEFT JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(&hash)
+            .bind(now as i64)
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some((session_id, user_id, account_name, guest_name, expires_at)) = row else {
+            return Ok(None);
+        };
+        let expires_at = expires_at.max(0) as u64;
+        let identity = match (user_id, account_name, guest_name) {
             (Some(id), Some(name), _) => Identity {
                 name: UserName(name),
                 user_id: Some(id),
@@ -154,11 +154,12 @@ impl Accounts {
     /// Ends a session: its cookie stops working and its open connections are closed.
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
         self.lock_cache().remove(&token_hash(token));
-        let id: Option<i64> =
-            sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = ? RETURNING id")
+        let id: Option<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING id")
                 .bind(token_hash(token))
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         if let Some(id) = id {
             self.end_live(|sid, _| sid == id, "Logged out.");
         }
@@ -170,18 +171,20 @@ impl Accounts {
     /// Deletes expired sessions, and the read marks of guests whose session is gone (a
     /// guest's marks belong to the session); returns how many sessions.
     pub async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(now_ms() as i64)
-            .execute(&self.pool)
+        on_db!(&self.db, pool => {
+            let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(now_ms() as i64)
+                .execute(pool)
+                .await?;
+            // A range on the key rather than LIKE, so only guests' rows are visited.
+            sqlx::query(
+                "DELETE FROM read_marks WHERE reader >= 'g:' AND reader < 'g;' AND NOT EXISTS \
+                 (SELECT 1 FROM sessions s WHERE 'g:' || s.id = read_marks.reader)",
+            )
+            .execute(pool)
             .await?;
-        // A range on the key rather than LIKE, so only guests' rows are visited.
-        sqlx::query(
-            "DELETE FROM read_marks WHERE reader >= 'g:' AND reader < 'g;' AND NOT EXISTS \
-             (SELECT 1 FROM sessions s WHERE 'g:' || s.id = read_marks.reader)",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+            Ok(done.rows_affected())
+        })
     }
 
     /// Deletes expired sessions every `interval` for as long as these accounts exist, so

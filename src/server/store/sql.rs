@@ -1,17 +1,26 @@
-//! The embedded default store: one SQLite file under the data directory.
+//! History in SQL: one SQLite file under the data directory (the embedded default), or
+//! PostgreSQL shared by several nodes (see [`crate::server::db`]).
 //!
-//! Created with migrations on first start. Write-ahead logging with `synchronous=NORMAL`
-//! keeps every committed batch across a process crash (SIGKILL); each batch is one
-//! transaction, so group commit costs one fsync-free commit per batch rather than per
-//! message. Only the room's actor appends to a room, which is what makes the `last_seq`
-//! kept in the `rooms` table safe to read-modify-write inside the transaction.
+//! Created with migrations on first start. On SQLite, write-ahead logging with
+//! `synchronous=NORMAL` keeps every committed batch across a process crash (SIGKILL); each
+//! batch is one transaction, so group commit costs one fsync-free commit per batch rather
+//! than per message.
+//!
+//! Sequence numbers are gapless per room under any number of writers: a batch starts by
+//! locking its room's row (an upsert that returns `last_seq`), inserts its messages after
+//! it, and moves `last_seq` in the same transaction. Writers to one room therefore commit
+//! one after another, in sequence order, so a reader that sees seq N sees every lower one.
+//! A change locks the row the same way (for `last_eseq`) before it reads its message, so
+//! two nodes folding reactions into one message never lose either.
 
 use super::{
     decide, Appended, BoxFuture, Changed, NewChange, NewMessage, Replay, Store, StoreError,
 };
+use crate::on_db;
 use crate::protocol::{
     AuthorKey, Change, ChangeKind, ChatMessage, ClientId, RoomId, Seq, UserName,
 };
+use crate::server::db::Db;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -19,8 +28,8 @@ use sqlx::Row;
 use std::path::Path;
 use std::time::Duration;
 
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    db: Db,
     epoch: u64,
     /// Messages kept per room; 0 keeps everything.
     retain: u64,
@@ -38,11 +47,22 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-impl SqliteStore {
+/// `SELECT`s a message row (see [`message_row`]), followed by the rest of the query.
+macro_rules! select_messages {
+    ($rest:literal) => {
+        concat!(
+            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
+             FROM messages ",
+            $rest
+        )
+    };
+}
+
+impl SqlStore {
     /// Opens (creating if needed) `hearth.db` in `dir` and brings its schema up to date.
     /// `retain` bounds the messages kept per room (0 keeps everything); sequence numbers
     /// never go back when old messages are deleted.
-    pub async fn open(dir: &Path, retain: u64) -> Result<SqliteStore, StoreError> {
+    pub async fn open(dir: &Path, retain: u64) -> Result<SqlStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data directory {}: {e}",
@@ -63,34 +83,47 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        SqlStore::with_db(Db::Sqlite(pool), retain).await
+    }
 
-        // The epoch is born with the database: a new file means a new history.
+    /// History in PostgreSQL at `url` (`postgres://…`), shared by every node using it.
+    pub async fn connect(url: &str, retain: u64) -> Result<SqlStore, StoreError> {
+        SqlStore::with_db(Db::connect_postgres(url).await?, retain).await
+    }
+
+    async fn with_db(db: Db, retain: u64) -> Result<SqlStore, StoreError> {
+        // The epoch is born with the database: a new database means a new history. Every
+        // node sharing one database reads the same one.
         let candidate = crate::server::hub::now_ms().to_string();
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)")
+        let epoch: String = on_db!(&db, pool => {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
+            )
             .bind(&candidate)
-            .execute(&pool)
+            .execute(pool)
             .await?;
-        let epoch: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'epoch'")
-            .fetch_one(&pool)
-            .await?;
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'epoch'")
+                .fetch_one(pool)
+                .await?
+        });
         let epoch = epoch
             .parse()
             .map_err(|_| StoreError::Unavailable(format!("corrupt epoch {epoch:?}")))?;
-        Ok(SqliteStore {
-            pool,
-            epoch,
-            retain,
-        })
+        Ok(SqlStore { db, epoch, retain })
     }
 
     /// Folds the write-ahead log into the database and truncates it every `interval`
-    /// (nothing when it is zero), for as long as the pool is open. SQLite's automatic
-    /// checkpoints never shrink the file, and cannot finish while readers keep reading.
+    /// (nothing when it is zero, or on PostgreSQL), for as long as the pool is open.
+    /// SQLite's automatic checkpoints never shrink the file, and cannot finish while
+    /// readers keep reading.
     pub fn spawn_checkpoints(&self, interval: Duration) {
+        let Db::Sqlite(pool) = &self.db else {
+            return;
+        };
         if interval.is_zero() {
             return;
         }
-        let pool = self.pool.clone();
+        let pool = pool.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -104,10 +137,18 @@ impl SqliteStore {
         });
     }
 
-    /// The database connection pool, shared with [`crate::server::accounts::Accounts`] so
-    /// accounts and history live in one file.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The database, shared with [`crate::server::accounts::Accounts`] so accounts and
+    /// history live in one place.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    #[cfg(test)]
+    pub fn sqlite_pool(&self) -> &SqlitePool {
+        match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(_) => unreachable!("a test store on PostgreSQL"),
+        }
     }
 
     async fn append_batch(
@@ -115,85 +156,99 @@ impl SqliteStore {
         room: &RoomId,
         batch: Vec<NewMessage>,
     ) -> Result<Vec<Appended>, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let now = crate::server::hub::now_ms() as i64;
-        sqlx::query("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)")
-            .bind(room.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let mut last: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?")
-            .bind(room.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for new in batch {
-            let seq = last + 1;
-            // Only a resend (same author and client id) is ignored; a row already holding
-            // this sequence number is a collision, which must not pass for a duplicate.
-            let inserted = sqlx::query(
-                "INSERT INTO messages (room, seq, author, author_key, client_id, text, ts) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (room, author_key, client_id) DO NOTHING",
+        let stored: Result<Vec<Appended>, i64> = on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            // Locks the room's row until commit: the room's other writers wait here.
+            let mut last: i64 = sqlx::query_scalar(
+                "INSERT INTO rooms (name, created_at, last_active) VALUES ($1, $2, $2) \
+                 ON CONFLICT (name) DO UPDATE SET last_seq = rooms.last_seq RETURNING last_seq",
             )
             .bind(room.as_str())
-            .bind(seq)
-            .bind(new.author.as_str())
-            .bind(new.author_key.as_str())
-            .bind(&new.client_id.0)
-            .bind(&new.text)
-            .bind(new.ts as i64)
-            .execute(&mut *tx)
-            .await;
-            let inserted = match inserted {
-                Ok(done) => done.rows_affected(),
-                Err(err) if is_unique_violation(&err) => {
-                    drop(tx);
-                    return Err(self.seq_collision(room, seq).await);
-                }
-                Err(err) => return Err(err.into()),
-            };
-            if inserted == 1 {
-                last = seq;
-                out.push(Appended::Stored(ChatMessage {
-                    room: room.clone(),
-                    seq: Seq(seq as u64),
-                    author: new.author,
-                    rich: crate::format::rich(&new.text),
-                    text: new.text,
-                    client_id: new.client_id,
-                    ts: new.ts,
-                    guest: new.author_key.is_guest(),
-                    key: new.author_key,
-                    ..Default::default()
-                }));
-            } else {
-                let existing: i64 = sqlx::query_scalar(
-                    "SELECT seq FROM messages WHERE room = ? AND author_key = ? AND client_id = ?",
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let mut out = Vec::with_capacity(batch.len());
+            let mut collision = None;
+            for new in batch {
+                let seq = last + 1;
+                // Only a resend (same author and client id) is ignored; a row already
+                // holding this sequence number is a collision, which must not pass for a
+                // duplicate.
+                let inserted = sqlx::query(
+                    "INSERT INTO messages (room, seq, author, author_key, client_id, text, ts) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (room, author_key, client_id) DO NOTHING",
                 )
                 .bind(room.as_str())
+                .bind(seq)
+                .bind(new.author.as_str())
                 .bind(new.author_key.as_str())
                 .bind(&new.client_id.0)
-                .fetch_one(&mut *tx)
-                .await?;
-                out.push(Appended::Duplicate(Seq(existing as u64)));
-            }
-        }
-        sqlx::query("UPDATE rooms SET last_seq = ?, last_active = ? WHERE name = ?")
-            .bind(last)
-            .bind(now)
-            .bind(room.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if self.retain > 0 && last as u64 > self.retain {
-            sqlx::query("DELETE FROM messages WHERE room = ? AND seq <= ?")
-                .bind(room.as_str())
-                .bind(last - self.retain as i64)
+                .bind(&new.text)
+                .bind(new.ts as i64)
                 .execute(&mut *tx)
-                .await?;
+                .await;
+                let inserted = match inserted {
+                    Ok(done) => done.rows_affected(),
+                    Err(err) if is_unique_violation(&err) => {
+                        collision = Some(seq);
+                        break;
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                if inserted == 1 {
+                    last = seq;
+                    out.push(Appended::Stored(ChatMessage {
+                        room: room.clone(),
+                        seq: Seq(seq as u64),
+                        author: new.author,
+                        rich: crate::format::rich(&new.text),
+                        text: new.text,
+                        client_id: new.client_id,
+                        ts: new.ts,
+                        guest: new.author_key.is_guest(),
+                        key: new.author_key,
+                        ..Default::default()
+                    }));
+                } else {
+                    let existing: i64 = sqlx::query_scalar(
+                        "SELECT seq FROM messages \
+                         WHERE room = $1 AND author_key = $2 AND client_id = $3",
+                    )
+                    .bind(room.as_str())
+                    .bind(new.author_key.as_str())
+                    .bind(&new.client_id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    out.push(Appended::Duplicate(Seq(existing as u64)));
+                }
+            }
+            match collision {
+                Some(seq) => Err(seq),
+                None => {
+                    sqlx::query("UPDATE rooms SET last_seq = $1, last_active = $2 WHERE name = $3")
+                        .bind(last)
+                        .bind(now)
+                        .bind(room.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    if self.retain > 0 && last as u64 > self.retain {
+                        sqlx::query("DELETE FROM messages WHERE room = $1 AND seq <= $2")
+                            .bind(room.as_str())
+                            .bind(last - self.retain as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(out)
+                }
+            }
+        });
+        match stored {
+            Ok(out) => Ok(out),
+            Err(seq) => Err(self.seq_collision(room, seq).await),
         }
-        tx.commit().await?;
-        Ok(out)
     }
 
     /// Logs a (room, seq) collision and moves the room's counter past every stored
@@ -204,14 +259,18 @@ impl SqliteStore {
             seq,
             "sequence number already taken: the room's counter was behind its messages"
         );
-        let repaired = sqlx::query(
-            "UPDATE rooms SET last_seq = MAX(last_seq, \
-             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?)) WHERE name = ?",
-        )
-        .bind(room.as_str())
-        .bind(room.as_str())
-        .execute(&self.pool)
-        .await;
+        let repaired = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE rooms SET last_seq = CASE WHEN m.top > last_seq THEN m.top \
+                 ELSE last_seq END \
+                 FROM (SELECT COALESCE(MAX(seq), 0) AS top FROM messages WHERE room = $1) AS m \
+                 WHERE name = $1",
+            )
+            .bind(room.as_str())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
         if let Err(err) = repaired {
             tracing::error!(room = room.as_str(), %err, "moving the room's counter failed");
         }
@@ -230,23 +289,22 @@ impl SqliteStore {
         newest_first: bool,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let sql = if newest_first {
-            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
-             FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            select_messages!("WHERE room = $1 AND seq > $2 AND seq < $3 ORDER BY seq DESC LIMIT $4")
         } else {
-            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
-             FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
+            select_messages!("WHERE room = $1 AND seq > $2 AND seq < $3 ORDER BY seq ASC LIMIT $4")
         };
-        let rows = sqlx::query(sql)
-            .bind(room.as_str())
-            .bind(after.map_or(0, |s| s.0 as i64))
-            .bind(before.map_or(i64::MAX, |s| s.0 as i64))
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut list = Vec::with_capacity(rows.len());
-        for row in rows {
-            list.push(message_row(room, &row)?);
-        }
+        let mut list = on_db!(&self.db, pool => {
+            let rows = sqlx::query(sql)
+                .bind(room.as_str())
+                .bind(after.map_or(0, |s| s.0 as i64))
+                .bind(before.map_or(i64::MAX, |s| s.0 as i64))
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| message_row(room, row))
+                .collect::<Result<Vec<_>, _>>()?
+        });
         if newest_first {
             list.reverse();
         }
@@ -254,78 +312,85 @@ impl SqliteStore {
     }
 
     async fn apply_change(&self, room: &RoomId, new: NewChange) -> Result<Changed, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT seq, author, client_id, text, ts, author_key, edited, deleted, reactions \
-             FROM messages WHERE room = ? AND seq = ?",
-        )
-        .bind(room.as_str())
-        .bind(new.seq.0 as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(Changed::NotFound);
-        };
-        let mut msg = message_row(room, &row)?;
-        let author = msg.key.clone();
-        let mut out = decide(&mut msg, &author, &new);
-        let Changed::Done(done) = &mut out else {
-            return Ok(out);
-        };
-        let eseq: i64 = sqlx::query_scalar(
-            "UPDATE rooms SET last_eseq = last_eseq + 1 WHERE name = ? RETURNING last_eseq",
-        )
-        .bind(room.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        done.eseq = Seq(eseq as u64);
-        let reactions = if msg.reactions.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&msg.reactions)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        };
-        sqlx::query(
-            "UPDATE messages SET text = ?, edited = ?, deleted = ?, reactions = ? \
-             WHERE room = ? AND seq = ?",
-        )
-        .bind(&msg.text)
-        .bind(msg.edited)
-        .bind(msg.deleted)
-        .bind(reactions)
-        .bind(room.as_str())
-        .bind(msg.seq.0 as i64)
-        .execute(&mut *tx)
-        .await?;
-        if done.kind == ChangeKind::Delete {
-            // The text leaves the store: the message's and every edit's.
-            sqlx::query(
-                "UPDATE changes SET data = json_remove(data, '$.text', '$.rich') \
-                 WHERE room = ? AND seq = ?",
+        let delete_texts = self.db.sql(
+            "UPDATE changes SET data = json_remove(data, '$.text', '$.rich') \
+             WHERE room = $1 AND seq = $2",
+            "UPDATE changes SET data = (data::jsonb - 'text' - 'rich')::text \
+             WHERE room = $1 AND seq = $2",
+        );
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            // Locks the room's row first, so the message read next is the latest committed
+            // by any node. Returning early rolls the number back: `eseq` stays gapless.
+            let eseq: Option<i64> = sqlx::query_scalar(
+                "UPDATE rooms SET last_eseq = last_eseq + 1 WHERE name = $1 RETURNING last_eseq",
             )
             .bind(room.as_str())
-            .bind(msg.seq.0 as i64)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        }
-        let data =
-            serde_json::to_string(&*done).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        sqlx::query("INSERT INTO changes (room, eseq, seq, data) VALUES (?, ?, ?, ?)")
-            .bind(room.as_str())
-            .bind(eseq)
-            .bind(msg.seq.0 as i64)
-            .bind(data)
-            .execute(&mut *tx)
-            .await?;
-        if self.retain > 0 && eseq as u64 > self.retain {
-            sqlx::query("DELETE FROM changes WHERE room = ? AND eseq <= ?")
+            let Some(eseq) = eseq else {
+                return Ok(Changed::NotFound);
+            };
+            let row = sqlx::query(select_messages!("WHERE room = $1 AND seq = $2"))
                 .bind(room.as_str())
-                .bind(eseq - self.retain as i64)
+                .bind(new.seq.0 as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(Changed::NotFound);
+            };
+            let mut msg = message_row(room, &row)?;
+            let author = msg.key.clone();
+            let mut out = decide(&mut msg, &author, &new);
+            let Changed::Done(done) = &mut out else {
+                return Ok(out);
+            };
+            done.eseq = Seq(eseq as u64);
+            let reactions = if msg.reactions.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&msg.reactions)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            };
+            sqlx::query(
+                "UPDATE messages SET text = $1, edited = $2, deleted = $3, reactions = $4 \
+                 WHERE room = $5 AND seq = $6",
+            )
+            .bind(&msg.text)
+            .bind(msg.edited)
+            .bind(msg.deleted)
+            .bind(reactions)
+            .bind(room.as_str())
+            .bind(msg.seq.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+            if done.kind == ChangeKind::Delete {
+                // The text leaves the store: the message's and every edit's.
+                sqlx::query(delete_texts)
+                    .bind(room.as_str())
+                    .bind(msg.seq.0 as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let data = serde_json::to_string(&*done)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            sqlx::query("INSERT INTO changes (room, eseq, seq, data) VALUES ($1, $2, $3, $4)")
+                .bind(room.as_str())
+                .bind(eseq)
+                .bind(msg.seq.0 as i64)
+                .bind(data)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(out)
+            if self.retain > 0 && eseq as u64 > self.retain {
+                sqlx::query("DELETE FROM changes WHERE room = $1 AND eseq <= $2")
+                    .bind(room.as_str())
+                    .bind(eseq - self.retain as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
     }
 
     async fn room_changes_since(
@@ -341,14 +406,16 @@ impl SqliteStore {
         if after == last {
             return Ok(Some(Vec::new()));
         }
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT data FROM changes WHERE room = ? AND eseq > ? ORDER BY eseq LIMIT ?",
-        )
-        .bind(room.as_str())
-        .bind(after.0 as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT data FROM changes WHERE room = $1 AND eseq > $2 ORDER BY eseq LIMIT $3",
+            )
+            .bind(room.as_str())
+            .bind(after.0 as i64)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?
+        });
         let mut list = Vec::with_capacity(rows.len());
         for data in rows {
             let change: Change =
@@ -362,28 +429,40 @@ impl SqliteStore {
         Ok(Some(list))
     }
 
-    async fn room_last_eseq(&self, room: &RoomId) -> Result<Seq, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_eseq FROM rooms WHERE name = ?")
-            .bind(room.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn room_counter(&self, room: &RoomId, sql: &'static str) -> Result<Seq, StoreError> {
+        let last: Option<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(sql)
+                .bind(room.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(Seq(last.unwrap_or(0) as u64))
+    }
+
+    async fn room_last_eseq(&self, room: &RoomId) -> Result<Seq, StoreError> {
+        self.room_counter(room, "SELECT last_eseq FROM rooms WHERE name = $1")
+            .await
     }
 
     async fn room_last_seq(&self, room: &RoomId) -> Result<Seq, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?")
-            .bind(room.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(Seq(last.unwrap_or(0) as u64))
+        self.room_counter(room, "SELECT last_seq FROM rooms WHERE name = $1")
+            .await
     }
 }
 
-/// A message as a row of `messages` holds it (the columns of the `SELECT`s above, in order).
-fn message_row(room: &RoomId, row: &sqlx::sqlite::SqliteRow) -> Result<ChatMessage, StoreError> {
+/// A message as a row of `messages` holds it (the columns of `select_messages!`, in
+/// order), from either database.
+fn message_row<R>(room: &RoomId, row: &R) -> Result<ChatMessage, StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let text: String = row.try_get(3)?;
     let key: String = row.try_get(5)?;
-    let reactions: &str = row.try_get(8)?;
+    let reactions: String = row.try_get(8)?;
     Ok(ChatMessage {
         room: room.clone(),
         seq: Seq(row.try_get::<i64, _>(0)? as u64),
@@ -399,7 +478,7 @@ fn message_row(room: &RoomId, row: &sqlx::sqlite::SqliteRow) -> Result<ChatMessa
         reactions: if reactions.is_empty() {
             Vec::new()
         } else {
-            serde_json::from_str(reactions).map_err(|e| StoreError::Unavailable(e.to_string()))?
+            serde_json::from_str(&reactions).map_err(|e| StoreError::Unavailable(e.to_string()))?
         },
     })
 }
@@ -426,7 +505,7 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
-impl Store for SqliteStore {
+impl Store for SqlStore {
     fn epoch(&self) -> u64 {
         self.epoch
     }
@@ -438,15 +517,18 @@ impl Store for SqliteStore {
     fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let now = crate::server::hub::now_ms() as i64;
-            let done = sqlx::query(
-                "INSERT OR IGNORE INTO rooms (name, created_at, last_active) VALUES (?, ?, ?)",
-            )
-            .bind(room.as_str())
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
+            let done = on_db!(&self.db, pool => {
+                sqlx::query(
+                    "INSERT INTO rooms (name, created_at, last_active) VALUES ($1, $2, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(room.as_str())
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            });
+            Ok(done == 1)
         })
     }
 
@@ -456,32 +538,38 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
         Box::pin(async move {
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM rooms ORDER BY last_active DESC, name LIMIT ? OFFSET ?",
-            )
-            .bind(limit as i64)
-            .bind(offset as i64)
-            .fetch_all(&self.pool)
-            .await?;
+            let names: Vec<String> = on_db!(&self.db, pool => {
+                sqlx::query_scalar(
+                    "SELECT name FROM rooms ORDER BY last_active DESC, name LIMIT $1 OFFSET $2",
+                )
+                .bind(limit as i64)
+                .bind(offset as i64)
+                .fetch_all(pool)
+                .await?
+            });
             Ok(names.into_iter().map(RoomId).collect())
         })
     }
 
     fn room_exists<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM rooms WHERE name = ?")
-                .bind(room.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+            let found: Option<i64> = on_db!(&self.db, pool => {
+                sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = $1")
+                    .bind(room.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            });
             Ok(found.is_some())
         })
     }
 
     fn list_rooms(&self) -> BoxFuture<'_, Result<Vec<RoomId>, StoreError>> {
         Box::pin(async move {
-            let names: Vec<String> = sqlx::query_scalar("SELECT name FROM rooms ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+            let names: Vec<String> = on_db!(&self.db, pool => {
+                sqlx::query_scalar("SELECT name FROM rooms ORDER BY name")
+                    .fetch_all(pool)
+                    .await?
+            });
             Ok(names.into_iter().map(RoomId).collect())
         })
     }
@@ -559,11 +647,12 @@ impl Store for SqliteStore {
         reader: &'a AuthorKey,
     ) -> BoxFuture<'a, Result<Vec<(RoomId, Seq)>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT room, seq FROM read_marks WHERE reader = ?")
+            let rows: Vec<(String, i64)> = on_db!(&self.db, pool => {
+                sqlx::query_as("SELECT room, seq FROM read_marks WHERE reader = $1")
                     .bind(&reader.0)
-                    .fetch_all(&self.pool)
-                    .await?;
+                    .fetch_all(pool)
+                    .await?
+            });
             Ok(rows
                 .into_iter()
                 .map(|(room, seq)| (RoomId(room), Seq(seq.max(0) as u64)))
@@ -576,19 +665,23 @@ impl Store for SqliteStore {
         marks: &'a [(AuthorKey, RoomId, Seq)],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            for (reader, room, seq) in marks {
-                sqlx::query(
-                    "INSERT INTO read_marks (reader, room, seq) VALUES (?, ?, ?) \
-                     ON CONFLICT (reader, room) DO UPDATE SET seq = max(seq, excluded.seq)",
-                )
-                .bind(&reader.0)
-                .bind(room.as_str())
-                .bind(seq.0 as i64)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
+            on_db!(&self.db, pool => {
+                let mut tx = pool.begin().await?;
+                for (reader, room, seq) in marks {
+                    sqlx::query(
+                        "INSERT INTO read_marks (reader, room, seq) VALUES ($1, $2, $3) \
+                         ON CONFLICT (reader, room) DO UPDATE SET seq = CASE \
+                         WHEN excluded.seq > read_marks.seq THEN excluded.seq \
+                         ELSE read_marks.seq END",
+                    )
+                    .bind(&reader.0)
+                    .bind(room.as_str())
+                    .bind(seq.0 as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            });
             Ok(())
         })
     }
@@ -627,7 +720,7 @@ mod tests {
             ts: 2,
         };
         {
-            let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+            let store = SqlStore::open(dir.path(), 0).await.unwrap();
             store
                 .append(&room, vec![msg("ada", "1"), msg("ada", "2")])
                 .await
@@ -659,7 +752,7 @@ mod tests {
         }
         // Reopened: the messages hold their current state, the changes replay in order,
         // and the deleted text is nowhere in the database.
-        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let store = SqlStore::open(dir.path(), 0).await.unwrap();
         let list = store.latest(&room, None, 10).await.unwrap();
         assert!(list[0].deleted && list[0].text.is_empty(), "{:?}", list[0]);
         assert_eq!(list[1].reactions[0].people[0].name.0, "bob");
@@ -683,7 +776,7 @@ mod tests {
         assert_eq!(store.changes_since(&room, Seq(5), 10).await.unwrap(), None);
         let texts: Vec<String> =
             sqlx::query_scalar("SELECT text FROM messages UNION ALL SELECT data FROM changes")
-                .fetch_all(&store.pool)
+                .fetch_all(store.sqlite_pool())
                 .await
                 .unwrap();
         assert!(
@@ -700,7 +793,7 @@ mod tests {
         let (ada, bob) = (AuthorKey::account(1), AuthorKey::guest(9));
         let (design, lobby) = (RoomId("design".into()), RoomId("lobby".into()));
         {
-            let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+            let store = SqlStore::open(dir.path(), 0).await.unwrap();
             store
                 .save_read_marks(&[
                     (ada.clone(), design.clone(), Seq(7)),
@@ -714,7 +807,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let store = SqlStore::open(dir.path(), 0).await.unwrap();
         let mut marks = store.read_marks(&ada).await.unwrap();
         marks.sort();
         assert_eq!(marks, vec![(design.clone(), Seq(7)), (lobby, Seq(2))]);
@@ -730,7 +823,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let room = RoomId("general".into());
         let epoch = {
-            let store = SqliteStore::open(&dir, 0).await.unwrap();
+            let store = SqlStore::open(&dir, 0).await.unwrap();
             let out = store
                 .append(
                     &room,
@@ -746,7 +839,7 @@ mod tests {
             );
             store.epoch()
         };
-        let store = SqliteStore::open(&dir, 0).await.unwrap();
+        let store = SqlStore::open(&dir, 0).await.unwrap();
         assert_eq!(store.epoch(), epoch);
         assert_eq!(store.last_seq(&room).await.unwrap(), Seq(2));
         let out = store
@@ -778,7 +871,7 @@ mod tests {
     #[tokio::test]
     async fn rooms_are_listed_most_recently_active_first_a_page_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let store = SqlStore::open(dir.path(), 0).await.unwrap();
         let room = |n: &str| RoomId(n.to_string());
         for name in ["a", "b", "c"] {
             assert!(store.create_room(&room(name)).await.unwrap());
@@ -801,7 +894,7 @@ mod tests {
     async fn retention_forgets_old_messages_but_never_reuses_seqs() {
         let dir = std::env::temp_dir().join(format!("hearth-retain-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = SqliteStore::open(&dir, 3).await.unwrap();
+        let store = SqlStore::open(&dir, 3).await.unwrap();
         let room = RoomId("r".into());
         let batch = (0..5).map(|i| msg("ada", &i.to_string())).collect();
         store.append(&room, batch).await.unwrap();
@@ -825,7 +918,7 @@ mod tests {
     #[tokio::test]
     async fn a_seq_collision_is_an_error_and_the_room_recovers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let store = SqlStore::open(dir.path(), 0).await.unwrap();
         let room = RoomId("general".into());
         store.append(&room, vec![msg("ada", "1")]).await.unwrap();
         // Another writer took seq 2 without moving the counter.
@@ -833,7 +926,7 @@ mod tests {
             "INSERT INTO messages (room, seq, author, client_id, text, ts) \
              VALUES ('general', 2, 'eve', 'x', 'intruder', 1)",
         )
-        .execute(store.pool())
+        .execute(store.sqlite_pool())
         .await
         .unwrap();
         let err = store
@@ -860,7 +953,7 @@ mod tests {
     async fn the_write_ahead_log_is_truncated_after_a_burst_of_writes() {
         use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), 0).await.unwrap();
+        let store = SqlStore::open(dir.path(), 0).await.unwrap();
         let room = RoomId("busy".into());
         store
             .append(&room, vec![msg("ada", "first")])
@@ -942,7 +1035,7 @@ mod tests {
             }
             pool.close().await;
         }
-        let store = SqliteStore::open(&dir, 0).await.unwrap();
+        let store = SqlStore::open(&dir, 0).await.unwrap();
         let room = RoomId("r".into());
         let old = store.latest(&room, None, 10).await.unwrap();
         let marks: Vec<(&str, bool)> = old.iter().map(|m| (m.author.as_str(), m.guest)).collect();

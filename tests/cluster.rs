@@ -1,0 +1,111 @@
+//! Several nodes, one conversation: real `hearth` processes sharing a PostgreSQL database
+//! (on the run's server) and a nats-server (each test's own), spoken to over real ports.
+//!
+//! Needs what ./scripts/test.sh starts; see `common::cluster`.
+
+mod common;
+
+use common::cluster::{database, node, Nats};
+use common::{connect_cookie, connect_to, guest_cookie, Client};
+use hearth::protocol::{ClientId, ClientMsg, RoomId, ServerMsg};
+use sqlx::Connection;
+use std::time::Duration;
+
+fn send(room: &str, id: &str, text: &str) -> ClientMsg {
+    ClientMsg::Send {
+        room: RoomId(room.into()),
+        client_id: ClientId(id.into()),
+        text: text.into(),
+    }
+}
+
+/// Reads until `total` messages of `room` have arrived, skipping acks and presence;
+/// returns their sequence numbers in arrival order. Fails after 30 s without one.
+async fn read_messages(client: &mut Client, total: usize) -> Vec<u64> {
+    let mut seen = Vec::with_capacity(total);
+    while seen.len() < total {
+        let frame = tokio::time::timeout(Duration::from_secs(30), client.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{}: stuck after {seen:?}", client.name));
+        match frame {
+            ServerMsg::Message(m) => seen.push(m.seq.0),
+            ServerMsg::Ack { .. } | ServerMsg::Presence { .. } | ServerMsg::Typing { .. } => {}
+            other => panic!("{}: unexpected {other:?}", client.name),
+        }
+    }
+    seen
+}
+
+/// `(count, min, max)` of a room's stored sequence numbers.
+async fn stored_seqs(database: &str, room: &str) -> (i64, i64, i64) {
+    let mut conn = sqlx::PgConnection::connect(database).await.unwrap();
+    sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM messages \
+         WHERE room = $1",
+    )
+    .bind(room)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// Writers on both nodes at once: every client sees 1..N once and in order, the table has
+/// no gap, and a resend through the other node gets its original sequence number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_nodes_see_one_room_once_and_in_order() {
+    const EACH: usize = 40;
+    let db = database().await;
+    let nats = Nats::start().await;
+    let a = node(&db, &nats, &[]).await;
+    let b = node(&db, &nats, &[]).await;
+    let mut clients = Vec::new();
+    for (i, addr) in [a.addr, a.addr, b.addr, b.addr].into_iter().enumerate() {
+        let mut client = connect_to(addr, &format!("Writer{i}"), None).await;
+        client.join("general").await;
+        clients.push(client);
+    }
+    let total = EACH * clients.len();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            tokio::spawn(async move {
+                for k in 0..EACH {
+                    client
+                        .send(&send(
+                            "general",
+                            &format!("{i}-{k}"),
+                            &format!("{i} says {k}"),
+                        ))
+                        .await;
+                }
+                read_messages(&mut client, total).await
+            })
+        })
+        .collect();
+    let expected: Vec<u64> = (1..=total as u64).collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), expected);
+    }
+    assert_eq!(
+        stored_seqs(&db, "general").await,
+        (total as i64, 1, total as i64)
+    );
+
+    // One guest, a tab on each node: the resend through B is the message sent through A.
+    let cookie = guest_cookie(a.addr, "Resender").await;
+    let mut on_a = connect_cookie(a.addr, &cookie).await;
+    let mut on_b = connect_cookie(b.addr, &cookie).await;
+    on_a.join("general").await;
+    on_b.join("general").await;
+    on_a.send(&send("general", "once", "only once")).await;
+    let first = on_a.acks(1).await;
+    on_b.send(&send("general", "once", "only once")).await;
+    let again = on_b.acks(1).await;
+    assert_eq!(first, again, "the resend is answered with the original seq");
+    assert_eq!(first[0].1, total as u64 + 1);
+    assert_eq!(
+        stored_seqs(&db, "general").await,
+        (total as i64 + 1, 1, total as i64 + 1)
+    );
+}
