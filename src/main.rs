@@ -46,12 +46,14 @@ async fn main() -> anyhow::Result<()> {
              HEARTH_DATABASE_URL=postgres://… too"
         );
     }
+    let mut shared_db = None;
     let (store, accounts): (Arc<dyn Store>, Accounts) = match (&config.database_url, config.store) {
         (Some(url), _) => {
             let store = SqlStore::connect(url, config.retain_messages)
                 .await
                 .map_err(|e| anyhow::anyhow!("hearth: cannot use the database at {url}: {e}"))?;
             tracing::info!("history and accounts in PostgreSQL");
+            shared_db = Some(store.db().clone());
             let accounts = Accounts::open(store.db().clone(), security.session_ttl)
                 .await?
                 .with_guest_ttl(security.guest_session_ttl);
@@ -95,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = NatsSettings {
                 buffer: config.broker_buffer,
                 catch_up: Duration::from_millis(config.catch_up_ms),
+                lease: Duration::from_millis(config.node_lease_ms.max(300)),
             };
             let (broker, link) = NatsBroker::connect(url, store.epoch(), settings)
                 .await
@@ -105,8 +108,8 @@ async fn main() -> anyhow::Result<()> {
         None => (Arc::new(SingleNode), None),
     };
     let hub = Hub::new(store, broker, config.hub());
-    if let Some(link) = link {
-        link.run(hub.clone());
+    if let (Some(link), Some(db)) = (link, shared_db) {
+        link.run(hub.clone(), db).await?;
     }
     // `general` exists before anyone could claim its name for a private room.
     hub.create_room(&hearth::protocol::RoomId(

@@ -170,3 +170,145 @@ async fn messages_arrive_in_order_while_nats_is_down_and_after() {
     );
     assert_eq!(stored_seqs(&db, "general").await, (50, 1, 50));
 }
+
+/// Who `client` sees arrive and leave, in order, until `until` returns true for a frame
+/// (which is included); other frames are skipped. Fails after 30 s.
+async fn presence_until(
+    client: &mut Client,
+    until: impl Fn(&ServerMsg) -> bool,
+) -> Vec<(bool, String)> {
+    let mut seen = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(30), client.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{}: no such frame; saw {seen:?}", client.name));
+        if let ServerMsg::Presence { joins, leaves, .. } = &frame {
+            seen.extend(joins.iter().map(|n| (true, n.0.clone())));
+            seen.extend(leaves.iter().map(|n| (false, n.0.clone())));
+        }
+        if until(&frame) {
+            return seen;
+        }
+    }
+}
+
+fn arrives(name: &str) -> impl Fn(&ServerMsg) -> bool + '_ {
+    move |frame| matches!(frame, ServerMsg::Presence { joins, .. } if joins.iter().any(|n| n.0 == name))
+}
+
+fn leaves(name: &str) -> impl Fn(&ServerMsg) -> bool + '_ {
+    move |frame| matches!(frame, ServerMsg::Presence { leaves, .. } if leaves.iter().any(|n| n.0 == name))
+}
+
+fn online(joined: &ServerMsg) -> Vec<String> {
+    match joined {
+        ServerMsg::Joined { online, .. } => online.iter().map(|n| n.0.clone()).collect(),
+        other => panic!("expected joined, got {other:?}"),
+    }
+}
+
+/// A room shows everyone on every node; a tab closed on one node and opened on the other
+/// within the grace period never shows its person leaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_list_is_the_union_of_the_nodes_and_moving_node_never_blinks() {
+    let db = database().await;
+    let nats = Nats::start().await;
+    let a = node(&db, &nats, &[]).await;
+    let b = node(&db, &nats, &[]).await;
+    let mut ada = connect_to(a.addr, "Ada", None).await;
+    ada.join("general").await;
+    let mut bob = connect_to(b.addr, "Bob", None).await;
+    let joined = bob.join("general").await;
+    // Ada is listed when Bob joins, or arrives right after (B asks A when the room starts).
+    if !online(&joined).contains(&"Ada".to_string()) {
+        presence_until(&mut bob, arrives("Ada")).await;
+    }
+    presence_until(&mut ada, arrives("Bob")).await;
+
+    // Cleo's tab leaves A first, then the marker's: when the marker's grace period ends on
+    // A (and Bob sees it leave), Cleo's has ended too.
+    let cleo_cookie = guest_cookie(a.addr, "Cleo").await;
+    let mut cleo = connect_cookie(a.addr, &cleo_cookie).await;
+    cleo.join("general").await;
+    let mut marker = connect_to(a.addr, "Marker", None).await;
+    marker.join("general").await;
+    presence_until(&mut bob, arrives("Marker")).await;
+    cleo.hang_up().await;
+    marker.hang_up().await;
+    // The person's own pause before reopening the tab, well within the 1 s grace period.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut cleo = connect_cookie(b.addr, &cleo_cookie).await;
+    cleo.join("general").await;
+    let seen = presence_until(&mut bob, leaves("Marker")).await;
+    assert!(
+        !seen.contains(&(false, "Cleo".to_string())),
+        "Cleo blinked out while moving from A to B: {seen:?}"
+    );
+    let seen = presence_until(&mut ada, leaves("Marker")).await;
+    assert!(
+        !seen.contains(&(false, "Cleo".to_string())),
+        "Ada saw Cleo leave: {seen:?}"
+    );
+}
+
+/// A node killed mid-traffic: its people leave the other node's list within the lease, its
+/// tabs recover on the other node, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_people_leave_and_its_tabs_recover_on_the_other_node() {
+    let db = database().await;
+    let nats = Nats::start().await;
+    let lease = [("HEARTH_NODE_LEASE_MS", "1500")];
+    let mut a = node(&db, &nats, &lease).await;
+    let b = node(&db, &nats, &lease).await;
+    let cookie = guest_cookie(a.addr, "Ada").await;
+    let mut ada = connect_cookie(a.addr, &cookie).await;
+    let epoch = match ada.join("general").await {
+        ServerMsg::Joined { epoch, .. } => epoch,
+        _ => unreachable!(),
+    };
+    let mut bob = connect_to(b.addr, "Bob", None).await;
+    let joined = bob.join("general").await;
+    if !online(&joined).contains(&"Ada".to_string()) {
+        presence_until(&mut bob, arrives("Ada")).await;
+    }
+    for id in 1..=20 {
+        ada.send(&send("general", &format!("a{id}"), "before the crash"))
+            .await;
+    }
+    let acked: Vec<u64> = ada.acks(20).await.into_iter().map(|(_, seq)| seq).collect();
+    for id in 21..=30 {
+        ada.send(&send("general", &format!("a{id}"), "during the crash"))
+            .await;
+    }
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+
+    presence_until(&mut bob, leaves("Ada")).await;
+
+    let mut ada = connect_cookie(b.addr, &cookie).await;
+    ada.send(&ClientMsg::Join {
+        room: RoomId("general".into()),
+        since: Some(hearth::protocol::Seq(5)),
+        epoch: Some(epoch),
+        changes_since: None,
+    })
+    .await;
+    let (last_seq, recovered) = match ada.next_non_presence().await {
+        ServerMsg::Joined {
+            last_seq,
+            recovered,
+            ..
+        } => (last_seq.0, recovered),
+        other => panic!("expected joined, got {other:?}"),
+    };
+    assert!(recovered, "the other node serves the same history");
+    let replay = read_messages(&mut ada, (last_seq - 5) as usize).await;
+    assert_eq!(replay, (6..=last_seq).collect::<Vec<_>>());
+    for seq in acked {
+        assert!(seq <= last_seq, "acknowledged seq {seq} was lost");
+    }
+    assert_eq!(
+        stored_seqs(&db, "general").await,
+        (last_seq as i64, 1, last_seq as i64)
+    );
+}

@@ -9,14 +9,29 @@
 //! changes) and fills any gap from the store, and [`crate::server::hub::Hub::catch_up`] checks
 //! the store with no broker message at all. The store is the truth, the broker only a signal.
 //!
+//! Presence is each node's own: a node lists the people connected to it (within the grace
+//! period as before) and publishes that list per room; the other nodes show the union. A
+//! node that stops renewing its lease in the database is declared down, and its people
+//! leave (see [`nats`]).
+//!
 //! The embedded default is a single node, where there is nobody to forward to; [`nats`]
 //! connects several.
 
 pub mod nats;
 
-use crate::protocol::{Change, ChatMessage};
+use crate::protocol::{Change, ChatMessage, Person, RoomId};
 
 pub trait Broker: Send + Sync + 'static {
+    /// This node's id among the nodes (random per process, below 2^63); 0 for a single node,
+    /// which shares no presence.
+    fn node(&self) -> u64 {
+        0
+    }
+    /// Called when the people this node lists in `room` change, and again now and then:
+    /// the whole list, under a version that only grows. Must not block.
+    fn publish_presence(&self, _room: &RoomId, _version: u64, _people: &[Person]) {}
+    /// A room started on this node: other nodes are asked to publish their people there.
+    fn ask_presence(&self, _room: &RoomId) {}
     /// Called once per stored message, after its sequence number is known. Must not block:
     /// it runs on the room actor.
     fn publish(&self, msg: &ChatMessage);

@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_CATCH_UP_MS", default_value_t = 1000)]
     pub catch_up_ms: u64,
 
+    /// With several nodes: a node that has not renewed its lease in the database for this
+    /// many milliseconds is down, and its people leave every room (at most 10 s is wise).
+    #[arg(long, env = "HEARTH_NODE_LEASE_MS", default_value_t = 6000)]
+    pub node_lease_ms: u64,
+
     /// How long a person stays listed as online after their last tab closes, in milliseconds.
     #[arg(long, env = "HEARTH_PRESENCE_GRACE_MS", default_value_t = 3000)]
     pub presence_grace_ms: u64,

@@ -512,18 +512,59 @@ impl Hub {
         }
     }
 
-    /// [`Hub::catch_up`] for every room in memory, without waiting on any: a room whose
-    /// queue is full is busy, and is checked at the next call.
+    /// [`Hub::catch_up`] for every room in memory.
     pub fn catch_up_all(&self) {
-        let rooms: Vec<RoomHandle> = self
-            .rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for handle in rooms {
-            let _ = handle.try_send(RoomCmd::CatchUp);
+        self.tell_all(|| RoomCmd::CatchUp);
+    }
+
+    /// Another node's list of who is in `room` (see [`crate::server::broker`]).
+    pub async fn deliver_remote_presence(
+        &self,
+        room: &RoomId,
+        node: u64,
+        version: u64,
+        people: Vec<Person>,
+    ) {
+        if let Some(handle) = self.existing_room(room) {
+            let cmd = RoomCmd::RemotePresence {
+                node,
+                version,
+                people,
+            };
+            let _ = handle.send(cmd).await;
+        }
+    }
+
+    /// Publishes who this node lists in `room`, if the room is in memory here.
+    pub async fn share_presence(&self, room: &RoomId) {
+        if let Some(handle) = self.existing_room(room) {
+            let _ = handle.send(RoomCmd::SharePresence).await;
+        }
+    }
+
+    /// Publishes who this node lists in every room in memory (the periodic refresh that
+    /// heals lost presence messages and tells nodes that started since).
+    pub fn share_presence_all(&self) {
+        self.tell_all(|| RoomCmd::SharePresence);
+    }
+
+    /// `node` is down: its people leave every room here.
+    pub async fn node_down(&self, node: u64) {
+        for handle in self.room_handles() {
+            let _ = handle.send(RoomCmd::NodeDown { node }).await;
+        }
+    }
+
+    fn room_handles(&self) -> Vec<RoomHandle> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.values().cloned().collect()
+    }
+
+    /// Sends a command to every room in memory without waiting on any: a room whose queue
+    /// is full is busy, and gets the next one.
+    fn tell_all(&self, cmd: impl Fn() -> RoomCmd) {
+        for handle in self.room_handles() {
+            handle.try_send(cmd());
         }
     }
 }

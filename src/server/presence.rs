@@ -83,6 +83,17 @@ struct Entry {
     pending: Option<u64>,
 }
 
+/// The connection that stands for everyone another node lists in a room: its people are
+/// listed here through it, so a person on two nodes is one entry, and leaves only when
+/// neither lists them. Local connection ids count up from 1 and never reach these.
+pub fn remote_conn(node: u64) -> ConnId {
+    (1 << 63) | node
+}
+
+fn is_local(entry: &Entry) -> bool {
+    entry.conns.is_empty() || entry.conns.iter().any(|c| c >> 63 == 0)
+}
+
 /// What removing a connection means for everyone else in the room.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Removal {
@@ -168,6 +179,22 @@ impl Presence {
     /// The listed person with this key, if any.
     pub fn online_person(&self, key: &AuthorKey) -> Option<Person> {
         self.by_key.get(key).map(|listed| (*listed.0).clone())
+    }
+
+    /// The people this node lists itself: with a connection here (not one standing for
+    /// another node, see [`remote_conn`]), or within their grace period here. What this node
+    /// tells other nodes.
+    pub fn local(&self) -> Vec<Person> {
+        self.users
+            .iter()
+            .filter(|(_, e)| is_local(e))
+            .map(|(listed, _)| (*listed.0).clone())
+            .collect()
+    }
+
+    /// Whether anyone is listed because of this node (see [`Presence::local`]).
+    pub fn has_local(&self) -> bool {
+        self.users.values().any(is_local)
     }
 
     pub fn contains(&self, key: &AuthorKey) -> bool {

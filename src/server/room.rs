@@ -27,9 +27,9 @@ use crate::protocol::{
 use crate::server::broker::Broker;
 use crate::server::conn::{read_page, ConnHandle, Outbound, ReplayPages, REPLAY_PAGE};
 use crate::server::hub::{now_ms, HubConfig, HubError};
-use crate::server::presence::{ConnId, Presence, Removal};
+use crate::server::presence::{remote_conn, ConnId, Presence, Removal};
 use crate::server::store::{Appended, Changed, NewChange, NewMessage, Replay, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +98,19 @@ pub enum RoomCmd {
     Remote(ChatMessage),
     /// A change stored by another node.
     RemoteChange(Change),
+    /// Everyone another node lists in this room now (see [`crate::server::broker`]).
+    RemotePresence {
+        node: u64,
+        version: u64,
+        people: Vec<Person>,
+    },
+    /// A node stopped renewing its lease: its people leave.
+    NodeDown {
+        node: u64,
+    },
+    /// Publish who this node lists here, changed or not (asked by another node, or the
+    /// periodic refresh).
+    SharePresence,
     /// Check the store for messages and changes the members have not been sent (see
     /// `Room::deliver`).
     CatchUp,
@@ -285,7 +298,11 @@ pub fn spawn(
         self_tx: tx.downgrade(),
         retire,
         last_active: tokio::time::Instant::now(),
+        remote: HashMap::new(),
+        shared: None,
+        share_due: false,
     };
+    actor.broker.ask_presence(&actor.id);
     tokio::spawn(actor.run(rx));
     RoomHandle { tx, online }
 }
@@ -323,6 +340,12 @@ struct RoomActor {
     retire: Retire,
     /// When the room last had a join, send, page view or remote message.
     last_active: tokio::time::Instant,
+    /// Per other node: the latest version of its list here, and who is on it.
+    remote: HashMap<u64, (u64, Vec<Person>)>,
+    /// What this node last published as its list here: the version and the people's keys.
+    shared: Option<(u64, Vec<AuthorKey>)>,
+    /// This node's list changed since it was last published.
+    share_due: bool,
 }
 
 /// The presence state at a flush, split as a `joined` frame carries it: the first
@@ -350,7 +373,14 @@ impl RoomActor {
                     None => return,
                 },
             };
-            if !matches!(cmd, RoomCmd::Expire { .. } | RoomCmd::FlushPresence) {
+            if !matches!(
+                cmd,
+                RoomCmd::Expire { .. }
+                    | RoomCmd::FlushPresence
+                    | RoomCmd::RemotePresence { .. }
+                    | RoomCmd::NodeDown { .. }
+                    | RoomCmd::SharePresence
+            ) {
                 self.last_active = tokio::time::Instant::now();
             }
             match cmd {
@@ -416,6 +446,7 @@ impl RoomActor {
                 RoomCmd::Expire { user, generation } => {
                     let who = self.presence.online_person(&user);
                     if self.presence.expire(&user, generation) {
+                        self.local_changed();
                         if let Some(who) = who {
                             self.log_presence(who);
                         }
@@ -427,7 +458,20 @@ impl RoomActor {
                 RoomCmd::FlushPresence => {
                     self.flush_scheduled = false;
                     self.flush_presence();
+                    if self.share_due {
+                        self.share_presence(false);
+                    }
                 }
+                RoomCmd::RemotePresence {
+                    node,
+                    version,
+                    people,
+                } => self.remote_presence(node, version, people),
+                RoomCmd::NodeDown { node } => {
+                    self.remote_presence(node, u64::MAX, Vec::new());
+                    self.remote.remove(&node);
+                }
+                RoomCmd::SharePresence => self.share_presence(true),
                 RoomCmd::Snapshot { limit, reply } => {
                     let view = match self.recent().await {
                         Ok(recent) => Ok(RoomView {
@@ -484,7 +528,8 @@ impl RoomActor {
             match tokio::time::timeout_at(self.last_active + idle, rx.recv()).await {
                 Ok(cmd) => return cmd,
                 // People within their presence grace period still count as here.
-                Err(_) if self.presence.count() == 0 && (self.retire)(rx, &self.online) => {
+                // Other nodes' people do not keep it here: asked again, they say who they list.
+                Err(_) if !self.presence.has_local() && (self.retire)(rx, &self.online) => {
                     return None
                 }
                 // Something still holds the room (a command on its way): look again later.
@@ -597,6 +642,7 @@ impl RoomActor {
             self.snapshot = Some(self.encode_snapshot());
         }
         let newly_online = self.presence.add(&conn.person, conn.id);
+        self.local_changed();
         let mut frames = Vec::with_capacity(2 + replay.len());
         let joined = |people: Vec<Person>| {
             Utf8Bytes::from(
@@ -836,7 +882,11 @@ impl RoomActor {
                 )),
             );
         }
-        match self.presence.remove(&conn.person.key, conn.id, !explicit) {
+        let removal = self.presence.remove(&conn.person.key, conn.id, !explicit);
+        if !matches!(removal, Removal::Pending(_)) {
+            self.local_changed();
+        }
+        match removal {
             Removal::StillOnline => {}
             Removal::Left => self.log_presence((*conn.person).clone()),
             Removal::Pending(generation) => {
@@ -1197,6 +1247,76 @@ impl RoomActor {
                 let _ = tx.send(RoomCmd::FlushPresence).await;
             });
         }
+    }
+
+    /// This node's list here may have changed: publish it with the next presence flush
+    /// (batched, like the diffs members get). Nothing for a single node.
+    fn local_changed(&mut self) {
+        if self.broker.node() == 0 {
+            return;
+        }
+        self.share_due = true;
+        if !self.flush_scheduled {
+            let Some(tx) = self.self_tx.upgrade() else {
+                return;
+            };
+            self.flush_scheduled = true;
+            let wait = self.config.presence_batch.max(Duration::from_millis(10));
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(RoomCmd::FlushPresence).await;
+            });
+        }
+    }
+
+    /// Publishes who this node lists here, when it changed since the last time (or always,
+    /// with `always`: another node asked, or the periodic refresh).
+    fn share_presence(&mut self, always: bool) {
+        self.share_due = false;
+        if self.broker.node() == 0 {
+            return;
+        }
+        let people = self.presence.local();
+        let keys: Vec<AuthorKey> = people.iter().map(|p| p.key.clone()).collect();
+        if !always
+            && self
+                .shared
+                .as_ref()
+                .is_some_and(|(_, shared)| *shared == keys)
+        {
+            return;
+        }
+        // Above every earlier version, also those of an earlier actor of this room here.
+        let version = self.shared.as_ref().map_or(0, |(v, _)| v + 1).max(now_ms());
+        self.broker.publish_presence(&self.id, version, &people);
+        self.shared = Some((version, keys));
+    }
+
+    /// Another node's list here: its people are listed through one connection standing for
+    /// that node, so anyone also here, or on a third node, does not blink.
+    fn remote_presence(&mut self, node: u64, version: u64, people: Vec<Person>) {
+        if node == self.broker.node() {
+            return;
+        }
+        let conn = remote_conn(node);
+        let (known, before) = self.remote.remove(&node).unwrap_or_default();
+        if version <= known {
+            self.remote.insert(node, (known, before));
+            return;
+        }
+        let now: HashSet<&AuthorKey> = people.iter().map(|p| &p.key).collect();
+        for gone in before.iter().filter(|p| !now.contains(&p.key)) {
+            if self.presence.remove(&gone.key, conn, false) == Removal::Left {
+                self.log_presence(gone.clone());
+            }
+        }
+        let then: HashSet<&AuthorKey> = before.iter().map(|p| &p.key).collect();
+        for came in people.iter().filter(|p| !then.contains(&p.key)) {
+            if self.presence.add(&Arc::new(came.clone()), conn) {
+                self.log_presence(came.clone());
+            }
+        }
+        self.remote.insert(node, (version, people));
     }
 
     /// The net change of the users logged from `from` on: an odd number of flips means the

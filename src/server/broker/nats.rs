@@ -17,13 +17,16 @@
 //!   period.
 
 use super::Broker;
-use crate::protocol::{Change, ChatMessage};
+use crate::on_db;
+use crate::protocol::{Change, ChatMessage, Person, RoomId};
+use crate::server::db::Db;
 use crate::server::hub::Hub;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
@@ -37,10 +40,14 @@ pub struct NatsSettings {
     pub buffer: usize,
     /// How often every room in memory checks the store for what NATS did not bring.
     pub catch_up: Duration,
+    /// A node that has not renewed its lease in the database for this long is down, and its
+    /// people leave. Renewed (and every room's list republished) every third of it.
+    pub lease: Duration,
 }
 
 /// The sending half, called by room actors.
 pub struct NatsBroker {
+    node: u64,
     epoch: u64,
     outgoing: mpsc::Sender<(String, Bytes)>,
     dropped: AtomicU64,
@@ -49,28 +56,53 @@ pub struct NatsBroker {
 /// The connection's tasks, started with [`NatsLink::run`] once the hub exists.
 pub struct NatsLink {
     client: async_nats::Client,
+    node: u64,
     epoch: u64,
     outgoing: mpsc::Receiver<(String, Bytes)>,
     wake: Arc<Notify>,
     settings: NatsSettings,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Outgoing<'a> {
+    node: u64,
     epoch: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     msg: Option<&'a ChatMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     change: Option<&'a Change>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence: Option<PresenceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask: Option<&'a RoomId>,
+}
+
+#[derive(Serialize)]
+struct PresenceOut<'a> {
+    room: &'a RoomId,
+    version: u64,
+    people: &'a [Person],
 }
 
 #[derive(Deserialize)]
 struct Incoming {
+    node: u64,
     epoch: u64,
     #[serde(default)]
     msg: Option<ChatMessage>,
     #[serde(default)]
     change: Option<Change>,
+    #[serde(default)]
+    presence: Option<PresenceIn>,
+    #[serde(default)]
+    ask: Option<RoomId>,
+}
+
+#[derive(Deserialize)]
+struct PresenceIn {
+    room: RoomId,
+    version: u64,
+    people: Vec<Person>,
 }
 
 impl NatsBroker {
@@ -116,13 +148,22 @@ impl NatsBroker {
             .connect(url)
             .await?;
         let (tx, rx) = mpsc::channel(buffer);
+        // Random per process: a restarted node is a new node, whose lists start afresh.
+        let node = loop {
+            let node = getrandom::u64().map_err(std::io::Error::other)? >> 1;
+            if node != 0 {
+                break node;
+            }
+        };
         let broker = Arc::new(NatsBroker {
+            node,
             epoch,
             outgoing: tx,
             dropped: AtomicU64::new(0),
         });
         let link = NatsLink {
             client,
+            node,
             epoch,
             outgoing: rx,
             wake,
@@ -149,31 +190,64 @@ impl NatsBroker {
 }
 
 impl Broker for NatsBroker {
+    fn node(&self) -> u64 {
+        self.node
+    }
+
     fn publish(&self, msg: &ChatMessage) {
         let payload = Outgoing {
-            epoch: self.epoch,
             msg: Some(msg),
-            change: None,
+            ..self.envelope()
         };
         self.hand_off(format!("{PREFIX}.msg.{}", msg.room), &payload);
     }
 
     fn publish_change(&self, change: &Change) {
         let payload = Outgoing {
-            epoch: self.epoch,
-            msg: None,
             change: Some(change),
+            ..self.envelope()
         };
         self.hand_off(format!("{PREFIX}.chg.{}", change.room), &payload);
+    }
+
+    fn publish_presence(&self, room: &RoomId, version: u64, people: &[Person]) {
+        let payload = Outgoing {
+            presence: Some(PresenceOut {
+                room,
+                version,
+                people,
+            }),
+            ..self.envelope()
+        };
+        self.hand_off(format!("{PREFIX}.pre.{room}"), &payload);
+    }
+
+    fn ask_presence(&self, room: &RoomId) {
+        let payload = Outgoing {
+            ask: Some(room),
+            ..self.envelope()
+        };
+        self.hand_off(format!("{PREFIX}.ask.{room}"), &payload);
+    }
+}
+
+impl NatsBroker {
+    fn envelope(&self) -> Outgoing<'static> {
+        Outgoing {
+            node: self.node,
+            epoch: self.epoch,
+            ..Outgoing::default()
+        }
     }
 }
 
 impl NatsLink {
-    /// Starts publishing, receiving and the periodic catch-up, for as long as the process
-    /// runs.
-    pub fn run(self, hub: Arc<Hub>) {
+    /// Starts publishing, receiving, the periodic catch-up and this node's lease in `db`,
+    /// for as long as the process runs.
+    pub async fn run(self, hub: Arc<Hub>, db: Db) -> Result<(), crate::server::store::StoreError> {
         let NatsLink {
             client,
+            node,
             epoch,
             mut outgoing,
             wake,
@@ -187,6 +261,15 @@ impl NatsLink {
                 }
             }
         });
+        // Nodes this one has heard presence from: each is checked against the leases.
+        let heard: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let leases = Leases {
+            db,
+            node,
+            lease: settings.lease,
+        };
+        leases.renew().await?;
+        leases.spawn(hub.clone(), heard.clone());
         let receiver = hub.clone();
         tokio::spawn(async move {
             let mut subscription = loop {
@@ -220,6 +303,23 @@ impl NatsLink {
                 if let Some(change) = incoming.change {
                     receiver.deliver_remote_change(change).await;
                 }
+                if let Some(list) = incoming.presence {
+                    heard
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(incoming.node);
+                    receiver
+                        .deliver_remote_presence(
+                            &list.room,
+                            incoming.node,
+                            list.version,
+                            list.people,
+                        )
+                        .await;
+                }
+                if let Some(room) = incoming.ask {
+                    receiver.share_presence(&room).await;
+                }
             }
             tracing::error!("the NATS subscription ended; rooms rely on catching up");
         });
@@ -232,6 +332,86 @@ impl NatsLink {
                     _ = wake.notified() => {}
                 }
                 hub.catch_up_all();
+            }
+        });
+        Ok(())
+    }
+}
+
+/// This node's lease in the database (table `nodes`, PostgreSQL's clock), and the check of
+/// the other nodes' leases.
+struct Leases {
+    db: Db,
+    node: u64,
+    lease: Duration,
+}
+
+impl Leases {
+    async fn renew(&self) -> Result<(), crate::server::store::StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO nodes (id, seen_at) VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) \
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            )
+            .bind(self.node as i64)
+            .execute(pool)
+            .await?;
+            // Rows of nodes long gone (every restart is a new node).
+            sqlx::query(
+                "DELETE FROM nodes \
+                 WHERE seen_at < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT - 86400000",
+            )
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The nodes whose lease is current, this one included.
+    async fn alive(&self) -> Result<HashSet<u64>, crate::server::store::StoreError> {
+        let ids: Vec<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM nodes \
+                 WHERE seen_at >= (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT - $1",
+            )
+            .bind(self.lease.as_millis() as i64)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids.into_iter().map(|id| id as u64).collect())
+    }
+
+    /// Every third of the lease: renews it, declares down every node heard from whose lease
+    /// has run out (its people leave), and republishes every room's list.
+    fn spawn(self, hub: Arc<Hub>, heard: Arc<Mutex<HashSet<u64>>>) {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval((self.lease / 3).max(Duration::from_millis(10)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = self.renew().await {
+                    tracing::warn!(%err, "renewing this node's lease failed");
+                }
+                match self.alive().await {
+                    Ok(alive) => {
+                        let down: Vec<u64> = {
+                            let mut heard = heard.lock().unwrap_or_else(|p| p.into_inner());
+                            let down = heard
+                                .iter()
+                                .filter(|n| !alive.contains(n))
+                                .copied()
+                                .collect();
+                            heard.retain(|n| alive.contains(n));
+                            down
+                        };
+                        for node in down {
+                            tracing::warn!(node, "a node's lease ran out; its people leave");
+                            hub.node_down(node).await;
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "reading the nodes' leases failed"),
+                }
+                hub.share_presence_all();
             }
         });
     }
