@@ -103,13 +103,15 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("hearth: cannot use NATS at {url}: {e}"))?;
             tracing::info!(%url, "sharing rooms with other nodes through NATS");
+            let announcer = broker.clone();
+            accounts.set_announcer(Box::new(move |news| announcer.publish_access(news)));
             (broker as Arc<dyn Broker>, Some(link))
         }
         None => (Arc::new(SingleNode), None),
     };
     let hub = Hub::new(store, broker, config.hub());
     if let (Some(link), Some(db)) = (link, shared_db) {
-        link.run(hub.clone(), db).await?;
+        link.run(hub.clone(), db, accounts.clone()).await?;
     }
     // `general` exists before anyone could claim its name for a private room.
     hub.create_room(&hearth::protocol::RoomId(

@@ -312,3 +312,68 @@ async fn a_killed_nodes_people_leave_and_its_tabs_recover_on_the_other_node() {
         (last_seq as i64, 1, last_seq as i64)
     );
 }
+
+/// The answer to a `join` of `room`: `Ok` for `joined`, the error code otherwise.
+async fn try_join(client: &mut Client, room: &str) -> Result<(), hearth::protocol::ErrorCode> {
+    client
+        .send(&ClientMsg::Join {
+            room: RoomId(room.into()),
+            since: None,
+            epoch: None,
+            changes_since: None,
+        })
+        .await;
+    match client.next_non_presence().await {
+        ServerMsg::Joined { .. } => Ok(()),
+        ServerMsg::Error { code, .. } => Err(code),
+        other => panic!("expected joined or an error, got {other:?}"),
+    }
+}
+
+/// Permissions held in each node's memory follow what another node did: a private room
+/// made on A is closed on B, an invitation on A opens it on B, and a logout on A ends the
+/// session's connections on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_rooms_invitations_and_logouts_reach_every_node() {
+    use common::{call, register};
+    let db = database().await;
+    let nats = Nats::start().await;
+    let a = node(&db, &nats, &[]).await;
+    let b = node(&db, &nats, &[]).await;
+    let ada = register(a.addr, "Ada", "correct horse battery").await;
+    let bob = register(b.addr, "Bob", "correct horse battery").await;
+    let made = call::<hearth::api::CreateRoom>(
+        a.addr,
+        &[("name", "secret"), ("private", "on")],
+        Some(&ada),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{made:?}");
+
+    let mut eve = connect_to(b.addr, "Eve", None).await;
+    assert_eq!(
+        try_join(&mut eve, "secret").await,
+        Err(hearth::protocol::ErrorCode::Forbidden)
+    );
+    let mut bob_on_b = connect_cookie(b.addr, &bob).await;
+    assert_eq!(
+        try_join(&mut bob_on_b, "secret").await,
+        Err(hearth::protocol::ErrorCode::Forbidden)
+    );
+    let invited =
+        call::<hearth::api::Invite>(a.addr, &[("room", "secret"), ("name", "Bob")], Some(&ada))
+            .await;
+    assert_eq!(invited.status, 200, "{invited:?}");
+    assert_eq!(try_join(&mut bob_on_b, "secret").await, Ok(()));
+    assert_eq!(
+        try_join(&mut eve, "secret").await,
+        Err(hearth::protocol::ErrorCode::Forbidden)
+    );
+
+    // Ada's tab on B closes when she logs out on A.
+    let mut ada_on_b = connect_cookie(b.addr, &ada).await;
+    ada_on_b.join("secret").await;
+    let out = call::<hearth::api::Logout>(a.addr, &[], Some(&ada)).await;
+    assert_eq!(out.status, 200, "{out:?}");
+    ada_on_b.expect_close().await;
+}

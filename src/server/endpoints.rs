@@ -183,11 +183,15 @@ pub fn too_many(wait: std::time::Duration, sentence: String) -> AppError {
 
 /// The room, if `who` may enter it; otherwise the same "not found" a missing room gets,
 /// so private rooms do not reveal that they exist.
-pub fn enter(raw: &str, who: Option<&Identity>) -> Result<RoomId, AppError> {
-    enter_with(&*accounts()?, raw, who)
+pub async fn enter(raw: &str, who: Option<&Identity>) -> Result<RoomId, AppError> {
+    enter_with(&*accounts()?, raw, who).await
 }
 
-fn enter_with(accounts: &Accounts, raw: &str, who: Option<&Identity>) -> Result<RoomId, AppError> {
+async fn enter_with(
+    accounts: &Accounts,
+    raw: &str,
+    who: Option<&Identity>,
+) -> Result<RoomId, AppError> {
     let denied = || {
         fail(AppError::NotFound(format!(
             "There is no room called {raw:?} that you can open. Private rooms and direct \
@@ -195,6 +199,10 @@ fn enter_with(accounts: &Accounts, raw: &str, who: Option<&Identity>) -> Result<
         )))
     };
     let room = crate::names::parse_room(raw).map_err(|_| denied())?;
+    accounts
+        .refresh_access(&room)
+        .await
+        .map_err(|e| internal(HubError::from(e)))?;
     if accounts.may_enter(&room, who) {
         Ok(room)
     } else {
@@ -422,7 +430,7 @@ pub async fn create_room(name: String, private: Option<String>) -> Result<String
 pub async fn invite(room: String, name: String) -> Result<String, AppError> {
     throttle_form()?;
     let who = registered("invite people").await?;
-    let room = enter(&room, Some(&who))?;
+    let room = enter(&room, Some(&who)).await?;
     let name = crate::names::parse_display_name(&name).map_err(|e| fail(AppError::Invalid(e)))?;
     let invited = crate::server::rooms::invite(&*accounts()?, &room, &who, &name)
         .await
@@ -447,7 +455,7 @@ pub async fn open_direct(name: String) -> Result<String, AppError> {
 pub async fn load_room(room: String, before: Option<u64>) -> Result<RoomPage, AppError> {
     let (hub, accounts, limits) = (hub()?, accounts()?, limits()?);
     let who = me().await?;
-    let room = enter_with(&accounts, &room, who.as_ref())?;
+    let room = enter_with(&accounts, &room, who.as_ref()).await?;
     let snapshot = hub.snapshot(&room, PAGE_MESSAGES).await.map_err(internal)?;
     let before = before.map(Seq);
     let messages = match before {
@@ -585,7 +593,7 @@ async fn unread_mentions(
 /// Up to one page of messages before `before`, oldest first (scrolling back in a room).
 pub async fn load_history(room: String, before: u64) -> Result<Vec<ChatMessage>, AppError> {
     let who = me().await?;
-    let room = enter(&room, who.as_ref())?;
+    let room = enter(&room, who.as_ref()).await?;
     hub()?
         .store()
         .latest(&room, Some(Seq(before)), PAGE_MESSAGES)
@@ -610,7 +618,7 @@ pub async fn change_message(
             "Log in or choose a display name first.".to_string(),
         )));
     };
-    let room = enter(&room, Some(&who))?;
+    let room = enter(&room, Some(&who)).await?;
     let text = match text.map(|t| crate::names::clean_message(&t)) {
         Some(Err(problem)) => return Err(fail(AppError::Invalid(problem.sentence()))),
         Some(Ok(text)) => Some(text),
@@ -663,7 +671,7 @@ pub async fn post_message(room: String, text: String) -> Result<(), AppError> {
             "Log in or choose a display name before posting.".to_string(),
         )));
     };
-    let room = enter(&room, Some(&author))?;
+    let room = enter(&room, Some(&author)).await?;
     // Posting never creates a room: that needs the creation rules (`server::rooms`).
     if !crate::server::rooms::exists(&*hub()?, &room)
         .await

@@ -128,8 +128,16 @@ async fn ensure_public(
     room: &RoomId,
 ) -> Result<(), RoomError> {
     // A room with an actor exists: actors start only for rooms that passed this check.
-    if hub.in_memory(room) || hub.store().room_exists(room).await? {
+    if hub.in_memory(room) {
         return Ok(());
+    }
+    if hub.store().room_exists(room).await? {
+        // Another node may have just created it private: its rules were stored with it.
+        accounts.refresh_access(room).await?;
+        return match accounts.may_enter(room, Some(who)) {
+            true => Ok(()),
+            false => Err(taken()),
+        };
     }
     if room.as_str() == DEFAULT_ROOM {
         hub.store().create_room(room).await?;
@@ -154,6 +162,7 @@ pub async fn prepare_join(
     address: IpAddr,
     room: &RoomId,
 ) -> Result<(), RoomError> {
+    accounts.refresh_access(room).await?;
     if !accounts.may_enter(room, Some(who)) {
         return Err(forbidden(room));
     }

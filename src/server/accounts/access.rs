@@ -1,7 +1,7 @@
 //! Who may enter which room: the membership of private rooms and direct messages, kept in
 //! memory for the checks on every join, send and history load, and stored with the room.
 
-use super::{AccountError, Accounts, Identity};
+use super::{AccessNews, AccountError, Accounts, Identity};
 use crate::on_db;
 use crate::protocol::{RoomId, UserName};
 use crate::server::hub::now_ms;
@@ -74,6 +74,44 @@ impl Accounts {
     // ---- rooms ----
 
     /// Whether `who` may see, join, read and post in `room`.
+    /// Reads `room`'s rules from the database again, when nodes share it (PostgreSQL):
+    /// another node may have made the room private, started it as a direct conversation, or
+    /// invited someone since this node last looked. One query; nothing on a single node,
+    /// whose memory is the truth. Rules only ever grow (no one is removed from a room), so
+    /// what is read is merged in.
+    pub async fn refresh_access(&self, room: &RoomId) -> Result<(), StoreError> {
+        if !self.db.is_postgres() {
+            return Ok(());
+        }
+        let rows: Vec<(String, i64, String)> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT a.kind, u.id, u.name FROM room_access a \
+                 JOIN room_members m ON m.room = a.room JOIN users u ON u.id = m.user_id \
+                 WHERE a.room = $1",
+            )
+            .bind(room.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        let Some((kind, _, _)) = rows.first() else {
+            return Ok(());
+        };
+        let kind = if kind == "direct" {
+            RoomKind::Direct
+        } else {
+            RoomKind::Private
+        };
+        let mut map = self.write_restricted();
+        let entry = map.entry(room.clone()).or_insert_with(|| Restricted {
+            kind,
+            members: BTreeMap::new(),
+        });
+        for (_, id, name) in rows {
+            entry.members.insert(id, UserName(name));
+        }
+        Ok(())
+    }
+
     pub fn may_enter(&self, room: &RoomId, who: Option<&Identity>) -> bool {
         match self.read_restricted().get(room) {
             Some(r) => who
@@ -149,8 +187,13 @@ impl Accounts {
         let stored = self
             .store_restricted(room, kind, owner_id, &members, store)
             .await;
-        if !matches!(stored, Ok(true)) {
-            self.write_restricted().remove(room);
+        match stored {
+            Ok(true) => self.announce(AccessNews::Room(room.clone())),
+            _ => {
+                self.write_restricted().remove(room);
+                // Another node's room of that name: learn its rules.
+                self.refresh_access(room).await?;
+            }
         }
         stored
     }
@@ -223,6 +266,7 @@ impl Accounts {
         by: &Identity,
         name: &UserName,
     ) -> Result<UserName, AccountError> {
+        self.refresh_access(room).await?;
         let kind = self.read_restricted().get(room).map(|r| r.kind);
         if !self.may_enter(room, Some(by)) {
             return Err(AccountError::NotAllowed(
@@ -260,6 +304,7 @@ impl Accounts {
         if let Some(r) = self.write_restricted().get_mut(room) {
             r.members.insert(id, invitee.clone());
         }
+        self.announce(AccessNews::Room(room.clone()));
         Ok(invitee)
     }
 
@@ -271,6 +316,7 @@ impl Accounts {
         other: &UserName,
     ) -> Result<(RoomId, bool), AccountError> {
         let (room, _) = self.direct_pair(me, other).await?;
+        self.refresh_access(&room).await?;
         let exists = self.read_restricted().contains_key(&room);
         Ok((room, exists))
     }
@@ -309,6 +355,7 @@ impl Accounts {
         store: &dyn Store,
     ) -> Result<RoomId, AccountError> {
         let (room, other) = self.direct_pair(me, other).await?;
+        self.refresh_access(&room).await?;
         if self.read_restricted().contains_key(&room) {
             return Ok(room);
         }

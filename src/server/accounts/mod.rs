@@ -44,6 +44,22 @@ pub use passwords::{HASH_WAIT, PASSWORD_RULE};
 use sessions::Cached;
 pub use sessions::{NewSession, DEFAULT_GUEST_TTL};
 
+/// What one node tells the others so their cached permissions follow (see
+/// [`Accounts::set_announcer`]). Each node also reads a room's rules again before letting
+/// anyone in, so a lost announcement delays an invitation at most, never opens a room.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AccessNews {
+    /// A room's rules changed (created private or direct, or someone invited).
+    Room(RoomId),
+    /// A session ended (logout): its cookie stops working and its connections close.
+    SessionEnded(i64),
+    /// An account took this name skeleton: guests using it lose it.
+    NameTaken(String),
+}
+
+/// How [`AccessNews`] leaves this node.
+pub type Announce = Box<dyn Fn(&AccessNews) + Send + Sync>;
+
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
 
@@ -128,6 +144,7 @@ pub struct Accounts {
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
     /// One permit per password hash that may run at once.
     hashing: Arc<Semaphore>,
+    announce: std::sync::OnceLock<Announce>,
 }
 
 impl Accounts {
@@ -149,6 +166,7 @@ impl Accounts {
             restricted: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            announce: std::sync::OnceLock::new(),
             hashing: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -233,17 +251,51 @@ impl Accounts {
                 "That user name is taken; choose another.".to_string(),
             ));
         };
-        // A guest who had this name, or one that looks like it, loses it now: open
-        // connections close, and the cached session goes.
+        // A guest who had this name, or one that looks like it, loses it now, on every node.
+        self.end_guests_named(&skeleton);
+        self.announce(AccessNews::NameTaken(skeleton));
+        self.new_session(Some(id), name.clone())
+            .await?
+            .ok_or(AccountError::BadCredentials)
+    }
+
+    /// Guests whose name looks like `skeleton` lose it: open connections close, and the
+    /// cached session goes.
+    fn end_guests_named(&self, skeleton: &str) {
         self.end_live(
-            |_, l| l.guest_key.as_deref() == Some(skeleton.as_str()),
+            |_, l| l.guest_key.as_deref() == Some(skeleton),
             "Your guest name now belongs to a registered account; choose another.",
         );
         self.lock_cache()
             .retain(|_, c| !(c.identity.is_guest() && name_skeleton(&c.identity.name) == skeleton));
-        self.new_session(Some(id), name.clone())
-            .await?
-            .ok_or(AccountError::BadCredentials)
+    }
+
+    /// Passes what other nodes must act on to them (see [`AccessNews`]); nothing for a
+    /// single node.
+    pub fn set_announcer(&self, announce: Announce) {
+        let _ = self.announce.set(announce);
+    }
+
+    fn announce(&self, news: AccessNews) {
+        if let Some(announce) = self.announce.get() {
+            announce(&news);
+        }
+    }
+
+    /// What another node announced: this node's memory and connections follow.
+    pub async fn apply(&self, news: AccessNews) {
+        match news {
+            AccessNews::Room(room) => {
+                if let Err(err) = self.refresh_access(&room).await {
+                    tracing::warn!(%room, %err, "reading a room's rules failed");
+                }
+            }
+            AccessNews::SessionEnded(id) => {
+                self.lock_cache().retain(|_, c| c.identity.session_id != id);
+                self.end_live(|sid, _| sid == id, "Logged out.");
+            }
+            AccessNews::NameTaken(skeleton) => self.end_guests_named(&skeleton),
+        }
     }
 
     /// Refuses a new account whose name looks like an existing account's (a different

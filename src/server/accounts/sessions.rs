@@ -2,7 +2,7 @@
 //! them, and sweeping expired ones. The cookie carries a random token; only its SHA-256 is
 //! stored.
 
-use super::{name_key, name_skeleton, AccountError, Accounts, Identity};
+use super::{name_key, name_skeleton, AccessNews, AccountError, Accounts, Identity};
 use crate::on_db;
 use crate::protocol::UserName;
 use crate::server::hub::now_ms;
@@ -162,6 +162,7 @@ impl Accounts {
         });
         if let Some(id) = id {
             self.end_live(|sid, _| sid == id, "Logged out.");
+            self.announce(AccessNews::SessionEnded(id));
         }
         // Logouts also sweep, besides the timer ([`Accounts::spawn_expiry_sweeps`]).
         self.sweep_expired().await?;

@@ -19,6 +19,7 @@
 use super::Broker;
 use crate::on_db;
 use crate::protocol::{Change, ChatMessage, Person, RoomId};
+use crate::server::accounts::{AccessNews, Accounts};
 use crate::server::db::Db;
 use crate::server::hub::Hub;
 use bytes::Bytes;
@@ -75,6 +76,8 @@ struct Outgoing<'a> {
     presence: Option<PresenceOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ask: Option<&'a RoomId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<&'a AccessNews>,
 }
 
 #[derive(Serialize)]
@@ -96,6 +99,8 @@ struct Incoming {
     presence: Option<PresenceIn>,
     #[serde(default)]
     ask: Option<RoomId>,
+    #[serde(default)]
+    access: Option<AccessNews>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +237,16 @@ impl Broker for NatsBroker {
 }
 
 impl NatsBroker {
+    /// Tells the other nodes what their cached permissions must follow (installed as the
+    /// accounts' announcer).
+    pub fn publish_access(&self, news: &AccessNews) {
+        let payload = Outgoing {
+            access: Some(news),
+            ..self.envelope()
+        };
+        self.hand_off(format!("{PREFIX}.acc"), &payload);
+    }
+
     fn envelope(&self) -> Outgoing<'static> {
         Outgoing {
             node: self.node,
@@ -244,7 +259,12 @@ impl NatsBroker {
 impl NatsLink {
     /// Starts publishing, receiving, the periodic catch-up and this node's lease in `db`,
     /// for as long as the process runs.
-    pub async fn run(self, hub: Arc<Hub>, db: Db) -> Result<(), crate::server::store::StoreError> {
+    pub async fn run(
+        self,
+        hub: Arc<Hub>,
+        db: Db,
+        accounts: Arc<Accounts>,
+    ) -> Result<(), crate::server::store::StoreError> {
         let NatsLink {
             client,
             node,
@@ -319,6 +339,9 @@ impl NatsLink {
                 }
                 if let Some(room) = incoming.ask {
                     receiver.share_presence(&room).await;
+                }
+                if let Some(news) = incoming.access {
+                    accounts.apply(news).await;
                 }
             }
             tracing::error!("the NATS subscription ended; rooms rely on catching up");
