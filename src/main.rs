@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
             nats::{NatsBroker, NatsSettings},
             Broker, SingleNode,
         },
-        config::{Config, StoreKind},
+        config::{Command, Config, StoreKind},
         hub::Hub,
         limits::Limits,
         router,
@@ -36,6 +36,19 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let config = Config::parse();
+    if let Some(Command::Migrate { from, to }) = &config.command {
+        let counts = hearth::server::migrate::sqlite_to_postgres(from, to)
+            .await
+            .map_err(|e| anyhow::anyhow!("hearth migrate: {e}"))?;
+        for (table, rows) in counts {
+            println!("{table}: {rows} rows");
+        }
+        println!(
+            "Copied {} into PostgreSQL. Start the nodes with HEARTH_DATABASE_URL set to it.",
+            from.display()
+        );
+        return Ok(());
+    }
     let leptos_options = get_configuration(None)?.leptos_options;
     let addr = config.addr.unwrap_or(leptos_options.site_addr);
 

@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod limits;
+pub mod migrate;
 pub mod presence;
 pub mod queue;
 pub mod reads;

@@ -377,3 +377,98 @@ async fn private_rooms_invitations_and_logouts_reach_every_node() {
     assert_eq!(out.status, 200, "{out:?}");
     ada_on_b.expect_close().await;
 }
+
+/// A single node's SQLite history moved with `hearth migrate`: the PostgreSQL nodes serve
+/// the same page and sequence numbers, the cookie still works, a client that was connected
+/// before recovers across the move, and a second migration into the now full database is
+/// refused with a sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_sqlite_history_is_served_the_same_by_the_cluster() {
+    use common::{http, page_data, register};
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let single = common::process::Hearth::start(&[
+        ("HEARTH_STORE", "sqlite"),
+        ("HEARTH_DATA_DIR", data_dir),
+        ("HEARTH_MESSAGE_RATE", "0"),
+    ])
+    .await;
+    let ada = register(single.addr, "Ada", "correct horse battery").await;
+    let mut tab = connect_cookie(single.addr, &ada).await;
+    let epoch = match tab.join("general").await {
+        ServerMsg::Joined { epoch, .. } => epoch,
+        _ => unreachable!(),
+    };
+    for id in 1..=12 {
+        tab.send(&send(
+            "general",
+            &format!("m{id}"),
+            &format!("message {id}"),
+        ))
+        .await;
+    }
+    tab.acks(12).await;
+    let page = |addr| {
+        let ada = ada.clone();
+        async move {
+            let page = http(addr, "GET", "/r/general", None, &[("Cookie", &ada)]).await;
+            assert_eq!(page.status, 200);
+            let data = page_data(&page.body).expect("the room loads");
+            let shown: Vec<(u64, String)> = data
+                .messages
+                .iter()
+                .map(|m| (m.seq.0, m.text.clone()))
+                .collect();
+            (shown, data.last_seq, data.epoch)
+        }
+    };
+    let before = page(single.addr).await;
+    drop(tab);
+    drop(single);
+
+    let db = database().await;
+    let migrate = |db: String| {
+        let from = data.path().join("hearth.db");
+        std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("migrate")
+            .arg("--from")
+            .arg(from)
+            .arg("--to")
+            .arg(db)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run hearth migrate")
+    };
+    let done = migrate(db.clone());
+    assert!(done.status.success(), "{done:?}");
+    assert!(String::from_utf8_lossy(&done.stdout).contains("messages: 12 rows"));
+    let again = migrate(db.clone());
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds a history"),
+        "{again:?}"
+    );
+
+    let nats = Nats::start().await;
+    let a = node(&db, &nats, &[]).await;
+    assert_eq!(page(a.addr).await, before, "the same page, seqs and epoch");
+    let mut tab = connect_cookie(a.addr, &ada).await;
+    tab.send(&ClientMsg::Join {
+        room: RoomId("general".into()),
+        since: Some(hearth::protocol::Seq(8)),
+        epoch: Some(epoch),
+        changes_since: None,
+    })
+    .await;
+    match tab.next_non_presence().await {
+        ServerMsg::Joined {
+            recovered,
+            last_seq,
+            ..
+        } => assert!(recovered && last_seq.0 == 12),
+        other => panic!("expected joined, got {other:?}"),
+    }
+    assert_eq!(read_messages(&mut tab, 4).await, vec![9, 10, 11, 12]);
+    tab.send(&send("general", "m13", "after the move")).await;
+    assert_eq!(tab.acks(1).await[0].1, 13);
+}

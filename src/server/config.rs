@@ -18,6 +18,9 @@ use std::time::Duration;
     about = "Hearth: a self-hosted team chat server."
 )]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on; overrides LEPTOS_SITE_ADDR (default 127.0.0.1:3000).
     #[arg(long, env = "HEARTH_ADDR")]
     pub addr: Option<SocketAddr>,
@@ -269,6 +272,21 @@ impl Config {
                 .collect(),
         }
     }
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Copies a single node's history and accounts (its SQLite file) into an empty
+    /// PostgreSQL database, keeping every sequence number and the epoch, so the team can
+    /// move to several nodes and connected clients recover across the move.
+    Migrate {
+        /// The SQLite file: `hearth.db` in the data directory.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The PostgreSQL URL (`postgres://…`); its database must hold no history yet.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
