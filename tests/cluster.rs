@@ -48,6 +48,16 @@ async fn say(writer: &mut Client, ids: std::ops::RangeInclusive<u32>) {
     writer.acks(n).await;
 }
 
+/// The next ack or error, skipping the room's messages and presence.
+async fn answer(client: &mut Client) -> ServerMsg {
+    loop {
+        match client.recv().await {
+            ServerMsg::Message(_) | ServerMsg::Presence { .. } => {}
+            other => return other,
+        }
+    }
+}
+
 /// `(count, min, max)` of a room's stored sequence numbers.
 async fn stored_seqs(database: &str, room: &str) -> (i64, i64, i64) {
     let mut conn = sqlx::PgConnection::connect(database).await.unwrap();
@@ -471,4 +481,59 @@ async fn a_migrated_sqlite_history_is_served_the_same_by_the_cluster() {
     assert_eq!(read_messages(&mut tab, 4).await, vec![9, 10, 11, 12]);
     tab.send(&send("general", "m13", "after the move")).await;
     assert_eq!(tab.acks(1).await[0].1, 13);
+}
+
+/// PostgreSQL restarted under traffic: a send meanwhile is answered `internal` (the client
+/// retries it), then sends resume, and the room's sequence has no gap and no double.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_makes_sends_retry_and_leaves_no_gap() {
+    let pg = common::cluster::PrivatePostgres::start().await;
+    let nats = Nats::start().await;
+    let a = node(&pg.url(), &nats, &[]).await;
+    let b = node(&pg.url(), &nats, &[]).await;
+    let mut writer = connect_to(a.addr, "Writer", None).await;
+    let mut reader = connect_to(b.addr, "Reader", None).await;
+    writer.join("general").await;
+    reader.join("general").await;
+    say(&mut writer, 1..=10).await;
+
+    pg.stop();
+    writer
+        .send(&send("general", "11", "while the database is away"))
+        .await;
+    match answer(&mut writer).await {
+        ServerMsg::Error {
+            code, client_id, ..
+        } => {
+            assert_eq!(code, hearth::protocol::ErrorCode::Internal);
+            assert_eq!(client_id.unwrap().0, "11");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    pg.resume().await;
+    // The client's retry, as the browser does it: the same client id until it is stored.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        writer
+            .send(&send("general", "11", "while the database is away"))
+            .await;
+        match answer(&mut writer).await {
+            ServerMsg::Ack { seq, .. } => {
+                assert_eq!(seq.0, 11);
+                break;
+            }
+            ServerMsg::Error { code, .. } => {
+                assert_eq!(code, hearth::protocol::ErrorCode::Internal);
+                assert!(std::time::Instant::now() < deadline, "sends never resumed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("expected an ack or an error, got {other:?}"),
+        }
+    }
+    say(&mut writer, 12..=20).await;
+    assert_eq!(
+        read_messages(&mut reader, 20).await,
+        (1..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(stored_seqs(&pg.url(), "general").await, (20, 1, 20));
 }

@@ -43,7 +43,7 @@ impl Db {
             .max_connections(16)
             // A database that went away answers the next request with an error soon, not
             // after the default 30 s: sends are retried by the client.
-            .acquire_timeout(Duration::from_secs(3))
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await?;
         // Several nodes may start at once: PostgreSQL's migrator takes an advisory lock.

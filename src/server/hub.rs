@@ -508,13 +508,15 @@ impl Hub {
     /// broker message at all (after a broker outage, or a message it lost).
     pub async fn catch_up(&self, room: &RoomId) {
         if let Some(handle) = self.existing_room(room) {
-            let _ = handle.send(RoomCmd::CatchUp).await;
+            handle.catch_up();
         }
     }
 
     /// [`Hub::catch_up`] for every room in memory.
     pub fn catch_up_all(&self) {
-        self.tell_all(|| RoomCmd::CatchUp);
+        for handle in self.room_handles() {
+            handle.catch_up();
+        }
     }
 
     /// Another node's list of who is in `room` (see [`crate::server::broker`]).

@@ -30,7 +30,7 @@ use crate::server::hub::{now_ms, HubConfig, HubError};
 use crate::server::presence::{remote_conn, ConnId, Presence, Removal};
 use crate::server::store::{Appended, Changed, NewChange, NewMessage, Replay, Store, StoreError};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -243,6 +243,9 @@ impl Recent {
 pub struct RoomHandle {
     tx: mpsc::Sender<RoomCmd>,
     online: Arc<AtomicUsize>,
+    /// A [`RoomCmd::CatchUp`] is queued: checks asked for meanwhile are the same check. When
+    /// the store is away, each takes a while; they must not pile up ahead of sends.
+    catch_up_queued: Arc<AtomicBool>,
 }
 
 impl RoomHandle {
@@ -265,6 +268,13 @@ impl RoomHandle {
         self.tx.try_send(cmd).is_ok()
     }
 
+    /// Queues a [`RoomCmd::CatchUp`] unless one is queued already.
+    pub fn catch_up(&self) {
+        if !self.catch_up_queued.swap(true, Ordering::AcqRel) && !self.try_send(RoomCmd::CatchUp) {
+            self.catch_up_queued.store(false, Ordering::Release);
+        }
+    }
+
     pub fn online(&self) -> usize {
         self.online.load(Ordering::Relaxed)
     }
@@ -280,7 +290,9 @@ pub fn spawn(
     // Bounded so a flood of sends pushes back on the sockets reading them, not on memory.
     let (tx, rx) = mpsc::channel(1024);
     let online = Arc::new(AtomicUsize::new(0));
+    let catch_up_queued = Arc::new(AtomicBool::new(false));
     let actor = RoomActor {
+        catch_up_queued: catch_up_queued.clone(),
         id,
         store,
         broker,
@@ -304,7 +316,11 @@ pub fn spawn(
     };
     actor.broker.ask_presence(&actor.id);
     tokio::spawn(actor.run(rx));
-    RoomHandle { tx, online }
+    RoomHandle {
+        tx,
+        online,
+        catch_up_queued,
+    }
 }
 
 /// Most people whose typing a room passes on per [`TYPING_INTERVAL_MS`]: enough for the
@@ -312,6 +328,7 @@ pub fn spawn(
 pub const TYPISTS_SHOWN: usize = 4;
 
 struct RoomActor {
+    catch_up_queued: Arc<AtomicBool>,
     id: RoomId,
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
@@ -498,7 +515,10 @@ impl RoomActor {
                     self.tell_watchers(seq, &calling);
                 }
                 RoomCmd::RemoteChange(change) => self.changed(change).await,
-                RoomCmd::CatchUp => self.catch_up().await,
+                RoomCmd::CatchUp => {
+                    self.catch_up_queued.store(false, Ordering::Release);
+                    self.catch_up().await
+                }
                 RoomCmd::Typing { conn } => self.typing(&conn),
                 RoomCmd::Change { origin, change } => self.change(origin, change).await,
                 RoomCmd::Read { conn, seq } => self.read(&conn, seq),
@@ -1095,7 +1115,10 @@ impl RoomActor {
                 self.tell_watchers(latest, &[]);
             }
             Ok(_) => {}
-            Err(err) => tracing::error!(room = %self.id, %err, "catching up failed"),
+            Err(err) => {
+                // The store is away: the next check tries again.
+                return tracing::error!(room = %self.id, %err, "catching up failed");
+            }
         }
         match self.store.last_eseq(&self.id).await {
             Ok(latest) if latest > last_eseq => self.fill_changes(last_eseq).await,

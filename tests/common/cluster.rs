@@ -127,3 +127,116 @@ pub async fn node(database: &str, nats: &Nats, extra: &[(&str, &str)]) -> Hearth
     settings.extend_from_slice(extra);
     Hearth::start(&settings).await
 }
+
+/// A PostgreSQL server of the test's own (for tests that stop and restart it), from the
+/// run's PostgreSQL programs, in a temporary directory; stopped when dropped.
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    pub async fn start() -> PrivatePostgres {
+        let bin = std::path::PathBuf::from(required("HEARTH_TEST_PG_BIN"));
+        let dir = tempfile::tempdir().unwrap();
+        let pg = PrivatePostgres {
+            port: free_port(),
+            bin,
+            dir,
+        };
+        let data = pg.data();
+        std::fs::create_dir(&data).unwrap();
+        if is_root() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(pg.dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+            run(Command::new("chown").arg("postgres").arg(&data));
+        }
+        run(pg
+            .as_postgres("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-locale",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(&data));
+        pg.resume().await;
+        pg
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("pg")
+    }
+
+    fn as_postgres(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts it (again) on its port.
+    pub async fn resume(&self) {
+        let data = self.data();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            data.display()
+        );
+        run(self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-l"])
+            .arg(data.join("server.log"))
+            .args(["-w", "-o", &options, "start"]));
+        wait_for_port(self.port, "PostgreSQL").await;
+    }
+
+    /// Stops it at once (`-m fast`: sessions are cut, what was committed stays).
+    pub fn stop(&self) {
+        run(self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"]));
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("run a PostgreSQL program");
+    assert!(out.status.success(), "{command:?}: {out:?}");
+}

@@ -2,7 +2,9 @@
 //! (logout, or a guest's name being registered) closes them with the reason.
 
 use super::{name_skeleton, Accounts, Identity};
-use std::collections::HashMap;
+use crate::server::db::Db;
+use crate::server::store::StoreError;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 
@@ -77,6 +79,45 @@ impl Accounts {
         {
             live.remove(&session_id);
         }
+    }
+
+    /// With several nodes: ends the connections of sessions that ended on another node
+    /// (logged out there) whose announcement this node missed, as a periodic check against
+    /// the database. Nothing on a single node, which ends its sessions itself.
+    pub async fn check_live_sessions(&self) -> Result<(), StoreError> {
+        let Db::Postgres(pool) = &self.db else {
+            return Ok(());
+        };
+        let (live, guest_names): (Vec<i64>, Vec<String>) = {
+            let live = self.lock_live();
+            let names = live.values().filter_map(|l| l.guest_key.clone()).collect();
+            (live.keys().copied().collect(), names)
+        };
+        if live.is_empty() {
+            return Ok(());
+        }
+        // Guest names an account took on another node.
+        let taken: Vec<String> =
+            sqlx::query_scalar("SELECT name_skeleton FROM users WHERE name_skeleton = ANY($1)")
+                .bind(&guest_names)
+                .fetch_all(pool)
+                .await?;
+        for skeleton in taken {
+            self.end_guests_named(&skeleton);
+        }
+        let kept: HashSet<i64> = sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1)")
+            .bind(&live)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+        let ended: HashSet<i64> = live.into_iter().filter(|id| !kept.contains(id)).collect();
+        if !ended.is_empty() {
+            self.lock_cache()
+                .retain(|_, c| !ended.contains(&c.identity.session_id));
+            self.end_live(|sid, _| ended.contains(&sid), "Logged out.");
+        }
+        Ok(())
     }
 
     /// Closes the connections of every live session `matches` picks, saying `reason`.

@@ -261,7 +261,7 @@ impl Accounts {
 
     /// Guests whose name looks like `skeleton` lose it: open connections close, and the
     /// cached session goes.
-    fn end_guests_named(&self, skeleton: &str) {
+    pub(super) fn end_guests_named(&self, skeleton: &str) {
         self.end_live(
             |_, l| l.guest_key.as_deref() == Some(skeleton),
             "Your guest name now belongs to a registered account; choose another.",

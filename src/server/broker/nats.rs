@@ -22,6 +22,7 @@ use crate::protocol::{Change, ChatMessage, Person, RoomId};
 use crate::server::accounts::{AccessNews, Accounts};
 use crate::server::db::Db;
 use crate::server::hub::Hub;
+use crate::server::store::StoreError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -264,7 +265,7 @@ impl NatsLink {
         hub: Arc<Hub>,
         db: Db,
         accounts: Arc<Accounts>,
-    ) -> Result<(), crate::server::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let NatsLink {
             client,
             node,
@@ -289,18 +290,21 @@ impl NatsLink {
             lease: settings.lease,
         };
         leases.renew().await?;
-        leases.spawn(hub.clone(), heard.clone());
+        leases.spawn(hub.clone(), heard.clone(), accounts.clone());
         let receiver = hub.clone();
+        let mut subscription = client
+            .subscribe(format!("{PREFIX}.>"))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("subscribing on NATS failed: {e}")))?;
+        // Serves only once the server has the subscription (when NATS is up), so nothing
+        // announced after this node answers is missed; a NATS that is down holds nothing up.
+        if tokio::time::timeout(Duration::from_secs(2), client.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS is not answering yet; serving anyway, rooms catch up");
+        }
         tokio::spawn(async move {
-            let mut subscription = loop {
-                match client.subscribe(format!("{PREFIX}.>")).await {
-                    Ok(subscription) => break subscription,
-                    Err(err) => {
-                        tracing::warn!(%err, "subscribing on NATS failed; trying again");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            };
             while let Some(message) = subscription.next().await {
                 let incoming: Incoming = match serde_json::from_slice(&message.payload) {
                     Ok(incoming) => incoming,
@@ -370,7 +374,7 @@ struct Leases {
 }
 
 impl Leases {
-    async fn renew(&self) -> Result<(), crate::server::store::StoreError> {
+    async fn renew(&self) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO nodes (id, seen_at) VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) \
@@ -405,8 +409,9 @@ impl Leases {
     }
 
     /// Every third of the lease: renews it, declares down every node heard from whose lease
-    /// has run out (its people leave), and republishes every room's list.
-    fn spawn(self, hub: Arc<Hub>, heard: Arc<Mutex<HashSet<u64>>>) {
+    /// has run out (its people leave), republishes every room's list, and ends connections
+    /// of sessions that ended elsewhere (in case their announcement was lost).
+    fn spawn(self, hub: Arc<Hub>, heard: Arc<Mutex<HashSet<u64>>>, accounts: Arc<Accounts>) {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval((self.lease / 3).max(Duration::from_millis(10)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -435,6 +440,9 @@ impl Leases {
                     Err(err) => tracing::warn!(%err, "reading the nodes' leases failed"),
                 }
                 hub.share_presence_all();
+                if let Err(err) = accounts.check_live_sessions().await {
+                    tracing::warn!(%err, "checking live sessions against the database failed");
+                }
             }
         });
     }
