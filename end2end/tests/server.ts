@@ -253,3 +253,65 @@ export class HearthServer {
     );
   }
 }
+
+/**
+ * A database of its own on the run's PostgreSQL server (started by `scripts/test.sh`,
+ * which sets `HEARTH_TEST_POSTGRES` and `HEARTH_TEST_PG_BIN`); returns its URL.
+ */
+export async function freshDatabase(): Promise<string> {
+  const admin = process.env.HEARTH_TEST_POSTGRES;
+  const bin = process.env.HEARTH_TEST_PG_BIN;
+  if (!admin || !bin) {
+    throw new Error(
+      "HEARTH_TEST_POSTGRES is not set: the cluster spec needs the PostgreSQL server that " +
+        "./scripts/test.sh starts (run the suite through it).",
+    );
+  }
+  const url = new URL(admin);
+  const name = `hearth_e2e_${process.pid}_${Date.now()}`;
+  await run(path.join(bin, "createdb"), [
+    "-h",
+    url.hostname,
+    "-p",
+    url.port,
+    "-U",
+    url.username,
+    name,
+  ]);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A nats-server of its own on a free port (`HEARTH_TEST_NATS_SERVER`, set by `scripts/test.sh`). */
+export async function startNats(): Promise<{ url: string; stop: () => void }> {
+  const bin = process.env.HEARTH_TEST_NATS_SERVER;
+  if (!bin) {
+    throw new Error(
+      "HEARTH_TEST_NATS_SERVER is not set: the cluster spec needs the nats-server that " +
+        "./scripts/test.sh finds (run the suite through it).",
+    );
+  }
+  const port = await freePort();
+  const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!(await portInUse(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`nats-server did not start on 127.0.0.1:${port}`);
+    }
+    await sleep(50);
+  }
+  return { url: `nats://127.0.0.1:${port}`, stop: () => child.kill("SIGKILL") };
+}
+
+function run(program: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr?.on("data", (chunk: Buffer) => (err += chunk.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${program} ${args.join(" ")}: ${err}`)),
+    );
+  });
+}
