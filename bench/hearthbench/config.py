@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .console import Fatal
 
-ALL_PARTS = "steady,large,sweep,idle,join,slow,http,store,wasm"
+ALL_PARTS = "steady,large,sweep,idle,join,slow,http,store,wasm,cluster"
 ALL_SERVERS = "hearth,ws,socketio,bare"
 # The order of servers in every loop and every table column.
 SERVERS = ("hearth", "ws", "socketio", "bare")

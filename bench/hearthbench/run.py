@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import build, page, report, scenarios, store, sweep, tools, wasm
+from . import build, cluster, page, report, scenarios, store, sweep, tools, wasm
 from .config import Settings, Usage
 from .console import Fatal, say, warn
 from .context import Bench
@@ -100,6 +100,7 @@ def measure(b: Bench, built_wasm: wasm.Sizes | None) -> tuple[str, int]:
         ("http", page.run),
         ("store", store.run),
         ("wasm", lambda b: wasm.run(b, built_wasm)),
+        ("cluster", cluster.run),
     ]
     for name, run_part in parts:
         if s.want(name):

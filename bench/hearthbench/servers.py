@@ -61,8 +61,10 @@ class Servers:
             self.port += 1
         return self.port
 
-    def start(self, kind: str, bare_page: Path | None = None) -> Server:
-        """A fresh KIND server; with BARE_PAGE, `bare` answers every HTTP request with it."""
+    def start(self, kind: str, bare_page: Path | None = None,
+              env_extra: dict[str, str] | None = None) -> Server:
+        """A fresh KIND server; with BARE_PAGE, `bare` answers every HTTP request with it.
+        ENV_EXTRA is added to Hearth's settings (a database and NATS for several nodes)."""
         s = self.settings
         port = self._next_port()
         log = self.raw / f"server.{kind}.{port}.log"
@@ -71,7 +73,8 @@ class Servers:
         peers = str(s.peers)
         if kind == "hearth":
             data = Path(tempfile.mkdtemp(prefix="data.", dir=self.tmp_root))
-            env = {**os.environ, **hearthenv.hearth_bench_env(s.root / "bench/hearth-env.sh", port, data)}
+            env = {**os.environ, **hearthenv.hearth_bench_env(s.root / "bench/hearth-env.sh", port, data),
+                   **(env_extra or {})}
             cmd = [*pin, str(s.hearth_bin)]
             url, protocol = f"ws://127.0.0.1:{port}/ws", "hearth"
         elif kind == "ws":

@@ -15,6 +15,10 @@ pub struct Args {
     /// WebSocket URL of the server under test (loopback only).
     #[arg(long, default_value = "ws://127.0.0.1:3000/ws")]
     pub url: String,
+    /// WebSocket URL of a second node of the same Hearth cluster (loopback only): every
+    /// other connection goes there, so one room spans both nodes.
+    #[arg(long)]
+    pub also: Option<String>,
     /// Wire protocol the server speaks.
     #[arg(long, value_enum, default_value_t = Protocol::Hearth)]
     pub protocol: Protocol,

@@ -49,7 +49,11 @@ pub struct Outcome {
 type Setup = Result<(Ws, Receiver), String>;
 
 pub async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> {
-    let socket = match sh.addr {
+    let (url, addr) = match &sh.also {
+        Some((url, addr)) if idx % 2 == 1 => (url, *addr),
+        _ => (&sh.url, sh.addr),
+    };
+    let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
@@ -58,12 +62,11 @@ pub async fn connect(sh: &Shared, idx: usize, slow: bool) -> Result<Ws, String> 
         let _ = socket.set_recv_buffer_size(SLOW_RCVBUF);
     }
     let tcp = socket
-        .connect(sh.addr)
+        .connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let mut request = sh
-        .url
+    let mut request = url
         .as_str()
         .into_client_request()
         .map_err(|e| format!("request: {e}"))?;

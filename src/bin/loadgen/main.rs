@@ -51,6 +51,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let also = match args.also.as_deref().map(|u| resolve_url(u, args.protocol)) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            eprintln!("hearth-loadgen: {e}");
+            std::process::exit(2);
+        }
+    };
     // Last resort: whatever happens, the process ends.
     let cap = args.duration
         + args.drain
@@ -84,7 +92,7 @@ fn main() {
         );
     }
     let json = args.json;
-    let report = runtime.block_on(run(args, url, addr));
+    let report = runtime.block_on(run(args, url, addr, also));
     if json {
         println!("{}", report.json());
     } else {

@@ -19,7 +19,12 @@ use tokio::time::MissedTickBehavior;
 /// How long slow connections get to catch up once they read again.
 const SLOW_PHASE_LIMIT: Duration = Duration::from_secs(30);
 
-pub async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
+pub async fn run(
+    args: Args,
+    url: String,
+    addr: SocketAddr,
+    also: Option<(String, SocketAddr)>,
+) -> Report {
     let rooms = if args.protocol == Protocol::Hearth {
         args.rooms.max(1)
     } else {
@@ -64,6 +69,7 @@ pub async fn run(args: Args, url: String, addr: SocketAddr) -> Report {
         protocol: args.protocol,
         url,
         addr,
+        also,
         rooms,
         senders,
         sender_period,

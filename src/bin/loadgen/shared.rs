@@ -25,6 +25,8 @@ pub struct Shared {
     pub protocol: Protocol,
     pub url: String,
     pub addr: SocketAddr,
+    /// A second node: connections with an odd index go there.
+    pub also: Option<(String, SocketAddr)>,
     pub rooms: usize,
     pub senders: usize,
     pub sender_period: Duration,
