@@ -20,6 +20,7 @@
 pub mod nats;
 
 use crate::protocol::{Change, ChatMessage, Person, RoomId};
+use tungstenite::Utf8Bytes;
 
 pub trait Broker: Send + Sync + 'static {
     /// This node's id among the nodes (random per process, below 2^63); 0 for a single node,
@@ -32,9 +33,10 @@ pub trait Broker: Send + Sync + 'static {
     fn publish_presence(&self, _room: &RoomId, _version: u64, _people: &[Person]) {}
     /// A room started on this node: other nodes are asked to publish their people there.
     fn ask_presence(&self, _room: &RoomId) {}
-    /// Called once per stored message, after its sequence number is known. Must not block:
-    /// it runs on the room actor.
-    fn publish(&self, msg: &ChatMessage);
+    /// Called once per stored message, after its sequence number is known, with the frame
+    /// its room sends (`frame`, already encoded): a receiving node forwards those bytes.
+    /// Must not block: it runs on the room actor.
+    fn publish(&self, msg: &ChatMessage, frame: &Utf8Bytes);
     /// Called once per stored change (edit, deletion, reaction), after its `eseq` is known;
     /// the receiving node hands it to [`crate::server::hub::Hub::deliver_remote_change`].
     fn publish_change(&self, change: &Change);
@@ -44,6 +46,6 @@ pub trait Broker: Send + Sync + 'static {
 pub struct SingleNode;
 
 impl Broker for SingleNode {
-    fn publish(&self, _msg: &ChatMessage) {}
+    fn publish(&self, _msg: &ChatMessage, _frame: &Utf8Bytes) {}
     fn publish_change(&self, _change: &Change) {}
 }

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+use tungstenite::Utf8Bytes;
 
 /// Tunables; the defaults are what `hearth` runs with unless told otherwise.
 #[derive(Clone, Debug)]
@@ -491,9 +492,10 @@ impl Hub {
 
     /// Delivers a message stored by another node to this node's members of the room, in
     /// order and once (a repeat or an old one is dropped, a gap is filled from the store).
-    pub async fn deliver_remote(&self, msg: ChatMessage) {
+    /// `frame` is the message's frame as the other node encoded it, sent on as it is.
+    pub async fn deliver_remote(&self, msg: ChatMessage, frame: Option<Utf8Bytes>) {
         if let Some(handle) = self.existing_room(&msg.room) {
-            let _ = handle.send(RoomCmd::Remote(msg)).await;
+            let _ = handle.send(RoomCmd::Remote { msg, frame }).await;
         }
     }
 
@@ -1282,7 +1284,7 @@ mod tests {
     }
 
     impl Broker for Recorder {
-        fn publish(&self, msg: &ChatMessage) {
+        fn publish(&self, msg: &ChatMessage, _frame: &Utf8Bytes) {
             self.messages.lock().unwrap().push(msg.clone());
         }
         fn publish_change(&self, change: &Change) {
@@ -1346,7 +1348,7 @@ mod tests {
             drain(&mut reader_rx).await;
             let sent = std::mem::take(&mut *broker.messages.lock().unwrap());
             for msg in mangled(sent, round as usize) {
-                b.deliver_remote(msg).await;
+                b.deliver_remote(msg, None).await;
             }
             // The periodic check, which needs no broker message.
             b.catch_up(&room("x")).await;

@@ -94,8 +94,12 @@ pub enum RoomCmd {
     Drain {
         done: oneshot::Sender<()>,
     },
-    /// A message another node stored.
-    Remote(ChatMessage),
+    /// A message another node stored, with its frame as that node encoded it (if it came
+    /// with one).
+    Remote {
+        msg: ChatMessage,
+        frame: Option<Utf8Bytes>,
+    },
     /// A change stored by another node.
     RemoteChange(Change),
     /// Everyone another node lists in this room now (see [`crate::server::broker`]).
@@ -236,6 +240,11 @@ impl Recent {
             self.messages.pop_front();
         }
     }
+}
+
+/// A chat message's frame.
+fn message_frame(msg: &ChatMessage) -> Utf8Bytes {
+    Utf8Bytes::from(ServerMsg::Message(msg.clone()).encode())
 }
 
 /// The hub's handle on a room actor.
@@ -504,14 +513,14 @@ impl RoomActor {
                         v
                     }));
                 }
-                RoomCmd::Remote(msg) => {
+                RoomCmd::Remote { msg, frame } => {
                     let seq = msg.seq;
                     let calling = if msg.text.contains('@') {
                         vec![msg.clone()]
                     } else {
                         Vec::new()
                     };
-                    self.deliver(msg).await;
+                    self.deliver(msg, frame).await;
                     self.tell_watchers(seq, &calling);
                 }
                 RoomCmd::RemoteChange(change) => self.changed(change).await,
@@ -1002,12 +1011,14 @@ impl RoomActor {
                 }
             }
             if let Some(msg) = stored {
-                self.broker.publish(&msg);
+                // Encoded once, for this node's members and for the others'.
+                let frame = message_frame(&msg);
+                self.broker.publish(&msg, &frame);
                 newest = Some(msg.seq);
                 if msg.text.contains('@') {
                     calling.push(msg.clone());
                 }
-                self.deliver(msg).await;
+                self.deliver(msg, Some(frame)).await;
             }
         }
         if let Some(last_seq) = newest {
@@ -1041,11 +1052,12 @@ impl RoomActor {
     /// writes, or a broker message that was lost), so what the store holds after the cursor
     /// goes out first. Correctness never rests on the broker: a lost message is filled in by
     /// the next one, or by [`RoomCmd::CatchUp`].
-    async fn deliver(&mut self, msg: ChatMessage) {
+    /// `frame` is the message's encoded frame when the caller has it.
+    async fn deliver(&mut self, msg: ChatMessage, frame: Option<Utf8Bytes>) {
         let Some(last) = self.recent.as_ref().map(|r| r.last_seq) else {
             // No tail is kept until someone joins (a join loads it): nobody to keep in order.
             if !self.members.is_empty() {
-                self.broadcast(&Utf8Bytes::from(ServerMsg::Message(msg).encode()));
+                self.broadcast(&frame.unwrap_or_else(|| message_frame(&msg)));
             }
             return;
         };
@@ -1053,7 +1065,7 @@ impl RoomActor {
             return;
         }
         if msg.seq.0 == last.0 + 1 {
-            return self.append(msg);
+            return self.append(msg, frame);
         }
         self.fill(last).await;
     }
@@ -1065,7 +1077,7 @@ impl RoomActor {
         match self.store.since(&self.id, last, RECENT).await {
             Ok(Replay::Complete(missing)) => {
                 for msg in missing {
-                    self.append(msg);
+                    self.append(msg, None);
                 }
             }
             outcome => {
@@ -1094,8 +1106,8 @@ impl RoomActor {
     }
 
     /// Appends the next message to the tail and sends it to the members.
-    fn append(&mut self, msg: ChatMessage) {
-        let frame = Utf8Bytes::from(ServerMsg::Message(msg.clone()).encode());
+    fn append(&mut self, msg: ChatMessage, frame: Option<Utf8Bytes>) {
+        let frame = frame.unwrap_or_else(|| message_frame(&msg));
         if let Some(recent) = self.recent.as_mut() {
             recent.push(msg);
         }

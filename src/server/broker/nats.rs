@@ -1,10 +1,14 @@
 //! Several nodes on core NATS: each stored message and change goes to the other nodes as one
 //! NATS message, a best-effort signal that the database has something new.
 //!
-//! Subjects are per room (`hearth.msg.<room>`, `hearth.chg.<room>`); every node subscribes to
-//! all of them and hands what arrives to the room if it is in memory here. The payload is
-//! JSON: the store's epoch and the message (or change) as the protocol sends it, so a room
-//! gets exactly what its own node would have stored.
+//! Subjects are per room: `hearth.msg.<room>` (a stored message), `hearth.chg.<room>` (a
+//! change), `hearth.pre.<room>` (one node's list of who is online there), `hearth.ask.<room>`
+//! (a node that just started the room asks for those lists); `hearth.acc` carries permission
+//! changes. Every node subscribes to all of them and hands what arrives to the room if it is
+//! in memory here. A message's payload is a header line (epoch, seq, node) and the frame the
+//! storing node's room sent, which the other nodes forward as it is; the others are JSON
+//! with the sender's node id and the store's epoch. Anything of another epoch (a node on
+//! another database) is ignored.
 //!
 //! Nothing here may hold a room up or be needed for correctness:
 //! - [`Broker::publish`] runs on the room actor and only hands the payload to a bounded
@@ -18,7 +22,7 @@
 
 use super::Broker;
 use crate::on_db;
-use crate::protocol::{Change, ChatMessage, Person, RoomId};
+use crate::protocol::{Change, ChatMessage, Person, RoomId, ServerMsg};
 use crate::server::accounts::{AccessNews, Accounts};
 use crate::server::db::Db;
 use crate::server::hub::Hub;
@@ -31,9 +35,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use tungstenite::Utf8Bytes;
 
 /// Every subject Hearth uses starts with this.
 const PREFIX: &str = "hearth";
+/// Stored messages' subjects start with this; the rest carry JSON envelopes.
+const MESSAGES: &str = "hearth.msg.";
 
 #[derive(Clone, Debug)]
 pub struct NatsSettings {
@@ -70,8 +77,6 @@ struct Outgoing<'a> {
     node: u64,
     epoch: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    msg: Option<&'a ChatMessage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     change: Option<&'a Change>,
     #[serde(skip_serializing_if = "Option::is_none")]
     presence: Option<PresenceOut<'a>>,
@@ -92,8 +97,6 @@ struct PresenceOut<'a> {
 struct Incoming {
     node: u64,
     epoch: u64,
-    #[serde(default)]
-    msg: Option<ChatMessage>,
     #[serde(default)]
     change: Option<Change>,
     #[serde(default)]
@@ -184,10 +187,13 @@ impl NatsBroker {
     }
 
     fn hand_off(&self, subject: String, payload: &Outgoing<'_>) {
-        let bytes = match serde_json::to_vec(payload) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(err) => return tracing::error!(%err, "encoding for NATS failed"),
-        };
+        match serde_json::to_vec(payload) {
+            Ok(bytes) => self.send(subject, Bytes::from(bytes)),
+            Err(err) => tracing::error!(%err, "encoding for NATS failed"),
+        }
+    }
+
+    fn send(&self, subject: String, bytes: Bytes) {
         if self.outgoing.try_send((subject, bytes)).is_err() {
             // The store has it; other nodes fill it from there.
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -200,12 +206,12 @@ impl Broker for NatsBroker {
         self.node
     }
 
-    fn publish(&self, msg: &ChatMessage) {
-        let payload = Outgoing {
-            msg: Some(msg),
-            ..self.envelope()
-        };
-        self.hand_off(format!("{PREFIX}.msg.{}", msg.room), &payload);
+    fn publish(&self, msg: &ChatMessage, frame: &Utf8Bytes) {
+        let header = format!("{} {} {}\n", self.epoch, msg.seq.0, self.node);
+        let mut payload = Vec::with_capacity(header.len() + frame.len());
+        payload.extend_from_slice(header.as_bytes());
+        payload.extend_from_slice(frame.as_bytes());
+        self.send(format!("{PREFIX}.msg.{}", msg.room), Bytes::from(payload));
     }
 
     fn publish_change(&self, change: &Change) {
@@ -306,6 +312,14 @@ impl NatsLink {
         }
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
+                if message.subject.starts_with(MESSAGES) {
+                    match decode_message(message.payload, epoch) {
+                        Ok(Some((msg, frame))) => receiver.deliver_remote(msg, Some(frame)).await,
+                        Ok(None) => {}
+                        Err(err) => tracing::warn!(%err, "unreadable message from NATS"),
+                    }
+                    continue;
+                }
                 let incoming: Incoming = match serde_json::from_slice(&message.payload) {
                     Ok(incoming) => incoming,
                     Err(err) => {
@@ -320,9 +334,6 @@ impl NatsLink {
                         "a node of another history shares this NATS; ignoring it"
                     );
                     continue;
-                }
-                if let Some(msg) = incoming.msg {
-                    receiver.deliver_remote(msg).await;
                 }
                 if let Some(change) = incoming.change {
                     receiver.deliver_remote_change(change).await;
@@ -362,6 +373,35 @@ impl NatsLink {
             }
         });
         Ok(())
+    }
+}
+
+/// A stored message as another node published it: a header line (`<epoch> <seq> <node>`),
+/// then the frame that node's room sent, which is forwarded as it is. `None` for a message
+/// of another history.
+fn decode_message(payload: Bytes, epoch: u64) -> Result<Option<(ChatMessage, Utf8Bytes)>, String> {
+    let end = payload
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
+    let header = std::str::from_utf8(&payload[..end]).map_err(|e| e.to_string())?;
+    let mut fields = header.split(' ').map(str::parse::<u64>);
+    let (Some(Ok(theirs)), Some(Ok(seq))) = (fields.next(), fields.next()) else {
+        return Err(format!("bad header {header:?}"));
+    };
+    if theirs != epoch {
+        tracing::warn!(
+            theirs,
+            ours = epoch,
+            "a node of another history shares this NATS"
+        );
+        return Ok(None);
+    }
+    let frame = Utf8Bytes::try_from(payload.slice(end + 1..)).map_err(|e| e.to_string())?;
+    match serde_json::from_str::<ServerMsg>(frame.as_str()) {
+        Ok(ServerMsg::Message(msg)) if msg.seq.0 == seq => Ok(Some((msg, frame))),
+        Ok(_) => Err(format!("the frame is not message {seq}")),
+        Err(err) => Err(err.to_string()),
     }
 }
 
@@ -445,5 +485,34 @@ impl Leases {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{RoomId, Seq};
+
+    fn published(epoch: u64, seq: u64, frame_seq: u64) -> Bytes {
+        let msg = ChatMessage {
+            room: RoomId("r".into()),
+            seq: Seq(frame_seq),
+            text: "hello".into(),
+            ..Default::default()
+        };
+        let frame = Utf8Bytes::from(ServerMsg::Message(msg).encode());
+        Bytes::from(format!("{epoch} {seq} 7\n{}", frame.as_str()))
+    }
+
+    #[test]
+    fn a_published_message_is_forwarded_as_its_frame_and_checked() {
+        let (msg, frame) = decode_message(published(5, 3, 3), 5).unwrap().unwrap();
+        assert_eq!((msg.seq, msg.text.as_str()), (Seq(3), "hello"));
+        assert!(frame.as_str().starts_with('{') && frame.as_str().contains("hello"));
+        // Another history's message is ignored; a header that does not match its frame, or
+        // no header at all, is an error.
+        assert_eq!(decode_message(published(6, 3, 3), 5).unwrap(), None);
+        assert!(decode_message(published(5, 4, 3), 5).is_err());
+        assert!(decode_message(Bytes::from_static(b"{}"), 5).is_err());
     }
 }
