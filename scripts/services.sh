@@ -16,9 +16,18 @@ services_fail() {
   exit 1
 }
 
-# A TCP port nobody listens on right now (the kernel's choice).
+# A TCP port in the ephemeral range that nothing on 127.0.0.1 answers on right now.
 services_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  local port tries=0
+  while [ "$tries" -lt 200 ]; do
+    port=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+    tries=$((tries + 1))
+  done
+  services_fail "found no free TCP port on 127.0.0.1"
 }
 
 # Runs a PostgreSQL program as the `postgres` user when we are root (PostgreSQL refuses root).
