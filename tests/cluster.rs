@@ -48,10 +48,11 @@ async fn say(writer: &mut Client, ids: std::ops::RangeInclusive<u32>) {
     writer.acks(n).await;
 }
 
-/// The next ack or error, skipping the room's messages and presence.
+/// The next ack or error, skipping the room's messages and presence. While the database is
+/// away an answer takes up to twice the pool's 2 s wait (a catch-up may be failing first).
 async fn answer(client: &mut Client) -> ServerMsg {
     loop {
-        match client.recv().await {
+        match client.recv_within(Duration::from_secs(15)).await {
             ServerMsg::Message(_) | ServerMsg::Presence { .. } => {}
             other => return other,
         }

@@ -83,7 +83,12 @@ impl Client {
 
     /// The next WebSocket message of any kind (pings and pongs included); fails after 5 s.
     pub async fn next_raw(&mut self) -> Message {
-        tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+        self.next_raw_within(Duration::from_secs(5)).await
+    }
+
+    /// [`Client::next_raw`], failing after `wait`.
+    pub async fn next_raw_within(&mut self, wait: Duration) -> Message {
+        tokio::time::timeout(wait, self.ws.next())
             .await
             .expect("timed out waiting for a frame")
             .expect("connection ended")
@@ -92,8 +97,13 @@ impl Client {
 
     /// The next protocol frame, skipping heartbeats; fails after 5 s.
     pub async fn recv(&mut self) -> ServerMsg {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    /// [`Client::recv`], failing after `wait` without a frame.
+    pub async fn recv_within(&mut self, wait: Duration) -> ServerMsg {
         loop {
-            match self.next_raw().await {
+            match self.next_raw_within(wait).await {
                 Message::Text(t) => {
                     let msg: ServerMsg = serde_json::from_str(t.as_str()).unwrap();
                     if msg != ServerMsg::Ping {
