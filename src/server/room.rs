@@ -1271,17 +1271,22 @@ impl RoomActor {
             self.flush_presence();
             return;
         }
-        if !self.flush_scheduled {
-            let Some(tx) = self.self_tx.upgrade() else {
-                return;
-            };
-            self.flush_scheduled = true;
-            let wait = self.config.presence_batch;
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = tx.send(RoomCmd::FlushPresence).await;
-            });
+        self.schedule_flush(self.config.presence_batch);
+    }
+
+    /// A [`RoomCmd::FlushPresence`] after `wait`, unless one is due already.
+    fn schedule_flush(&mut self, wait: Duration) {
+        if self.flush_scheduled {
+            return;
         }
+        let Some(tx) = self.self_tx.upgrade() else {
+            return;
+        };
+        self.flush_scheduled = true;
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(RoomCmd::FlushPresence).await;
+        });
     }
 
     /// This node's list here may have changed: publish it with the next presence flush
@@ -1291,17 +1296,7 @@ impl RoomActor {
             return;
         }
         self.share_due = true;
-        if !self.flush_scheduled {
-            let Some(tx) = self.self_tx.upgrade() else {
-                return;
-            };
-            self.flush_scheduled = true;
-            let wait = self.config.presence_batch.max(Duration::from_millis(10));
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = tx.send(RoomCmd::FlushPresence).await;
-            });
-        }
+        self.schedule_flush(self.config.presence_batch.max(Duration::from_millis(10)));
     }
 
     /// Publishes who this node lists here, when it changed since the last time (or always,
@@ -1333,12 +1328,19 @@ impl RoomActor {
         if node == self.broker.node() {
             return;
         }
-        let conn = remote_conn(node);
-        let (known, before) = self.remote.remove(&node).unwrap_or_default();
-        if version <= known {
-            self.remote.insert(node, (known, before));
+        if self
+            .remote
+            .get(&node)
+            .is_some_and(|(known, _)| version <= *known)
+        {
             return;
         }
+        let conn = remote_conn(node);
+        let before = self
+            .remote
+            .remove(&node)
+            .map(|(_, p)| p)
+            .unwrap_or_default();
         let now: HashSet<&AuthorKey> = people.iter().map(|p| &p.key).collect();
         for gone in before.iter().filter(|p| !now.contains(&p.key)) {
             if self.presence.remove(&gone.key, conn, false) == Removal::Left {

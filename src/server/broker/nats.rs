@@ -356,7 +356,9 @@ impl NatsLink {
                     receiver.share_presence(&room).await;
                 }
                 if let Some(news) = incoming.access {
-                    accounts.apply(news).await;
+                    // It may read the database: the rooms' messages do not wait for it.
+                    let accounts = accounts.clone();
+                    tokio::spawn(async move { accounts.apply(news).await });
                 }
             }
             tracing::error!("the NATS subscription ended; rooms rely on catching up");
