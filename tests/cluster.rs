@@ -49,7 +49,7 @@ async fn say(writer: &mut Client, ids: std::ops::RangeInclusive<u32>) {
 }
 
 /// The next ack or error, skipping the room's messages and presence. While the database is
-/// away an answer takes up to twice the pool's 2 s wait (a catch-up may be failing first).
+/// away an answer takes the pool's 2 s wait; the margin is for a busy host.
 async fn answer(client: &mut Client) -> ServerMsg {
     loop {
         match client.recv_within(Duration::from_secs(15)).await {

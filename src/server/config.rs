@@ -50,8 +50,8 @@ pub struct Config {
     #[arg(long, env = "HEARTH_BROKER_BUFFER", default_value_t = 8192)]
     pub broker_buffer: usize,
 
-    /// How often, in milliseconds, each room in memory checks the database for messages
-    /// that NATS did not bring (with several nodes).
+    /// How often, in milliseconds, each node reads the latest numbers of its rooms in memory
+    /// from the database and fills in what NATS did not bring (with several nodes).
     #[arg(long, env = "HEARTH_CATCH_UP_MS", default_value_t = 1000)]
     pub catch_up_ms: u64,
 

@@ -514,10 +514,33 @@ impl Hub {
         }
     }
 
-    /// [`Hub::catch_up`] for every room in memory.
-    pub fn catch_up_all(&self) {
-        for handle in self.room_handles() {
-            handle.catch_up();
+    /// [`Hub::catch_up`] for every room in memory, with one store query per 1,000 rooms:
+    /// only rooms that are behind then read anything more.
+    pub async fn catch_up_all(&self) {
+        let rooms: Vec<(RoomId, RoomHandle)> = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms
+                .iter()
+                .map(|(id, h)| (id.clone(), h.clone()))
+                .collect()
+        };
+        for chunk in rooms.chunks(1000) {
+            let names: Vec<RoomId> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let counters = match self.store.counters(&names).await {
+                Ok(counters) => counters,
+                Err(err) => return tracing::warn!(%err, "reading the rooms' latest numbers failed"),
+            };
+            let handles: HashMap<&RoomId, &RoomHandle> =
+                chunk.iter().map(|(id, h)| (id, h)).collect();
+            for (room, last_seq, last_eseq) in counters {
+                if let Some(handle) = handles.get(&room) {
+                    // A room whose queue is full is busy: the next check comes soon.
+                    handle.try_send(RoomCmd::CatchUpTo {
+                        last_seq,
+                        last_eseq,
+                    });
+                }
+            }
         }
     }
 

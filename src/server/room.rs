@@ -118,6 +118,12 @@ pub enum RoomCmd {
     /// Check the store for messages and changes the members have not been sent (see
     /// `Room::deliver`).
     CatchUp,
+    /// The store's latest numbers for this room, read for every room in memory at once:
+    /// fill in whatever the members have not been sent.
+    CatchUpTo {
+        last_seq: Seq,
+        last_eseq: Seq,
+    },
     /// `conn`'s person is typing: tell the room's other people, now or never.
     Typing {
         conn: ConnHandle,
@@ -528,6 +534,10 @@ impl RoomActor {
                     self.catch_up_queued.store(false, Ordering::Release);
                     self.catch_up().await
                 }
+                RoomCmd::CatchUpTo {
+                    last_seq,
+                    last_eseq,
+                } => self.catch_up_to(last_seq, last_eseq).await,
                 RoomCmd::Typing { conn } => self.typing(&conn),
                 RoomCmd::Change { origin, change } => self.change(origin, change).await,
                 RoomCmd::Read { conn, seq } => self.read(&conn, seq),
@@ -1117,25 +1127,37 @@ impl RoomActor {
     /// Brings the members up to the store's latest message, if they are behind it (a broker
     /// message lost and no later one to reveal the gap).
     async fn catch_up(&mut self) {
+        if self.recent.is_none() {
+            return;
+        }
+        let counters = match self.store.last_seq(&self.id).await {
+            Ok(latest) => self
+                .store
+                .last_eseq(&self.id)
+                .await
+                .map(|eseq| (latest, eseq)),
+            Err(err) => Err(err),
+        };
+        match counters {
+            Ok((latest, latest_eseq)) => self.catch_up_to(latest, latest_eseq).await,
+            // The store is away: the next check tries again.
+            Err(err) => tracing::error!(room = %self.id, %err, "catching up failed"),
+        }
+    }
+
+    /// Sends the members what the store holds beyond what they were sent, given the store's
+    /// latest numbers for the room.
+    async fn catch_up_to(&mut self, latest: Seq, latest_eseq: Seq) {
         let Some((last, last_eseq)) = self.recent.as_ref().map(|r| (r.last_seq, r.last_eseq))
         else {
             return;
         };
-        match self.store.last_seq(&self.id).await {
-            Ok(latest) if latest > last => {
-                self.fill(last).await;
-                self.tell_watchers(latest, &[]);
-            }
-            Ok(_) => {}
-            Err(err) => {
-                // The store is away: the next check tries again.
-                return tracing::error!(room = %self.id, %err, "catching up failed");
-            }
+        if latest > last {
+            self.fill(last).await;
+            self.tell_watchers(latest, &[]);
         }
-        match self.store.last_eseq(&self.id).await {
-            Ok(latest) if latest > last_eseq => self.fill_changes(last_eseq).await,
-            Ok(_) => {}
-            Err(err) => tracing::error!(room = %self.id, %err, "catching up on changes failed"),
+        if latest_eseq > last_eseq {
+            self.fill_changes(last_eseq).await;
         }
     }
 

@@ -130,6 +130,9 @@ pub enum Replay {
     Gap,
 }
 
+/// A room's latest sequence number and latest change number (`last_seq`, `last_eseq`).
+pub type Counters = (RoomId, Seq, Seq);
+
 pub trait Store: Send + Sync + 'static {
     /// Identifies this history; changes when the history is reset.
     fn epoch(&self) -> u64;
@@ -202,6 +205,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Vec<Change>>, StoreError>>;
     /// The room's latest change number (0: none yet).
     fn last_eseq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>>;
+    /// `last_seq` and `last_eseq` of each of `rooms` that exists, read together where the
+    /// store can (the periodic check of every room in memory on a node of several).
+    fn counters<'a>(
+        &'a self,
+        rooms: &'a [RoomId],
+    ) -> BoxFuture<'a, Result<Vec<Counters>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(rooms.len());
+            for room in rooms {
+                out.push((
+                    room.clone(),
+                    self.last_seq(room).await?,
+                    self.last_eseq(room).await?,
+                ));
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// Most readers whose marks [`MemoryStore`] keeps.

@@ -15,10 +15,10 @@
 //!   queue; when NATS is slow or away and the queue is full, the payload is dropped (and
 //!   counted).
 //! - NATS itself drops what a slow subscriber cannot take (a slow-consumer event).
-//! - Each room keeps a cursor and fills any gap from the store; [`NatsLink::run`] also makes
-//!   every room in memory check the store on each (re)connection, on each slow-consumer
-//!   event, and on a timer, so a message whose signal was lost still arrives within one
-//!   period.
+//! - Each room keeps a cursor and fills any gap from the store; [`NatsLink::run`] also reads
+//!   the latest numbers of every room in memory (one query, [`Hub::catch_up_all`]) on each
+//!   (re)connection, on each slow-consumer event and on a timer, and a room that is behind
+//!   fills in, so a message whose signal was lost still arrives within one period.
 
 use super::Broker;
 use crate::on_db;
@@ -47,7 +47,8 @@ pub struct NatsSettings {
     /// Payloads waiting to be published, and NATS messages waiting to be delivered here,
     /// before more are dropped.
     pub buffer: usize,
-    /// How often every room in memory checks the store for what NATS did not bring.
+    /// How often the rooms in memory are checked against the store for what NATS did not
+    /// bring.
     pub catch_up: Duration,
     /// A node that has not renewed its lease in the database for this long is down, and its
     /// people leave. Renewed (and every room's list republished) every third of it.
@@ -371,7 +372,7 @@ impl NatsLink {
                     _ = ticks.tick() => {}
                     _ = wake.notified() => {}
                 }
-                hub.catch_up_all();
+                hub.catch_up_all().await;
             }
         });
         Ok(())

@@ -14,7 +14,8 @@
 //! two nodes folding reactions into one message never lose either.
 
 use super::{
-    decide, Appended, BoxFuture, Changed, NewChange, NewMessage, Replay, Store, StoreError,
+    decide, Appended, BoxFuture, Changed, Counters, NewChange, NewMessage, Replay, Store,
+    StoreError,
 };
 use crate::on_db;
 use crate::protocol::{
@@ -640,6 +641,35 @@ impl Store for SqlStore {
 
     fn last_eseq<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<Seq, StoreError>> {
         Box::pin(self.room_last_eseq(room))
+    }
+
+    fn counters<'a>(
+        &'a self,
+        rooms: &'a [RoomId],
+    ) -> BoxFuture<'a, Result<Vec<Counters>, StoreError>> {
+        Box::pin(async move {
+            let Db::Postgres(pool) = &self.db else {
+                let mut out = Vec::with_capacity(rooms.len());
+                for room in rooms {
+                    let counters = (
+                        self.room_last_seq(room).await?,
+                        self.room_last_eseq(room).await?,
+                    );
+                    out.push((room.clone(), counters.0, counters.1));
+                }
+                return Ok(out);
+            };
+            let names: Vec<&str> = rooms.iter().map(RoomId::as_str).collect();
+            let rows: Vec<(String, i64, i64)> =
+                sqlx::query_as("SELECT name, last_seq, last_eseq FROM rooms WHERE name = ANY($1)")
+                    .bind(&names)
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(name, seq, eseq)| (RoomId(name), Seq(seq as u64), Seq(eseq as u64)))
+                .collect())
+        })
     }
 
     fn read_marks<'a>(
