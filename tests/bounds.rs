@@ -268,11 +268,19 @@ async fn unfinished_bodies_from_many_connections_keep_memory_bounded() {
 async fn connections_beyond_the_per_address_cap_are_refused_while_others_work() {
     let hearth = Hearth::start(&[("HEARTH_CONNECTIONS_PER_ADDRESS", "8")]).await;
     let addr = hearth.addr;
+    // From an address of its own: the start-up probe's connection (from 127.0.0.1) may
+    // still count on a busy host, and must not take one of these places.
+    let mine = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    let connect = || async move {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(mine, 0)).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
     let mut held = Vec::new();
     for _ in 0..8 {
-        held.push(TcpStream::connect(addr).await.unwrap());
+        held.push(connect().await);
     }
-    let mut over = TcpStream::connect(addr).await.unwrap();
+    let mut over = connect().await;
     let reply = read_until_closed(&mut over, Duration::from_secs(5))
         .await
         .expect("the ninth connection is closed");
@@ -286,7 +294,7 @@ async fn connections_beyond_the_per_address_cap_are_refused_while_others_work() 
     drop(held.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut stream = connect().await;
         let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         let _ = stream.write_all(request.as_bytes()).await;
         let reply = read_until_closed(&mut stream, Duration::from_secs(10))
