@@ -12,8 +12,8 @@
 //!
 //! Nothing here may hold a room up or be needed for correctness:
 //! - [`Broker::publish`] runs on the room actor and only hands the payload to a bounded
-//!   queue; when NATS is slow or away and the queue is full, the payload is dropped (and
-//!   counted).
+//!   queue; when NATS is slow or away and the queue is full, the payload is dropped (counted,
+//!   and logged every third of the lease).
 //! - NATS itself drops what a slow subscriber cannot take (a slow-consumer event).
 //! - Each room keeps a cursor and fills any gap from the store; [`NatsLink::run`] also reads
 //!   the latest numbers of every room in memory (one query, [`Hub::catch_up_all`]) on each
@@ -60,7 +60,8 @@ pub struct NatsBroker {
     node: u64,
     epoch: u64,
     outgoing: mpsc::Sender<(String, Bytes)>,
-    dropped: AtomicU64,
+    /// Payloads dropped because the queue to NATS was full; the lease check logs it.
+    dropped: Arc<AtomicU64>,
 }
 
 /// The connection's tasks, started with [`NatsLink::run`] once the hub exists.
@@ -69,6 +70,7 @@ pub struct NatsLink {
     node: u64,
     epoch: u64,
     outgoing: mpsc::Receiver<(String, Bytes)>,
+    dropped: Arc<AtomicU64>,
     wake: Arc<Notify>,
     settings: NatsSettings,
 }
@@ -158,6 +160,7 @@ impl NatsBroker {
             .connect(url)
             .await?;
         let (tx, rx) = mpsc::channel(buffer);
+        let dropped = Arc::new(AtomicU64::new(0));
         // Random per process: a restarted node is a new node, whose lists start afresh.
         let node = loop {
             let node = getrandom::u64().map_err(std::io::Error::other)? >> 1;
@@ -169,22 +172,18 @@ impl NatsBroker {
             node,
             epoch,
             outgoing: tx,
-            dropped: AtomicU64::new(0),
+            dropped: dropped.clone(),
         });
         let link = NatsLink {
             client,
             node,
             epoch,
             outgoing: rx,
+            dropped,
             wake,
             settings,
         };
         Ok((broker, link))
-    }
-
-    /// Payloads dropped because the queue to NATS was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 
     fn hand_off(&self, subject: String, payload: &Outgoing<'_>) {
@@ -278,6 +277,7 @@ impl NatsLink {
             node,
             epoch,
             mut outgoing,
+            dropped,
             wake,
             settings,
         } = self;
@@ -295,6 +295,8 @@ impl NatsLink {
             db,
             node,
             lease: settings.lease,
+            dropped,
+            reported: 0,
         };
         leases.renew().await?;
         leases.spawn(hub.clone(), heard.clone(), accounts.clone());
@@ -414,6 +416,9 @@ struct Leases {
     db: Db,
     node: u64,
     lease: Duration,
+    /// The broker's count of payloads dropped, and how many were already reported.
+    dropped: Arc<AtomicU64>,
+    reported: u64,
 }
 
 impl Leases {
@@ -437,6 +442,19 @@ impl Leases {
         Ok(())
     }
 
+    /// Says how many payloads the full queue to NATS dropped since the last report.
+    fn report_dropped(&mut self) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported {
+            tracing::warn!(
+                dropped = dropped - self.reported,
+                "the queue to NATS was full: payloads were dropped (other nodes read those \
+                 messages from the database; HEARTH_BROKER_BUFFER sets the queue's size)"
+            );
+            self.reported = dropped;
+        }
+    }
+
     /// The nodes whose lease is current, this one included.
     async fn alive(&self) -> Result<HashSet<u64>, crate::server::store::StoreError> {
         let ids: Vec<i64> = on_db!(&self.db, pool => {
@@ -454,7 +472,7 @@ impl Leases {
     /// Every third of the lease: renews it, declares down every node heard from whose lease
     /// has run out (its people leave), republishes every room's list, and ends connections
     /// of sessions that ended elsewhere (in case their announcement was lost).
-    fn spawn(self, hub: Arc<Hub>, heard: Arc<Mutex<HashSet<u64>>>, accounts: Arc<Accounts>) {
+    fn spawn(mut self, hub: Arc<Hub>, heard: Arc<Mutex<HashSet<u64>>>, accounts: Arc<Accounts>) {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval((self.lease / 3).max(Duration::from_millis(10)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -483,6 +501,7 @@ impl Leases {
                     Err(err) => tracing::warn!(%err, "reading the nodes' leases failed"),
                 }
                 hub.share_presence_all();
+                self.report_dropped();
                 if let Err(err) = accounts.check_live_sessions().await {
                     tracing::warn!(%err, "checking live sessions against the database failed");
                 }
