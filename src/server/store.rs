@@ -43,6 +43,24 @@ pub struct NewMessage {
     pub ts: u64,
 }
 
+impl NewMessage {
+    /// The message as stored in `room` under `seq`.
+    pub fn stored(self, room: &RoomId, seq: Seq) -> ChatMessage {
+        ChatMessage {
+            room: room.clone(),
+            seq,
+            author: self.author,
+            rich: crate::format::rich(&self.text),
+            text: self.text,
+            client_id: self.client_id,
+            ts: self.ts,
+            guest: self.author_key.is_guest(),
+            key: self.author_key,
+            ..Default::default()
+        }
+    }
+}
+
 /// A change someone asks for (an edit, deletion or reaction), before it has an `eseq`.
 #[derive(Clone, Debug)]
 pub struct NewChange {
@@ -211,18 +229,24 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         rooms: &'a [RoomId],
     ) -> BoxFuture<'a, Result<Vec<Counters>, StoreError>> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(rooms.len());
-            for room in rooms {
-                out.push((
-                    room.clone(),
-                    self.last_seq(room).await?,
-                    self.last_eseq(room).await?,
-                ));
-            }
-            Ok(out)
-        })
+        Box::pin(counters_one_by_one(self, rooms))
     }
+}
+
+/// [`Store::counters`] for a store that reads them room by room.
+async fn counters_one_by_one<S: Store + ?Sized>(
+    store: &S,
+    rooms: &[RoomId],
+) -> Result<Vec<Counters>, StoreError> {
+    let mut out = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        out.push((
+            room.clone(),
+            store.last_seq(room).await?,
+            store.last_eseq(room).await?,
+        ));
+    }
+    Ok(out)
 }
 
 /// Most readers whose marks [`MemoryStore`] keeps.
@@ -346,21 +370,11 @@ impl Store for MemoryStore {
                     continue;
                 }
                 state.last_seq = Seq(state.last_seq.0 + 1);
-                let msg = ChatMessage {
-                    room: room.clone(),
-                    seq: state.last_seq,
-                    author: new.author,
-                    rich: crate::format::rich(&new.text),
-                    text: new.text,
-                    client_id: new.client_id,
-                    ts: new.ts,
-                    guest: new.author_key.is_guest(),
-                    key: new.author_key.clone(),
-                    ..Default::default()
-                };
+                let author = new.author_key.clone();
+                let msg = new.stored(room, state.last_seq);
                 state.by_client.insert(key, msg.seq);
                 state.messages.push_back(msg.clone());
-                state.authors.push_back(new.author_key);
+                state.authors.push_back(author);
                 while state.messages.len() > retain {
                     if let (Some(old), Some(author)) =
                         (state.messages.pop_front(), state.authors.pop_front())

@@ -200,18 +200,7 @@ impl SqlStore {
                 };
                 if inserted == 1 {
                     last = seq;
-                    out.push(Appended::Stored(ChatMessage {
-                        room: room.clone(),
-                        seq: Seq(seq as u64),
-                        author: new.author,
-                        rich: crate::format::rich(&new.text),
-                        text: new.text,
-                        client_id: new.client_id,
-                        ts: new.ts,
-                        guest: new.author_key.is_guest(),
-                        key: new.author_key,
-                        ..Default::default()
-                    }));
+                    out.push(Appended::Stored(new.stored(room, Seq(seq as u64))));
                 } else {
                     let existing: i64 = sqlx::query_scalar(
                         "SELECT seq FROM messages \
@@ -649,15 +638,7 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, Result<Vec<Counters>, StoreError>> {
         Box::pin(async move {
             let Db::Postgres(pool) = &self.db else {
-                let mut out = Vec::with_capacity(rooms.len());
-                for room in rooms {
-                    let counters = (
-                        self.room_last_seq(room).await?,
-                        self.room_last_eseq(room).await?,
-                    );
-                    out.push((room.clone(), counters.0, counters.1));
-                }
-                return Ok(out);
+                return super::counters_one_by_one(self, rooms).await;
             };
             let names: Vec<&str> = rooms.iter().map(RoomId::as_str).collect();
             let rows: Vec<(String, i64, i64)> =
