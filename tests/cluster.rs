@@ -229,8 +229,10 @@ fn online(joined: &ServerMsg) -> Vec<String> {
 async fn the_online_list_is_the_union_of_the_nodes_and_moving_node_never_blinks() {
     let db = database().await;
     let nats = Nats::start().await;
-    let a = node(&db, &nats, &[]).await;
-    let b = node(&db, &nats, &[]).await;
+    // A grace period long enough that a busy host cannot stretch the move below past it.
+    let grace = [("HEARTH_PRESENCE_GRACE_MS", "3000")];
+    let a = node(&db, &nats, &grace).await;
+    let b = node(&db, &nats, &grace).await;
     let mut ada = connect_to(a.addr, "Ada", None).await;
     ada.join("general").await;
     let mut bob = connect_to(b.addr, "Bob", None).await;
@@ -251,7 +253,9 @@ async fn the_online_list_is_the_union_of_the_nodes_and_moving_node_never_blinks(
     presence_until(&mut bob, arrives("Marker")).await;
     cleo.hang_up().await;
     marker.hang_up().await;
-    // The person's own pause before reopening the tab, well within the 1 s grace period.
+    // Part of the scenario, not a wait for something: the person's own pause before
+    // reopening the tab, well within the 3 s grace period. (`hang_up` has already waited
+    // for A to close its side, so A is counting the grace period.)
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mut cleo = connect_cookie(b.addr, &cleo_cookie).await;
     cleo.join("general").await;
